@@ -1,0 +1,73 @@
+"""The Lua scripts of the Redis spend store. Each touches the keys of ONE hash slot (one `{...}` hash tag), so
+the same scripts run on Redis Cluster.
+
+Slot groups:
+  {p:<topic>:<partition>}  per Kafka partition: `applied` offset mark, `seen:<yyyymmdd>` event-id dedupe hashes
+                           (bucketed by event day: a duplicate has the same event_time, so the same bucket),
+                           `journal` of batches marked applied but not yet fanned out to the scopes.
+  {<kind>:<value>}         per budget scope (org:all, team:payments, model:openai/gpt-4o, ...): one hash per
+                           window (`h:..`, `d:..`, `w:..`, `m:..`) with spend / tagged / events / unpriced, and
+                           `wm`, the highest offset applied per partition — the per-slot idempotency mark.
+"""
+
+__all__ = ["DEDUPE", "JOURNAL", "APPLY_SCOPE"]
+
+# KEYS: seen-bucket keys.  ARGV: ttl_s, then triples (bucket index (1-based), event_id, offset).
+# Records where each event id was first seen; an id already seen at ANOTHER offset is a duplicate.
+# Idempotent: a redelivered event (same offset) is not a duplicate of itself.
+# Returns the 0-based positions (in triple order) of duplicates.
+DEDUPE = """
+local ttl = tonumber(ARGV[1])
+local dups = {}
+local touched = {}
+local n = 0
+for i = 2, #ARGV, 3 do
+  local k = KEYS[tonumber(ARGV[i])]
+  local off = ARGV[i + 2]
+  if redis.call('HSETNX', k, ARGV[i + 1], off) == 0 then
+    if redis.call('HGET', k, ARGV[i + 1]) ~= off then dups[#dups + 1] = n end
+  end
+  touched[k] = true
+  n = n + 1
+end
+for k, _ in pairs(touched) do redis.call('EXPIRE', k, ttl) end
+return dups
+"""
+
+# KEYS[1] applied mark, KEYS[2] journal hash.  ARGV: first_offset, last_offset, payload.
+# Marks the batch [first, last] applied for its partition and keeps its fan-out payload until the scopes hold it.
+# Returns {1, last} when accepted, {0, applied} when the batch overlaps what was applied (a stale or zombie batch).
+JOURNAL = """
+local applied = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if tonumber(ARGV[1]) <= applied then return {0, applied} end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('SET', KEYS[1], ARGV[2])
+return {1, tonumber(ARGV[2])}
+"""
+
+# KEYS[1] the scope's `wm` hash, KEYS[2..] the scope's window hashes.
+# ARGV: wm_field, last_offset, then per window key: expire_at, n_pairs, field, delta, ...
+# Applies the deltas unless this scope already holds the batch (wm >= last_offset); either way returns the
+# window hashes' `spend` after the call, so budgets are evaluated without another round trip.
+APPLY_SCOPE = """
+local wm = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
+local last = tonumber(ARGV[2])
+local fresh = wm < last
+local i = 3
+local out = {}
+for k = 2, #KEYS do
+  local expire_at = ARGV[i]
+  local n = tonumber(ARGV[i + 1])
+  i = i + 2
+  if fresh then
+    for j = 0, n - 1 do
+      redis.call('HINCRBY', KEYS[k], ARGV[i + 2 * j], ARGV[i + 2 * j + 1])
+    end
+    redis.call('EXPIREAT', KEYS[k], expire_at)
+  end
+  i = i + 2 * n
+  out[#out + 1] = tonumber(redis.call('HGET', KEYS[k], 'spend') or '0')
+end
+if fresh then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+return out
+"""

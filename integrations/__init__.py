@@ -1,0 +1,1 @@
+"""Integrations: the publisher SDK, the LiteLLM hook, OpenAI / Anthropic client wrappers."""

@@ -1,0 +1,101 @@
+"""Avro codec with Confluent wire framing: magic byte 0, 4-byte big-endian schema id, schemaless Avro body.
+
+A message holds either one usage event or a batch of them; the schema id tells which. Decoding returns a list
+of event dicts in both cases, so the worker has one shape to handle. Messages written with another version of
+the schema (an older or newer UsageEvent known to the catalog or the registry) are read through Avro schema
+resolution into this version's shape: added fields get their defaults, removed ones are skipped.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from typing import Any, Iterable
+
+from fastavro import schemaless_reader, schemaless_writer
+
+from schemas.catalog import BATCH_SUBJECT, USAGE_SUBJECT, Catalog, parsed_usage_schemas
+from schemas.errors import DecodeError, EncodeError, SchemaNotFound
+
+__all__ = ["UsageCodec", "MAGIC_BYTE", "HEADER_SIZE"]
+
+MAGIC_BYTE = 0
+_HEADER = struct.Struct(">bI")
+HEADER_SIZE = _HEADER.size
+_MAX_UNKNOWN_IDS = 1024  # ids cached as unknown, so a flood of junk does not hammer the registry
+
+
+class UsageCodec:
+    """Encode / decode usage events. Ids come from the offline catalog or a registry-backed one
+    (`schemas.registry.RegistryCatalog`); anything with `latest(subject, kind)` and `writer_schema(id)` fits.
+
+    `encode` / `encode_batch` raise EncodeError on a dict that does not fit the schema.
+    `decode` raises DecodeError with reason bad_magic, truncated, unknown_schema_id or corrupt_avro; a registry
+    outage raises SchemaRegistryUnavailable instead (retry, do not dead-letter).
+    """
+
+    def __init__(self, catalog: Any | None = None, event_id: int | None = None, batch_id: int | None = None) -> None:
+        self.catalog = catalog or Catalog.default()
+        self._event_schema, self._batch_schema = parsed_usage_schemas()
+        self.event_schema_id = event_id if event_id is not None else self.catalog.latest(USAGE_SUBJECT, "event").schema_id
+        self.batch_schema_id = batch_id if batch_id is not None else self.catalog.latest(BATCH_SUBJECT, "batch").schema_id
+        self._event_header = _HEADER.pack(MAGIC_BYTE, self.event_schema_id)
+        self._batch_header = _HEADER.pack(MAGIC_BYTE, self.batch_schema_id)
+        # schema id -> (writer schema, reader schema or None when identical, is_batch)
+        self._readers: dict[int, tuple[dict, dict | None, bool]] = {
+            self.event_schema_id: (self._event_schema, None, False),
+            self.batch_schema_id: (self._batch_schema, None, True),
+        }
+        self._unknown: set[int] = set()
+
+    def encode(self, event: dict[str, Any]) -> bytes:
+        """One event, framed. Missing optional fields take their Avro defaults."""
+        buf = io.BytesIO()
+        buf.write(self._event_header)
+        try:
+            schemaless_writer(buf, self._event_schema, event)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise EncodeError(f"event does not fit the schema: {exc}") from exc
+        return buf.getvalue()
+
+    def encode_batch(self, events: Iterable[dict[str, Any]]) -> bytes:
+        """Many events in one framed UsageBatch record."""
+        buf = io.BytesIO()
+        buf.write(self._batch_header)
+        try:
+            schemaless_writer(buf, self._batch_schema, {"events": list(events)})
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise EncodeError(f"batch does not fit the schema: {exc}") from exc
+        return buf.getvalue()
+
+    def decode(self, data: bytes | None) -> list[dict[str, Any]]:
+        """The events of one message, in this version's shape."""
+        if not data or len(data) < _HEADER.size:
+            raise DecodeError("truncated", f"{len(data or b'')} bytes is shorter than the 5-byte header")
+        magic, schema_id = _HEADER.unpack_from(data)
+        if magic != MAGIC_BYTE:
+            raise DecodeError("bad_magic", f"magic byte {magic} != 0")
+        reader = self._readers.get(schema_id) or self._resolve(schema_id)
+        writer, target, is_batch = reader
+        buf = io.BytesIO(data)
+        buf.seek(_HEADER.size)
+        try:
+            record = schemaless_reader(buf, writer, target)
+        except Exception as exc:  # fastavro raises EOFError, ValueError, UnicodeDecodeError, ... on bad bodies
+            raise DecodeError("corrupt_avro", f"{type(exc).__name__}: {exc}") from exc
+        if buf.tell() != len(data):
+            raise DecodeError("corrupt_avro", f"{len(data) - buf.tell()} trailing bytes after the record")
+        return record["events"] if is_batch else [record]
+
+    def _resolve(self, schema_id: int) -> tuple[dict, dict | None, bool]:
+        if schema_id in self._unknown:
+            raise DecodeError("unknown_schema_id", f"schema id {schema_id}")
+        try:
+            writer, is_batch = self.catalog.writer_schema(schema_id)
+        except SchemaNotFound as exc:
+            if len(self._unknown) < _MAX_UNKNOWN_IDS:
+                self._unknown.add(schema_id)
+            raise DecodeError("unknown_schema_id", f"schema id {schema_id}: {exc}") from None
+        reader = (writer, self._batch_schema if is_batch else self._event_schema, is_batch)
+        self._readers[schema_id] = reader
+        return reader

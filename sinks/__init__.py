@@ -1,0 +1,1 @@
+"""Sinks: ClickHouse (migrations, buffered writer, reports), alert notifiers, the dead-letter queue."""

@@ -1,0 +1,61 @@
+"""ClickHouse connection and versioned migrations. Same SQL on the embedded engine (chdb://) and on a server.
+
+`connect(dsn)` accepts `chdb:///abs/path` (in-process engine, one process per data dir) or `http(s)://host:port`.
+Migrations are the numbered files in sinks/migrations/, applied once each and recorded in `schema_migrations`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import urlparse
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+from spendstream.errors import ConfigError
+
+__all__ = ["connect", "migrate", "MIGRATIONS_DIR", "pending_migrations"]
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def connect(dsn: str) -> Client:
+    """A clickhouse-connect client for `dsn`. Raises ConfigError on an unusable DSN."""
+    if dsn.startswith("chdb://"):
+        path = Path(dsn.removeprefix("chdb://"))
+        path.mkdir(parents=True, exist_ok=True)
+        return clickhouse_connect.get_client(dsn=f"chdb://{path.resolve()}")
+    u = urlparse(dsn)
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise ConfigError(f"unusable ClickHouse DSN {dsn!r}")
+    return clickhouse_connect.get_client(dsn=dsn)
+
+
+def _statements(sql: str) -> list[str]:
+    body = "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
+    return [s.strip() for s in body.split(";") if s.strip()]
+
+
+def pending_migrations(client: Client, database: str) -> list[Path]:
+    done = {r[0] for r in client.query(f"SELECT version FROM {database}.schema_migrations").result_rows}
+    return [p for p in sorted(MIGRATIONS_DIR.glob("*.sql")) if p.stem not in done]
+
+
+def migrate(client: Client, database: str) -> list[str]:
+    """Apply every migration not yet recorded. Idempotent. Returns the versions applied now."""
+    if not _NAME.match(database):
+        raise ConfigError(f"database name {database!r} must be an identifier")
+    client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    client.command(
+        f"CREATE TABLE IF NOT EXISTS {database}.schema_migrations (version String, applied_at DateTime DEFAULT now()) "
+        "ENGINE = ReplacingMergeTree ORDER BY version"
+    )
+    applied = []
+    for path in pending_migrations(client, database):
+        for stmt in _statements(path.read_text()):
+            client.command(stmt.replace("{db}", database))
+        client.insert(f"{database}.schema_migrations", [[path.stem]], column_names=["version"])
+        applied.append(path.stem)
+    return applied

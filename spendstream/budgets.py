@@ -1,0 +1,67 @@
+"""Budgets: the pure evaluation of spend against limits, for the enforcement check and for alerts.
+
+A budget applies to an event or a request when its scope is one of the request's scopes (org, cost_center, team,
+use_case, team/use_case, provider/model, environment). Only `enforce` budgets throttle / deny / downgrade;
+`showback` budgets at most warn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.models import Budget
+from spendstream.money import usd_to_nanos
+
+__all__ = ["BudgetState", "budget_state", "decide", "DECISION_RANK"]
+
+DECISION_RANK = {"allow": 0, "warn": 1, "downgrade": 2, "throttle": 3, "deny": 4}
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetState:
+    budget: Budget
+    window: str
+    spent: int  # nano-USD booked in the window
+    held: int  # nano-USD reserved but not yet settled
+    limit: int
+
+    @property
+    def remaining(self) -> int:
+        return self.limit - self.spent - self.held
+
+    @property
+    def percent(self) -> float:
+        """Share of the limit used, for display only (money stays integer)."""
+        return 100.0 * (self.spent + self.held) / self.limit if self.limit else 100.0
+
+    def crossed(self) -> list[int]:
+        """Thresholds (percent) at or below the current spend; integer-exact."""
+        return [t for t in self.budget.thresholds if (self.spent + self.held) * 100 >= self.limit * t]
+
+
+def budget_state(budget: Budget, window: str, spent: int, held: int = 0) -> BudgetState:
+    return BudgetState(budget, window, spent, held, usd_to_nanos(budget.limit_usd))
+
+
+def decide(states: list[BudgetState], estimate: int) -> tuple[str, str, BudgetState | None]:
+    """(decision, reason, binding budget) for a call estimated to cost `estimate` nano-USD.
+
+    The strictest applicable answer wins. An enforce budget whose remaining room is smaller than the estimate
+    answers its action; a showback budget in the same state, or any budget past its highest soft threshold,
+    answers warn.
+    """
+    best = ("allow", "within budget", None)
+    for s in states:
+        if s.remaining < estimate or s.remaining <= 0:
+            if s.budget.mode == "enforce":
+                verdict = s.budget.action
+                reason = f"budget {s.budget.id} exhausted: {s.percent:.1f}% of limit used"
+            else:
+                verdict, reason = "warn", f"showback budget {s.budget.id} over its limit"
+        elif s.crossed():
+            verdict, reason = "warn", f"budget {s.budget.id} at {s.percent:.1f}% of limit"
+        else:
+            continue
+        if DECISION_RANK[verdict] > DECISION_RANK[best[0]]:
+            best = (verdict, reason, s)
+    return best

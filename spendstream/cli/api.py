@@ -1,0 +1,48 @@
+"""`spendstream api`: the enforcement HTTP API."""
+
+from __future__ import annotations
+
+import time
+
+import typer
+
+from spendstream.cli._common import settings_or_exit
+from spendstream.pricing import default_price_book
+
+__all__ = ["register", "build_api"]
+
+
+def build_api(settings):
+    import redis.asyncio as aioredis
+
+    from enforcement.api import create_app
+    from enforcement.checker import Checker
+    from enforcement.redis_store import RedisSpendStore
+
+    store = RedisSpendStore(
+        aioredis.Redis.from_url(
+            settings.redis.url, socket_timeout=settings.redis.socket_timeout_s,
+            socket_connect_timeout=settings.redis.socket_timeout_s,
+        ),
+        settings.redis.prefix,
+    )
+    if settings.worker.price_book:
+        from spendstream.cli.files import load_price_book
+
+        prices = load_price_book(settings.worker.price_book)
+    else:
+        prices = default_price_book()
+    return create_app(Checker(store, prices, lambda: time.time_ns() // 1_000_000))
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("api")
+    def api(
+        host: str = typer.Option(None, help="Listen address (default SPENDSTREAM_API__HOST, 127.0.0.1)"),
+        port: int = typer.Option(None, help="Port (default SPENDSTREAM_API__PORT, 18080)"),
+    ) -> None:
+        """Run the enforcement API: POST /v1/check before calling a model."""
+        import uvicorn
+
+        s = settings_or_exit()
+        uvicorn.run(build_api(s), host=host or s.api.host, port=port or s.api.port, log_level="warning")

@@ -1,0 +1,41 @@
+"""`spendstream db migrate|status`: versioned ClickHouse migrations (sinks/migrations/*.sql), idempotent."""
+
+from __future__ import annotations
+
+import typer
+
+from spendstream.cli._common import console, settings_or_exit
+
+__all__ = ["register"]
+
+db = typer.Typer(help="ClickHouse schema: versioned migrations, same SQL on chdb:// and a server.", no_args_is_help=True)
+
+
+@db.command("migrate")
+def migrate_cmd() -> None:
+    """Apply every migration not yet applied (safe to run again)."""
+    from sinks.clickhouse import connect, migrate
+
+    s = settings_or_exit()
+    applied = migrate(connect(s.clickhouse.resolved_dsn()), s.clickhouse.database)
+    console.print(f"applied: {', '.join(applied) or 'nothing (up to date)'}")
+
+
+@db.command("status")
+def status_cmd() -> None:
+    """List migrations not yet applied."""
+    from sinks.clickhouse import connect, pending_migrations
+
+    s = settings_or_exit()
+    client = connect(s.clickhouse.resolved_dsn())
+    client.command(f"CREATE DATABASE IF NOT EXISTS {s.clickhouse.database}")
+    client.command(
+        f"CREATE TABLE IF NOT EXISTS {s.clickhouse.database}.schema_migrations (version String, applied_at DateTime DEFAULT now()) "
+        "ENGINE = ReplacingMergeTree ORDER BY version"
+    )
+    pending = pending_migrations(client, s.clickhouse.database)
+    console.print(f"pending: {', '.join(p.stem for p in pending) or 'none'}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(db, name="db")

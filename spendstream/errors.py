@@ -1,0 +1,22 @@
+"""Typed errors of the core. All derive from `schemas.errors.SpendstreamError`, the one root."""
+
+from schemas.errors import DecodeError, SchemaNotFound, SpendstreamError
+
+__all__ = ["SpendstreamError", "DecodeError", "SchemaNotFound", "InvalidEvent", "ConfigError", "StoreUnavailable"]
+
+
+class InvalidEvent(SpendstreamError):
+    """A decoded event that cannot be booked; `reason` is the DLQ code."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class ConfigError(SpendstreamError):
+    """A settings, price book, budget or allocation file that cannot be used."""
+
+
+class StoreUnavailable(SpendstreamError):
+    """The spend store (Redis) did not answer in time."""

@@ -1,0 +1,132 @@
+"""One frozen Settings object, built once per entry point and passed down. Environment prefix `SPENDSTREAM_`,
+nested sections with `__`: e.g. SPENDSTREAM_REDIS__URL, SPENDSTREAM_KAFKA__BOOTSTRAP_SERVERS.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from spendstream.errors import ConfigError
+
+__all__ = ["Settings", "load_settings", "ENV_PREFIX"]
+
+ENV_PREFIX = "SPENDSTREAM_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: str = "127.0.0.1:19092"
+    usage_topic: str = "spend.usage.v1"
+    alerts_topic: str = "spend.alerts.v1"
+    decisions_topic: str = "spend.decisions.v1"
+    dlq_topic: str = "spend.dlq.v1"
+    partitions: int = Field(default=4, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    consumer_group: str = "spendstream-usage"
+    session_timeout_s: float = Field(default=6.0, gt=0, description="tansu joins in ~half of this: keep 6 s in dev")
+    schema_registry_url: str | None = None
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _hosts(cls, v: str) -> str:
+        for hp in v.split(","):
+            host, _, port = hp.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"expected host:port[,host:port], got {v!r}")
+        return v
+
+
+class RedisSettings(_Section):
+    url: str = "redis://127.0.0.1:16379/0"
+    prefix: str = "ss"
+    socket_timeout_s: float = Field(default=0.05, gt=0, description="tight: the API must answer even when Redis is gone")
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"expected redis://host:port/db, got {v!r}")
+        return v
+
+
+class ClickHouseSettings(_Section):
+    dsn: str = "chdb://./.spendstream/clickhouse"
+    database: str = "spendstream"
+    flush_rows: int = Field(default=50_000, ge=1)
+    flush_interval_s: float = Field(default=1.0, gt=0)
+
+    @field_validator("dsn")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        if not v.startswith(("chdb://", "http://", "https://")):
+            raise ValueError(f"expected chdb:///abs/path or http(s)://host:port, got {v!r}")
+        return v
+
+    def resolved_dsn(self) -> str:
+        """chdb:// with an absolute path (one process per data dir)."""
+        if self.dsn.startswith("chdb://"):
+            return "chdb://" + str(Path(self.dsn.removeprefix("chdb://")).resolve())
+        return self.dsn
+
+
+class ApiSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=18080, ge=1, le=65535)
+    bootstrap_admin_key: SecretStr | None = None
+
+
+class AlertSettings(_Section):
+    slack_webhook_url: SecretStr | None = None
+    pagerduty_routing_key: SecretStr | None = None
+    pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+
+
+class WorkerSettings(_Section):
+    batch_max: int = Field(default=2000, ge=1)
+    poll_timeout_s: float = Field(default=0.05, gt=0)
+    price_book: Path | None = None
+    budgets_file: Path | None = None
+    max_future_s: int = Field(default=3600, ge=0, description="events further ahead than this go to the DLQ")
+    retention_days: int = Field(default=62, ge=1, description="older events go to the DLQ")
+    app_id: str = Field(default="spendstream-worker", description="Faust app id (its own consumer group)")
+    web_port: int = Field(default=16066, ge=1, le=65535, description="Faust web: /metrics")
+
+
+class ServiceSettings(_Section):
+    state_dir: Path = Path(".spendstream")
+    kafka_port: int = 19092
+    redis_port: int = 16379
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", frozen=True, extra="forbid"
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    redis: RedisSettings = RedisSettings()
+    clickhouse: ClickHouseSettings = ClickHouseSettings()
+    api: ApiSettings = ApiSettings()
+    alerts: AlertSettings = AlertSettings()
+    worker: WorkerSettings = WorkerSettings()
+    services: ServiceSettings = ServiceSettings()
+
+
+def load_settings(**overrides) -> Settings:
+    """Build Settings from the environment; raise ConfigError naming the variable on bad values."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            var = ENV_PREFIX + "__".join(str(p) for p in err["loc"]).upper()
+            lines.append(f"{var}: {err['msg']}")
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from exc

@@ -1,0 +1,80 @@
+"""Tumbling event-time windows: hour, day, ISO week, calendar month — all UTC.
+
+A window is named by a short stable id used in Redis keys and reports:
+    h:2026112413   d:20261124   w:2026W48   m:202611
+A timestamp falls in exactly one window of each kind; the window is [start, end).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import NamedTuple
+
+__all__ = ["WindowIds", "window_ids", "window_bounds", "period_window", "period_bounds", "PERIOD_KINDS", "HOUR_MS", "DAY_MS"]
+
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+PERIOD_KINDS = {"hour": "h", "day": "d", "week": "w", "month": "m"}
+
+
+class WindowIds(NamedTuple):
+    hour: str
+    day: str
+    week: str
+    month: str
+
+
+@lru_cache(maxsize=4096)
+def _ids_for_hour(hour_index: int) -> WindowIds:
+    t = datetime.fromtimestamp(hour_index * 3600, UTC)
+    iso = t.isocalendar()
+    return WindowIds(
+        f"h:{t:%Y%m%d%H}", f"d:{t:%Y%m%d}", f"w:{iso.year}W{iso.week:02d}", f"m:{t:%Y%m}"
+    )
+
+
+def window_ids(ts_ms: int) -> WindowIds:
+    """The four window ids the event-time `ts_ms` (UTC epoch ms) falls in. Cached per hour: hot path."""
+    return _ids_for_hour(ts_ms // HOUR_MS)
+
+
+def period_window(period: str, ts_ms: int) -> str:
+    """Window id of `period` (hour | day | week | month) containing ts_ms."""
+    return getattr(window_ids(ts_ms), period)
+
+
+def window_bounds(window_id: str) -> tuple[datetime, datetime]:
+    """[start, end) of a window id, as aware UTC datetimes."""
+    kind, _, rest = window_id.partition(":")
+    if kind == "h":
+        start = datetime.strptime(rest, "%Y%m%d%H").replace(tzinfo=UTC)
+        return start, start + timedelta(hours=1)
+    if kind == "d":
+        start = datetime.strptime(rest, "%Y%m%d").replace(tzinfo=UTC)
+        return start, start + timedelta(days=1)
+    if kind == "w":
+        year, week = rest.split("W")
+        start = datetime.fromisocalendar(int(year), int(week), 1).replace(tzinfo=UTC)
+        return start, start + timedelta(days=7)
+    if kind == "m":
+        start = datetime.strptime(rest, "%Y%m").replace(tzinfo=UTC)
+        nxt = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+        return start, nxt
+    raise ValueError(f"not a window id: {window_id!r}")
+
+
+def period_bounds(period: str, ts_ms: int) -> tuple[int, int]:
+    """[start_ms, end_ms) of the `period` window containing ts_ms."""
+    start, end = window_bounds(period_window(period, ts_ms))
+    return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+
+
+_KEEP_S = {"h": 7 * 86400, "d": 62 * 86400, "w": 62 * 86400, "m": 400 * 86400}
+
+
+@lru_cache(maxsize=8192)
+def expire_at(window_id: str) -> int:
+    """Epoch seconds after which a live counter of this window may be dropped (reports read ClickHouse)."""
+    _, end = window_bounds(window_id)
+    return int(end.timestamp()) + _KEEP_S[window_id[0]]

@@ -1,0 +1,1 @@
+"""The Faust worker: thin wiring of the pure core and the adapters."""

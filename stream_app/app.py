@@ -1,0 +1,86 @@
+"""The Faust worker app: built by the entry point from Settings and concrete clients, never at import time."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import faust
+import redis.asyncio as aioredis
+from confluent_kafka import Consumer, Producer
+from prometheus_client import generate_latest
+
+from enforcement.redis_store import RedisSpendStore
+from schemas.codec import UsageCodec
+from sinks.clickhouse import connect, migrate
+from sinks.clickhouse_writer import ClickHouseWriter
+from sinks.dlq import DeadLetterQueue
+from spendstream.pricing import PriceBook
+from spendstream.settings import Settings
+from spendstream.validation import Limits
+from stream_app.consumer import UsageConsumer
+from stream_app.metrics import Metrics
+from stream_app.processor import BatchProcessor
+
+__all__ = ["WorkerParts", "build_worker"]
+
+log = logging.getLogger(__name__)
+
+
+def _clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class WorkerParts:
+    app: faust.App
+    consumer: UsageConsumer
+    metrics: Metrics
+
+
+def build_worker(settings: Settings, prices: PriceBook) -> WorkerParts:
+    k = settings.kafka
+    app = faust.App(
+        settings.worker.app_id,
+        broker=f"kafka://{k.bootstrap_servers}",
+        broker_session_timeout=k.session_timeout_s,
+        store="memory://",
+        topic_allow_declare=False,  # topics come from `spendstream topics create`, never auto-created
+        web_host="127.0.0.1",
+        web_port=settings.worker.web_port,
+        producer_acks=-1,
+    )
+    ch = connect(settings.clickhouse.resolved_dsn())
+    migrate(ch, settings.clickhouse.database)
+    store = RedisSpendStore(
+        aioredis.Redis.from_url(settings.redis.url, socket_timeout=5.0), settings.redis.prefix
+    )
+    processor = BatchProcessor(
+        UsageCodec(), prices, store, ClickHouseWriter(ch, settings.clickhouse.database), _clock_ms,
+        Limits(max_future_ms=settings.worker.max_future_s * 1000, retention_ms=settings.worker.retention_days * 86_400_000),
+    )
+    producer = Producer({"bootstrap.servers": k.bootstrap_servers, "linger.ms": 5, "enable.idempotence": False})
+    consumer = Consumer({
+        "bootstrap.servers": k.bootstrap_servers,
+        "group.id": k.consumer_group,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": int(k.session_timeout_s * 1000),
+        "fetch.min.bytes": 1,
+        "queued.max.messages.kbytes": 65536,
+    })
+    metrics = Metrics()
+    usage = UsageConsumer(
+        consumer, k.usage_topic, processor, DeadLetterQueue(producer, k.dlq_topic), metrics,
+        batch_max=settings.worker.batch_max, poll_timeout_s=settings.worker.poll_timeout_s,
+        flush_interval_s=settings.clickhouse.flush_interval_s, flush_rows=settings.clickhouse.flush_rows,
+        loop=None,
+    )
+    app.add_dependency(usage)
+
+    @app.page("/metrics")
+    async def metrics_page(self, request):  # noqa: ARG001 - faust view signature
+        return self.bytes(generate_latest(metrics.registry), content_type="text/plain; version=0.0.4")
+
+    return WorkerParts(app, usage, metrics)

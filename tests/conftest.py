@@ -1,0 +1,137 @@
+"""Shared fixtures. Integration fixtures start REAL servers (tansu, redis-server, the chdb engine) once per
+session through the project's own launcher; each test gets its own topics, Redis key prefix, ClickHouse database
+and consumer group, so tests never see each other's data."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Servers:
+    state_dir: Path
+    kafka_port: int
+    redis_port: int
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory) -> Servers:
+    from spendstream.cli.launcher import Launcher
+
+    state = tmp_path_factory.mktemp("services")
+    srv = Servers(state, free_port(), free_port())
+    launcher = Launcher(state, srv.kafka_port, srv.redis_port)
+    launcher.up()
+    yield srv
+    launcher.down()
+
+
+@dataclass
+class Isolated:
+    """One test's private slice of the shared servers, as Settings and as the env of a child process."""
+
+    servers: Servers
+    name: str
+    env: dict[str, str]
+
+    def settings(self):
+        from spendstream.settings import Settings
+
+        return Settings()  # reads self.env, which the fixture put into os.environ
+
+    @property
+    def usage_topic(self) -> str:
+        return self.env["SPENDSTREAM_KAFKA__USAGE_TOPIC"]
+
+    @property
+    def prefix(self) -> str:
+        return self.env["SPENDSTREAM_REDIS__PREFIX"]
+
+    @property
+    def ch_dsn(self) -> str:
+        return self.env["SPENDSTREAM_CLICKHOUSE__DSN"]
+
+    @property
+    def database(self) -> str:
+        return self.env["SPENDSTREAM_CLICKHOUSE__DATABASE"]
+
+
+@pytest.fixture
+def isolated(servers, tmp_path, monkeypatch) -> Isolated:
+    name = "t" + uuid.uuid4().hex[:10]
+    env = {
+        "SPENDSTREAM_KAFKA__BOOTSTRAP_SERVERS": servers.bootstrap,
+        "SPENDSTREAM_KAFKA__USAGE_TOPIC": f"{name}.usage",
+        "SPENDSTREAM_KAFKA__ALERTS_TOPIC": f"{name}.alerts",
+        "SPENDSTREAM_KAFKA__DECISIONS_TOPIC": f"{name}.decisions",
+        "SPENDSTREAM_KAFKA__DLQ_TOPIC": f"{name}.dlq",
+        "SPENDSTREAM_KAFKA__CONSUMER_GROUP": f"{name}-usage",
+        "SPENDSTREAM_REDIS__URL": servers.redis_url,
+        "SPENDSTREAM_REDIS__PREFIX": name,
+        "SPENDSTREAM_CLICKHOUSE__DSN": f"chdb://{tmp_path / 'clickhouse'}",
+        "SPENDSTREAM_CLICKHOUSE__DATABASE": name,
+        "SPENDSTREAM_CLICKHOUSE__FLUSH_INTERVAL_S": "0.2",
+        "SPENDSTREAM_SERVICES__STATE_DIR": str(servers.state_dir),
+        "SPENDSTREAM_API__PORT": str(free_port()),
+        "SPENDSTREAM_WORKER__WEB_PORT": str(free_port()),
+        "SPENDSTREAM_WORKER__APP_ID": f"{name}-worker",
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return Isolated(servers, name, env)
+
+
+@contextmanager
+def child(args: list[str], env: dict[str, str], log: Path, stop_timeout: float = 30.0):
+    """Run `python -m spendstream ARGS` as a child process; SIGTERM (graceful) on exit."""
+    full = {**os.environ, **env}
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "spendstream", *args], env=full, stdout=out,
+                                stderr=subprocess.STDOUT, cwd=ROOT)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(stop_timeout)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def wait_until(predicate, timeout: float = 60.0, interval: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")

@@ -1,0 +1,97 @@
+"""The walking skeleton on real servers: Avro events -> tansu -> worker -> Redis + ClickHouse -> enforcement API."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+import redis
+from confluent_kafka import Producer
+
+from schemas.codec import UsageCodec
+from schemas.models import Budget, BudgetScope
+from sinks.clickhouse import connect
+from spendstream.allocation import owner_of
+from spendstream.cli.services import create_topics
+from spendstream.money import format_usd
+from spendstream.pricing import default_price_book
+from spendstream.synthetic import SyntheticStream
+from spendstream.windows import window_ids
+from tests.conftest import child, wait_until
+
+pytestmark = pytest.mark.integration
+
+N = 3000
+
+
+def _publish(settings, events) -> None:
+    codec = UsageCodec()
+    p = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "linger.ms": 5})
+    for e in events:
+        p.produce(settings.kafka.usage_topic, key=(e["team"] or "").encode(), value=codec.encode(e))
+    assert p.flush(30) == 0
+
+
+def _hget(r: redis.Redis, key: str, field: str = "spend") -> int:
+    return int(r.hget(key, field) or 0)
+
+
+def _check(port: int, team: str) -> dict:
+    body = {"team": team, "provider": "openai", "model": "gpt-4o", "estimated_input_tokens": 1000,
+            "estimated_output_tokens": 100, "environment": "production"}
+    return httpx.post(f"http://127.0.0.1:{port}/v1/check", json=body, timeout=5).json()
+
+
+def test_events_flow_to_redis_clickhouse_and_flip_the_api_decision(isolated, tmp_path):
+    settings = isolated.settings()
+    create_topics(settings)
+    now = int(time.time() * 1000)
+    events = list(SyntheticStream(seed=11).events(N, now))
+    book = default_price_book()
+    expected_total = sum(book.price(e).charged_nanos for e in events)
+    payments = [e for e in events if owner_of(e).team == "payments"]
+    payments_total = sum(book.price(e).charged_nanos for e in payments)
+    assert payments and 0 < payments_total
+
+    # A monthly enforce budget for payments that this stream will cross, between the two checks.
+    limit = payments_total // 2
+    budget = Budget(id="payments-m", scope=BudgetScope(kind="team", value="payments"), period="month",
+                    limit_usd=format_usd(limit), mode="enforce", action="deny")
+    from spendstream.cli.budgets import store_for
+
+    asyncio.run(store_for(settings).put_budget(budget))
+    r = redis.Redis.from_url(settings.redis.url)
+    month = window_ids(now).month
+    org_key = f"{isolated.prefix}:{{org:all}}:{month}"
+    api_port = settings.api.port
+
+    with child(["api"], isolated.env, tmp_path / "api.log"):
+        wait_until(lambda: _ok(api_port), 20, what="API up")
+        assert _check(api_port, "payments")["decision"] == "allow"
+
+        with child(["worker"], isolated.env, tmp_path / "worker.log"):
+            _publish(settings, events)
+            wait_until(lambda: _hget(r, org_key, "events") >= N, 90, what=f"{N} events in Redis")
+
+        # Redis: exact to the nano-USD, per org and per team.
+        assert _hget(r, org_key) == expected_total
+        assert _hget(r, f"{isolated.prefix}:{{team:payments}}:{month}") == payments_total
+
+        denied = _check(api_port, "payments")
+        assert denied["decision"] == "deny", denied
+        assert denied["budgets"][0]["budget_id"] == "payments-m"
+        assert _check(api_port, "search")["decision"] == "allow"
+
+    # ClickHouse (worker stopped: the embedded engine's data dir is free): rows and cost exact.
+    ch = connect(isolated.ch_dsn)
+    count, total = ch.query(f"SELECT count(), sum(cost) FROM {isolated.database}.priced_events FINAL").result_rows[0]
+    assert (count, int(total)) == (N, expected_total)
+
+
+def _ok(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
