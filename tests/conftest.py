@@ -126,6 +126,19 @@ def child(args: list[str], env: dict[str, str], log: Path, stop_timeout: float =
                     proc.wait()
 
 
+def query_clickhouse(env: dict[str, str], sql: str) -> list[list]:
+    """Run SQL through `spendstream db query --json` in a child process. The embedded engine (chdb) allows one
+    data dir per process, and the test process keeps its own; a worker's data dir is read from a child."""
+    import json
+
+    out = subprocess.run(
+        [sys.executable, "-m", "spendstream", "db", "query", "--json", sql], env={**os.environ, **env},
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def wait_until(predicate, timeout: float = 60.0, interval: float = 0.2, what: str = "condition"):
     deadline = time.monotonic() + timeout
     last = None
@@ -135,3 +148,29 @@ def wait_until(predicate, timeout: float = 60.0, interval: float = 0.2, what: st
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+@pytest.fixture(scope="session")
+def chdb_path(tmp_path_factory) -> Path:
+    """The ONE embedded ClickHouse data dir this test process may open (chdb: one data dir per process)."""
+    return tmp_path_factory.mktemp("chdb-inprocess")
+
+
+@dataclass
+class ClickHouseDb:
+    client: object
+    database: str
+    dsn: str
+
+
+@pytest.fixture
+def clickhouse(chdb_path) -> ClickHouseDb:
+    """A fresh, migrated database on the real ClickHouse engine, private to the test."""
+    from sinks.clickhouse import connect, migrate
+
+    dsn = f"chdb://{chdb_path}"
+    client = connect(dsn)
+    db = "t" + uuid.uuid4().hex[:10]
+    migrate(client, db)
+    yield ClickHouseDb(client, db, dsn)
+    client.command(f"DROP DATABASE IF EXISTS {db}")

@@ -37,5 +37,29 @@ def status_cmd() -> None:
     console.print(f"pending: {', '.join(p.stem for p in pending) or 'none'}")
 
 
+@db.command("query")
+def query_cmd(
+    sql: str = typer.Argument(..., help="One SELECT; `{db}` is replaced by the configured database"),
+    as_json: bool = typer.Option(False, "--json", help="Print rows as a JSON array of arrays"),
+) -> None:
+    """Run a read-only query against ClickHouse (the embedded engine allows one process per data dir: stop the
+    worker first when using chdb://)."""
+    import json
+
+    from rich.table import Table
+
+    from sinks.clickhouse import connect
+
+    s = settings_or_exit()
+    res = connect(s.clickhouse.resolved_dsn()).query(sql.replace("{db}", s.clickhouse.database), settings={"readonly": 1})
+    if as_json:
+        typer.echo(json.dumps([list(r) for r in res.result_rows], default=str))
+        return
+    t = Table(*res.column_names)
+    for r in res.result_rows:
+        t.add_row(*(str(v) for v in r))
+    console.print(t)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(db, name="db")

@@ -12,14 +12,13 @@ from confluent_kafka import Producer
 
 from schemas.codec import UsageCodec
 from schemas.models import Budget, BudgetScope
-from sinks.clickhouse import connect
 from spendstream.allocation import owner_of
 from spendstream.cli.services import create_topics
 from spendstream.money import format_usd
 from spendstream.pricing import default_price_book
 from spendstream.synthetic import SyntheticStream
 from spendstream.windows import window_ids
-from tests.conftest import child, wait_until
+from tests.conftest import child, query_clickhouse, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -85,8 +84,7 @@ def test_events_flow_to_redis_clickhouse_and_flip_the_api_decision(isolated, tmp
         assert _check(api_port, "search")["decision"] == "allow"
 
     # ClickHouse (worker stopped: the embedded engine's data dir is free): rows and cost exact.
-    ch = connect(isolated.ch_dsn)
-    count, total = ch.query(f"SELECT count(), sum(cost) FROM {isolated.database}.priced_events FINAL").result_rows[0]
+    count, total = query_clickhouse(isolated.env, "SELECT count(), sum(cost) FROM {db}.priced_events FINAL")[0]
     assert (count, int(total)) == (N, expected_total)
 
 
