@@ -35,3 +35,11 @@ class Keys:
     # budgets: small, read often, one slot
     def budgets(self) -> str:
         return f"{self.prefix}:{{budgets}}:all"
+
+    def decisions(self) -> str:
+        """Active throttle / deny / downgrade decisions written by the stream: field budget_id -> JSON."""
+        return f"{self.prefix}:{{budgets}}:decisions"
+
+    def alert_fired(self, budget_id: str, window_id: str, kind: str, threshold: int | str) -> str:
+        """Set-once marker: an alert fires once per (budget, period window, kind, threshold)."""
+        return f"{self.prefix}:{{budgets}}:fired:{budget_id}:{window_id}:{kind}:{threshold}"

@@ -143,6 +143,44 @@ class RedisSpendStore:
         except RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
+    # ---- alerts and decisions (the `{budgets}` slot) ----------------------------------------------------------
+    async def mark_fired(self, markers: list[tuple[tuple[str, str, str, int], int]]) -> list[bool]:
+        """Set-once markers ((budget, window, kind, threshold), expire_at_s). True where this call set it first."""
+        if not markers:
+            return []
+        pipe = self.r.pipeline(transaction=False)
+        for (budget_id, window, kind, threshold), exp in markers:
+            pipe.set(self.keys.alert_fired(budget_id, window, kind, threshold), 1, nx=True, exat=exp)
+        try:
+            return [bool(x) for x in await pipe.execute()]
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def clear_fired(self, budget_id: str, window: str, kind: str, threshold: int) -> None:
+        try:
+            await self.r.delete(self.keys.alert_fired(budget_id, window, kind, threshold))
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def decisions(self) -> dict[str, dict]:
+        try:
+            raw = await self.r.hgetall(self.keys.decisions())
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return {_s(k): json.loads(v) for k, v in raw.items()}
+
+    async def put_decision(self, budget_id: str, record: dict) -> None:
+        try:
+            await self.r.hset(self.keys.decisions(), budget_id, json.dumps(record))
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def remove_decision(self, budget_id: str) -> bool:
+        try:
+            return bool(await self.r.hdel(self.keys.decisions(), budget_id))
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
     async def budgets(self) -> list[Budget]:
         try:
             raw = await self.r.hgetall(self.keys.budgets())

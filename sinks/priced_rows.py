@@ -17,7 +17,7 @@ PRICED_COLUMNS = (
     "input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens",
     "request_count", "gpu_seconds", "accelerator_type", "egress_bytes",
     "cost_input", "cost_output", "cost_cached_input", "cost_cache_write", "cost_reasoning", "cost_request",
-    "cost_gpu", "cost_egress", "list_cost", "contracted_cost", "cost", "price_version", "price_rule", "unpriced",
+    "cost_gpu", "cost_egress", "list_cost", "contracted_cost", "cost", "price_version", "price_rule", "unpriced", "late",
     "attributes", "kafka_topic", "kafka_partition", "kafka_offset",
 )
 
@@ -27,7 +27,8 @@ def _ts(ms: int) -> datetime:
 
 
 def priced_row(
-    e: Mapping[str, Any], owner: Owner, p: PricedCost, topic: str, partition: int, offset: int, ingested_ms: int
+    e: Mapping[str, Any], owner: Owner, p: PricedCost, topic: str, partition: int, offset: int, ingested_ms: int,
+    late: bool = False,
 ) -> list[Any]:
     g = e.get
     return [
@@ -39,5 +40,5 @@ def priced_row(
         g("input_tokens", 0), g("output_tokens", 0), g("cached_input_tokens", 0), g("cache_write_tokens", 0),
         g("reasoning_tokens", 0), g("request_count", 0), float(g("gpu_seconds") or 0.0), g("accelerator_type") or "",
         g("egress_bytes", 0), *p.components, p.list_nanos, p.contracted_nanos, p.charged_nanos,
-        p.price_version, p.rule, int(p.unpriced), dict(g("attributes") or {}), topic, partition, offset,
+        p.price_version, p.rule, int(p.unpriced), int(late), dict(g("attributes") or {}), topic, partition, offset,
     ]

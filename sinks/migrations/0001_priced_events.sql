@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS {db}.priced_events
     price_version       LowCardinality(String),
     price_rule          LowCardinality(String),
     unpriced            UInt8,
+    late                UInt8 COMMENT '1 when the event arrived after its month closed',
     attributes          Map(String, String),
     kafka_topic         LowCardinality(String),
     kafka_partition     Int32,
