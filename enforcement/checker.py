@@ -1,38 +1,62 @@
-"""The enforcement check: which budgets apply to a request, how much they have spent, and the answer.
+"""The enforcement check: which budgets apply to a request, how much they have spent and hold, and the answer;
+with `reserve`, the estimate is held against those budgets in the same Redis step that checks them.
 
-Shared by the HTTP API and the in-process client, so both give the same answer.
+Shared by the HTTP API and the in-process client, so both give the same answer. Money is integer nano-USD
+inside and a decimal string in the request / response.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import asyncio
+import time
+import uuid
+from typing import Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from enforcement.ratelimit import Throttle
 from enforcement.redis_store import RedisSpendStore
+from enforcement.reservations import Cell, Reservations
 from schemas.models import Budget
 from spendstream.allocation import UNALLOCATED
 from spendstream.budgets import BudgetState, budget_state, decide
 from spendstream.errors import StoreUnavailable
 from spendstream.money import format_usd, usd_to_nanos
 from spendstream.pricing import PriceBook
-from spendstream.windows import period_window
+from spendstream.windows import expire_at, period_window
 
-__all__ = ["CheckRequest", "CheckResponse", "AppliedBudget", "Checker", "request_scopes"]
+__all__ = ["CheckRequest", "CheckResponse", "AppliedBudget", "Checker", "request_scopes", "STORE_UNAVAILABLE"]
+
+STORE_UNAVAILABLE = "spend store unavailable"
+REFUSALS = ("throttle", "deny", "downgrade")  # the actions that stop a call at an enforce budget's limit
+Name = Field(min_length=1, max_length=200)
+_TAGS = ("use_case", "cost_center", "environment")
 
 
 class CheckRequest(BaseModel):
+    """A call about to be made. Give token estimates (priced with the price book) or estimated_cost_usd."""
+
     model_config = ConfigDict(extra="forbid")
 
-    team: str = Field(min_length=1, max_length=200)
+    team: str = Name
     use_case: str = Field(default=UNALLOCATED, min_length=1, max_length=200)
     cost_center: str = Field(default=UNALLOCATED, min_length=1, max_length=200)
     environment: str = Field(default=UNALLOCATED, min_length=1, max_length=50)
     provider: str = Field(min_length=1, max_length=100)
-    model: str = Field(min_length=1, max_length=200)
+    model: str = Name
     estimated_input_tokens: int = Field(default=0, ge=0, le=100_000_000)
     estimated_output_tokens: int = Field(default=0, ge=0, le=100_000_000)
-    estimated_cost_usd: str | None = Field(default=None, pattern=r"^\d{1,9}(\.\d{1,9})?$")
+    estimated_cost_usd: str | None = Field(default=None, pattern=r"^\d{1,9}(\.\d{1,9})?$", description="USD decimal")
+    reserve: bool = Field(default=False, description="hold the estimate until settled, released or expired")
+    hold_ttl_s: int = Field(default=300, ge=1, le=86_400, description="seconds a reservation holds when not settled")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _missing_tags(cls, data: object) -> object:
+        """A null optional tag is booked to `unallocated`, as the stream does for events."""
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (v is None and k in _TAGS)}
+        return data
 
     @model_validator(mode="after")
     def _estimate(self) -> "CheckRequest":
@@ -42,22 +66,29 @@ class CheckRequest(BaseModel):
 
 
 class AppliedBudget(BaseModel):
+    """One budget that applied. Amounts are USD decimal strings; null when the spend store was unavailable."""
+
     budget_id: str
     scope: str
     period: str
+    window: str
     mode: str
-    spent_usd: str
+    action: str
     limit_usd: str
-    remaining_usd: str
+    spent_usd: str | None
+    held_usd: str | None
+    remaining_usd: str | None
 
 
 class CheckResponse(BaseModel):
-    decision: str
+    decision: Literal["allow", "warn", "throttle", "deny", "downgrade"]
     reason: str
     estimated_cost_usd: str
     budgets: list[AppliedBudget]
-    suggested_model: str | None = None
-    retry_after: float | None = None
+    suggested_model: str | None = Field(default=None, description="on downgrade: the model to call instead")
+    retry_after: float | None = Field(default=None, description="on throttle: seconds to wait before retrying")
+    rate_per_s: float | None = Field(default=None, description="on throttle: calls per second the scope is limited to")
+    reservation_id: str | None = Field(default=None, description="when reserve was asked and the estimate is held")
 
 
 def request_scopes(req: CheckRequest) -> set[tuple[str, str]]:
@@ -68,11 +99,30 @@ def request_scopes(req: CheckRequest) -> set[tuple[str, str]]:
     }
 
 
+def blocks(b: Budget) -> bool:
+    """An enforce budget whose action stops the call: its spent + held never exceeds its limit."""
+    return b.mode == "enforce" and b.action in REFUSALS
+
+
 class Checker:
-    def __init__(self, store: RedisSpendStore, prices: PriceBook, clock_ms: Callable[[], int]) -> None:
+    """Answers checks. Budgets are cached in-process for `budget_cache_s` (the API's own budget writes invalidate
+    it; other writers are seen within that time); the last list read stays in use while Redis is unreachable,
+    for the fail modes. Raises InvalidEvent (via the price book) when the estimate cannot be priced."""
+
+    def __init__(self, store: RedisSpendStore, prices: PriceBook, clock_ms: Callable[[], int], *,
+                 reservations: Reservations | None = None, throttle: Throttle | None = None,
+                 budget_cache_s: float = 1.0, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.prices = prices
         self.clock_ms = clock_ms
+        self.reservations = reservations or Reservations(store.r, store.keys.prefix)
+        self.throttle = throttle or Throttle(store.r, store.keys.prefix)
+        self.budget_cache_s = budget_cache_s
+        self._monotonic = monotonic
+        self._budgets: list[Budget] | None = None
+        self._budgets_at = float("-inf")
+        self._refresh = asyncio.Lock()
+        self._failed_at = float("-inf")
 
     def estimate(self, req: CheckRequest) -> int:
         if req.estimated_cost_usd is not None:
@@ -84,36 +134,102 @@ class Checker:
         }
         return self.prices.price(event).charged_nanos
 
+    async def budgets(self) -> list[Budget]:
+        """All budgets, from the cache when fresh. Raises StoreUnavailable."""
+        if self._budgets is None or self._monotonic() - self._budgets_at >= self.budget_cache_s:
+            asked = self._monotonic()
+            async with self._refresh:  # one read in flight; concurrent callers wait for it
+                if self._budgets is None or self._monotonic() - self._budgets_at >= self.budget_cache_s:
+                    if self._failed_at >= asked:  # the read we waited for failed: do not queue another timeout
+                        raise StoreUnavailable(STORE_UNAVAILABLE)
+                    try:
+                        self._budgets = await self.store.budgets()
+                    except StoreUnavailable:
+                        self._failed_at = self._monotonic()
+                        raise
+                    self._budgets_at = self._monotonic()
+        return self._budgets
+
+    def invalidate_budgets(self) -> None:
+        self._budgets_at = float("-inf")
+
     async def check(self, req: CheckRequest) -> CheckResponse:
+        """The decision for `req`; with req.reserve and a non-refusing answer, the estimate is held and
+        reservation_id names the hold. Never raises StoreUnavailable: answers by the budgets' fail modes."""
         now = self.clock_ms()
         estimate = self.estimate(req)
         scopes = request_scopes(req)
         try:
-            budgets = [b for b in await self.store.budgets() if (b.scope.kind, b.scope.value) in scopes]
-            windows = [period_window(b.period, now) for b in budgets]
-            cells = await self.store.read_cells((b.scope.kind, b.scope.value, w) for b, w in zip(budgets, windows))
+            budgets = await self.budgets()
         except StoreUnavailable:
-            return self._unavailable(budgets if "budgets" in locals() else [], estimate)
-        states = [budget_state(b, w, c.get("spend", 0), c.get("held", 0)) for b, w, c in zip(budgets, windows, cells)]
+            return self._unavailable([b for b in self._budgets or () if (b.scope.kind, b.scope.value) in scopes],
+                                     estimate, now)
+        applicable = [b for b in budgets if (b.scope.kind, b.scope.value) in scopes]
+        windows = [period_window(b.period, now) for b in applicable]
+        cells = _cells(applicable, windows)
+        index = {(c.kind, c.value, c.window): i for i, c in enumerate(cells)}
+        rid = uuid.uuid4().hex if req.reserve else None
+        try:
+            if rid is not None:
+                admitted, rows = await self.reservations.reserve(
+                    rid, req.team, cells, estimate, now, req.hold_ttl_s * 1000)
+            else:
+                admitted = False
+                rows = [(c.get("spend", 0), c.get("held", 0)) for c in await self.reservations.observe(cells, now)]
+        except StoreUnavailable:
+            return self._unavailable(applicable, estimate, now)
+        states = [budget_state(b, w, *rows[index[(b.scope.kind, b.scope.value, w)]])
+                  for b, w in zip(applicable, windows)]
         decision, reason, binding = decide(states, estimate)
-        return CheckResponse(
-            decision=decision, reason=reason, estimated_cost_usd=format_usd(estimate),
-            budgets=[_applied(s) for s in states],
-            suggested_model=binding.budget.downgrade_model if binding and decision == "downgrade" else None,
-        )
+        if rid is not None and not admitted and decision not in REFUSALS:
+            decision, reason = "deny", "reservation refused: a budget's room was taken concurrently"
+        shown = [budget_state(s.budget, s.window, s.spent, s.held + estimate) for s in states] if admitted else states
+        out = CheckResponse(decision=decision, reason=reason, estimated_cost_usd=format_usd(estimate),
+                            budgets=[_applied(s) for s in shown], reservation_id=rid if admitted else None)
+        if binding is not None and decision == "downgrade":
+            out.suggested_model = binding.budget.downgrade_model
+        if binding is not None and decision == "throttle":
+            out.rate_per_s = binding.budget.throttle_rps
+            try:
+                out.retry_after = await self.throttle.retry_after_s(binding.budget, now)
+            except StoreUnavailable:
+                out.retry_after = round(1 / binding.budget.throttle_rps, 3)
+        return out
 
     @staticmethod
-    def _unavailable(budgets: list[Budget], estimate: int) -> CheckResponse:
-        closed = any(b.effective_fail_mode == "closed" for b in budgets)
+    def _unavailable(budgets: list[Budget], estimate: int, now: int) -> CheckResponse:
+        closed = [b for b in budgets if b.effective_fail_mode == "closed"]
         return CheckResponse(
-            decision="deny" if closed else "allow", reason="spend store unavailable",
-            estimated_cost_usd=format_usd(estimate), budgets=[],
+            decision="deny" if closed else "allow",
+            reason=STORE_UNAVAILABLE + (f": budget {closed[0].id} fails closed" if closed else ": failing open"),
+            estimated_cost_usd=format_usd(estimate),
+            budgets=[_applied_unknown(b, period_window(b.period, now)) for b in budgets],
         )
+
+
+def _cells(budgets: list[Budget], windows: list[str]) -> list[Cell]:
+    limits: dict[tuple[str, str, str], int] = {}
+    for b, w in zip(budgets, windows):
+        k = (b.scope.kind, b.scope.value, w)
+        cur = limits.setdefault(k, -1)
+        if blocks(b):
+            lim = usd_to_nanos(b.limit_usd)
+            limits[k] = lim if cur < 0 else min(cur, lim)
+    return [Cell(kind, value, w, lim, expire_at(w)) for (kind, value, w), lim in limits.items()]
 
 
 def _applied(s: BudgetState) -> AppliedBudget:
     b = s.budget
     return AppliedBudget(
-        budget_id=b.id, scope=f"{b.scope.kind}:{b.scope.value}", period=b.period, mode=b.mode,
-        spent_usd=format_usd(s.spent), limit_usd=format_usd(s.limit), remaining_usd=format_usd(s.remaining),
+        budget_id=b.id, scope=f"{b.scope.kind}:{b.scope.value}", period=b.period, window=s.window, mode=b.mode,
+        action=b.action, limit_usd=format_usd(s.limit), spent_usd=format_usd(s.spent), held_usd=format_usd(s.held),
+        remaining_usd=format_usd(s.remaining),
+    )
+
+
+def _applied_unknown(b: Budget, window: str) -> AppliedBudget:
+    return AppliedBudget(
+        budget_id=b.id, scope=f"{b.scope.kind}:{b.scope.value}", period=b.period, window=window, mode=b.mode,
+        action=b.action, limit_usd=format_usd(usd_to_nanos(b.limit_usd)), spent_usd=None, held_usd=None,
+        remaining_usd=None,
     )

@@ -19,8 +19,10 @@ class Keys:
     def journal(self, topic: str, partition: int) -> str:
         return self.partition_tag(topic, partition) + ":journal"
 
-    def seen(self, topic: str, partition: int, day: str) -> str:
-        return self.partition_tag(topic, partition) + f":seen:{day}"
+    def seen(self, topic: str, bucket: int, day: str) -> str:
+        """Event-id dedupe hash of one bucket (crc32(event_id) % DEDUPE_BUCKETS) and event day. Keyed by the id,
+        not the partition: a producer that sends no key spreads copies of an event over partitions."""
+        return f"{self.prefix}:{{dd:{topic}:{bucket}}}:seen:{day}"
 
     # per budget scope
     def scope_tag(self, kind: str, value: str) -> str:
@@ -43,3 +45,24 @@ class Keys:
     def alert_fired(self, budget_id: str, window_id: str, kind: str, threshold: int | str) -> str:
         """Set-once marker: an alert fires once per (budget, period window, kind, threshold)."""
         return f"{self.prefix}:{{budgets}}:fired:{budget_id}:{window_id}:{kind}:{threshold}"
+
+    # ---- reservations, rate limits, API keys (enforcement/reservations.py, ratelimit.py, auth.py) -------------
+    def holds(self, kind: str, value: str, window_id: str) -> str:
+        """Sorted set of the window's live holds: reservation id scored by expiry (epoch ms). Scope slot."""
+        return self.scope_tag(kind, value) + f":holds:{window_id}"
+
+    def hold_amounts(self, kind: str, value: str, window_id: str) -> str:
+        """Hash reservation id -> held nano-USD, beside `holds`. Scope slot."""
+        return self.scope_tag(kind, value) + f":holdamt:{window_id}"
+
+    def throttle(self, kind: str, value: str, budget_id: str) -> str:
+        """Token bucket of a throttle budget (its next free retry time). Scope slot."""
+        return self.scope_tag(kind, value) + f":tb:{budget_id}"
+
+    def reservation(self, reservation_id: str) -> str:
+        """Record of where a reservation holds money; its own slot (read once, then per-scope releases)."""
+        return f"{self.prefix}:{{res:{reservation_id}}}"
+
+    def api_keys(self) -> str:
+        """Hash sha256(api key) -> principal JSON. One small slot."""
+        return f"{self.prefix}:{{auth}}:keys"

@@ -2,9 +2,10 @@
 the same scripts run on Redis Cluster.
 
 Slot groups:
-  {p:<topic>:<partition>}  per Kafka partition: `applied` offset mark, `seen:<yyyymmdd>` event-id dedupe hashes
-                           (bucketed by event day: a duplicate has the same event_time, so the same bucket),
-                           `journal` of batches marked applied but not yet fanned out to the scopes.
+  {p:<topic>:<partition>}  per Kafka partition: `applied` offset mark and the `journal` of batches marked applied
+                           but not yet fanned out to the scopes.
+  {dd:<topic>:<bucket>}    event-id dedupe: `seen:<day>` hashes, id -> the record that first carried it; bucket =
+                           crc32(event_id) % 16, day = the event's UTC day (a copy has the same event_time).
   {<kind>:<value>}         per budget scope (org:all, team:payments, model:openai/gpt-4o, ...): one hash per
                            window (`h:..`, `d:..`, `w:..`, `m:..`) with spend / tagged / events / unpriced, and
                            `wm`, the highest offset applied per partition — the per-slot idempotency mark.
@@ -12,9 +13,9 @@ Slot groups:
 
 __all__ = ["DEDUPE", "JOURNAL", "APPLY_SCOPE"]
 
-# KEYS: seen-bucket keys.  ARGV: ttl_s, then triples (bucket index (1-based), event_id, offset).
-# Records where each event id was first seen; an id already seen at ANOTHER offset is a duplicate.
-# Idempotent: a redelivered event (same offset) is not a duplicate of itself.
+# KEYS: the bucket's seen-day keys.  ARGV: ttl_s, then triples (day key index (1-based), event_id, record).
+# Records which record ("partition:offset.index") first carried each id; an id first carried by ANOTHER record
+# is a duplicate. Idempotent: a redelivered record is not a duplicate of itself.
 # Returns the 0-based positions (in triple order) of duplicates.
 DEDUPE = """
 local ttl = tonumber(ARGV[1])

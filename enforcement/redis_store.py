@@ -1,7 +1,7 @@
 """The Redis spend store: exactly-once application of priced batches, live spend reads, budgets.
 
 Applying a batch from one Kafka partition takes three round trips, each cluster-safe (one slot per Lua call):
-  1. DEDUPE  (partition slot)  which event ids were already seen at another offset;
+  1. DEDUPE  (event-id bucket slots, pipelined)  which event ids were already booked from another record;
   2. JOURNAL (partition slot)  mark [first, last] applied and keep the batch's per-scope deltas;
   3. APPLY_SCOPE per scope slot (pipelined), then drop the journal entry.
 A crash after 2 leaves the journal: `recover()` (run when a partition is assigned) re-runs 3, which each scope
@@ -11,6 +11,7 @@ skips if it already holds the batch (its `wm` mark). Events at or below the appl
 from __future__ import annotations
 
 import json
+import zlib
 from typing import Any, Iterable, Sequence
 
 import redis.asyncio as aioredis
@@ -23,9 +24,10 @@ from spendstream.aggregation import CELL_FIELDS, Deltas
 from spendstream.errors import StoreUnavailable
 from spendstream.windows import expire_at
 
-__all__ = ["RedisSpendStore", "SEEN_TTL_S"]
+__all__ = ["RedisSpendStore", "SEEN_TTL_S", "DEDUPE_BUCKETS"]
 
 SEEN_TTL_S = 40 * 86400  # >= the longest window (a calendar month) plus late-arrival slack
+DEDUPE_BUCKETS = 16  # event-id dedupe slots; a batch costs one pipelined round trip whatever the count
 
 
 class RedisSpendStore:
@@ -46,22 +48,30 @@ class RedisSpendStore:
             raise StoreUnavailable(str(exc)) from exc
         return int(v) if v is not None else -1
 
-    async def find_duplicates(self, topic: str, partition: int, events: Sequence[tuple[str, int, str]]) -> set[int]:
-        """Positions in `events` ((event_id, offset, yyyymmdd)) whose id was already booked at another offset."""
+    async def find_duplicates(self, topic: str, events: Sequence[tuple[str, str, str]]) -> set[int]:
+        """Positions in `events` ((event_id, where, yyyymmdd)) whose id was already booked somewhere else.
+
+        `where` names the record ("partition:offset.index"): a redelivered record is not a duplicate of itself.
+        One DEDUPE call per id bucket (a fixed set of slots), pipelined: one round trip."""
         if not events:
             return set()
-        buckets: dict[str, int] = {}
-        argv: list[Any] = [SEEN_TTL_S]
-        for event_id, offset, day in events:
-            idx = buckets.get(day)
+        groups: dict[int, tuple[dict[str, int], list[Any], list[int]]] = {}
+        for pos, (event_id, where, day) in enumerate(events):
+            bucket = zlib.crc32(event_id.encode()) % DEDUPE_BUCKETS
+            days, argv, positions = groups.setdefault(bucket, ({}, [SEEN_TTL_S], []))
+            idx = days.get(day)
             if idx is None:
-                idx = buckets[day] = len(buckets) + 1
-            argv += (idx, event_id, offset)
-        keys = [self.keys.seen(topic, partition, d) for d in buckets]
+                idx = days[day] = len(days) + 1
+            argv += (idx, event_id, where)
+            positions.append(pos)
+        pipe = self.r.pipeline(transaction=False)
+        for bucket, (days, argv, _) in groups.items():
+            await self._dedupe(keys=[self.keys.seen(topic, bucket, d) for d in days], args=argv, client=pipe)
         try:
-            return set(await self._dedupe(keys=keys, args=argv))
+            replies = await pipe.execute()
         except RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
+        return {positions[i] for (_, _, positions), dups in zip(groups.values(), replies) for i in dups}
 
     def _scope_calls(self, topic: str, partition: int, last: int, deltas: Deltas) -> list[tuple[list[str], list[Any]]]:
         wm_field = f"{topic}:{partition}"

@@ -28,6 +28,7 @@ _MAX_UNKNOWN_IDS = 1024  # ids cached as unknown, so a flood of junk does not ha
 class UsageCodec:
     """Encode / decode usage events. Ids come from the offline catalog or a registry-backed one
     (`schemas.registry.RegistryCatalog`); anything with `latest(subject, kind)` and `writer_schema(id)` fits.
+    The latest versions are used unless event_id / batch_id name the ones this code writes.
 
     `encode` / `encode_batch` raise EncodeError on a dict that does not fit the schema.
     `decode` raises DecodeError with reason bad_magic, truncated, unknown_schema_id or corrupt_avro; a registry

@@ -5,6 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
+"$VENV/bin/spendstream" schemas check || { echo "schemas check failed: an incompatible schema change" >&2; exit 1; }
 "$VENV/bin/pytest" "${@:-tests}" -p no:cacheprovider
 rc=$?
 if [ "$rc" -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi

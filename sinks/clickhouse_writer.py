@@ -27,6 +27,8 @@ class ClickHouseWriter:
         self.table = f"{database}.{table}"
         self._rows: list[list[Any]] = []
         self._marks: dict[tuple[str, int], int] = {}  # highest buffered offset per (topic, partition)
+        self._database = database
+        self._ledger: dict[tuple[str, tuple[str, ...]], list[list[Any]]] = {}
 
     def written_offsets(self, topic: str) -> dict[int, int]:
         """Highest kafka_offset already stored per partition of `topic` (absent: nothing stored)."""
@@ -42,13 +44,20 @@ class ClickHouseWriter:
         if last_offset > self._marks.get(key, -1):
             self._marks[key] = last_offset
 
+    def add_ledger(self, table: str, columns: tuple[str, ...], rows: list[list[Any]]) -> None:
+        """Buffer rows of a ledger table (alerts, decisions); their ids make a re-insert a no-op."""
+        self._ledger.setdefault((table, columns), []).extend(rows)
+
     @property
     def pending(self) -> int:
-        return len(self._rows)
+        return len(self._rows) + sum(len(r) for r in self._ledger.values())
 
     def flush(self) -> dict[tuple[str, int], int]:
         """Insert the buffer; returns the offsets it covers. Raises (buffer kept) when ClickHouse fails."""
         marks = dict(self._marks)
+        for (table, columns), rows in list(self._ledger.items()):
+            self.client.insert(f"{self._database}.{table}", rows, column_names=columns)
+            del self._ledger[(table, columns)]
         if self._rows:
             self.client.insert(self.table, self._rows, column_names=PRICED_COLUMNS)
             log.debug("inserted %d priced events", len(self._rows))

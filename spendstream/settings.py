@@ -93,7 +93,10 @@ class WorkerSettings(_Section):
     batch_max: int = Field(default=2000, ge=1)
     poll_timeout_s: float = Field(default=0.05, gt=0)
     price_book: Path | None = None
-    budgets_file: Path | None = None
+    allocation_rules: Path | None = Field(default=None, description="ownership rules YAML (examples/allocation.yaml)")
+    forecast_min_sample_pct: int = Field(default=10, ge=0, le=100, description="forecast only after this share of the period")
+    forecast_min_sample_s: int = Field(default=3600, ge=0, description="... and never before this much of it")
+    spike_k: int = Field(default=3, ge=2, description="spike alert: hourly spend above k x trailing 24 h mean")
     max_future_s: int = Field(default=3600, ge=0, description="events further ahead than this go to the DLQ")
     retention_days: int = Field(default=62, ge=1, description="older events go to the DLQ")
     app_id: str = Field(default="spendstream-worker", description="Faust app id (its own consumer group)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -12,15 +13,22 @@ from confluent_kafka import Consumer, Producer
 from prometheus_client import generate_latest
 
 from enforcement.redis_store import RedisSpendStore
+from enforcement.reservations import Reservations
 from schemas.codec import UsageCodec
+from schemas.registry import build_catalog
 from sinks.clickhouse import connect, migrate
 from sinks.clickhouse_writer import ClickHouseWriter
 from sinks.dlq import DeadLetterQueue
+from spendstream.alerts import AlertPolicy
+from spendstream.allocation_rules import AllocationRules
+from spendstream.errors import StoreUnavailable
 from spendstream.pricing import PriceBook
 from spendstream.settings import Settings
 from spendstream.validation import Limits
+from stream_app.budget_watch import BudgetWatcher
 from stream_app.consumer import UsageConsumer
 from stream_app.metrics import Metrics
+from stream_app.notify_agent import add_notify_agent, notifiers_from
 from stream_app.processor import BatchProcessor
 
 __all__ = ["WorkerParts", "build_worker"]
@@ -37,9 +45,18 @@ class WorkerParts:
     app: faust.App
     consumer: UsageConsumer
     metrics: Metrics
+    watcher: BudgetWatcher
 
 
-def build_worker(settings: Settings, prices: PriceBook) -> WorkerParts:
+def _publisher(producer: Producer):
+    def publish(topic: str, key: str, body: dict) -> None:
+        producer.produce(topic, key=key.encode(), value=json.dumps(body).encode())
+        producer.poll(0)
+
+    return publish
+
+
+def build_worker(settings: Settings, prices: PriceBook, rules: AllocationRules | None = None) -> WorkerParts:
     k = settings.kafka
     app = faust.App(
         settings.worker.app_id,
@@ -53,12 +70,14 @@ def build_worker(settings: Settings, prices: PriceBook) -> WorkerParts:
     )
     ch = connect(settings.clickhouse.resolved_dsn())
     migrate(ch, settings.clickhouse.database)
-    store = RedisSpendStore(
-        aioredis.Redis.from_url(settings.redis.url, socket_timeout=5.0), settings.redis.prefix
-    )
+    redis_client = aioredis.Redis.from_url(settings.redis.url, socket_timeout=5.0)
+    store = RedisSpendStore(redis_client, settings.redis.prefix)
+    reservations = Reservations(redis_client, settings.redis.prefix)
+    writer = ClickHouseWriter(ch, settings.clickhouse.database)
     processor = BatchProcessor(
-        UsageCodec(), prices, store, ClickHouseWriter(ch, settings.clickhouse.database), _clock_ms,
+        UsageCodec(build_catalog(k.schema_registry_url)), prices, store, writer, _clock_ms,
         Limits(max_future_ms=settings.worker.max_future_s * 1000, retention_ms=settings.worker.retention_days * 86_400_000),
+        rules,
     )
     producer = Producer({"bootstrap.servers": k.bootstrap_servers, "linger.ms": 5, "enable.idempotence": False})
     consumer = Consumer({
@@ -71,16 +90,40 @@ def build_worker(settings: Settings, prices: PriceBook) -> WorkerParts:
         "queued.max.messages.kbytes": 65536,
     })
     metrics = Metrics()
+    watcher = BudgetWatcher(
+        store, _publisher(producer), k.alerts_topic, k.decisions_topic, _clock_ms, metrics,
+        AlertPolicy(
+            min_sample_pct=settings.worker.forecast_min_sample_pct,
+            min_sample_ms=settings.worker.forecast_min_sample_s * 1000,
+            spike_k=settings.worker.spike_k,
+        ),
+        ledger=writer.add_ledger,
+    )
+
+    async def on_batch(res) -> None:
+        if res.reservations:  # the actual cost is booked: release the holds (idempotent)
+            await reservations.settle(res.reservations)
+        await watcher.on_batch(res.totals)
+
     usage = UsageConsumer(
         consumer, k.usage_topic, processor, DeadLetterQueue(producer, k.dlq_topic), metrics,
         batch_max=settings.worker.batch_max, poll_timeout_s=settings.worker.poll_timeout_s,
         flush_interval_s=settings.clickhouse.flush_interval_s, flush_rows=settings.clickhouse.flush_rows,
+        on_batch=on_batch,
         loop=None,
     )
     app.add_dependency(usage)
+    add_notify_agent(app, k.alerts_topic, notifiers_from(settings.alerts))
+
+    @app.timer(interval=2.0)
+    async def lift_decisions() -> None:
+        try:
+            await watcher.tick()
+        except StoreUnavailable as exc:
+            log.warning("decision check skipped: %s", exc)
 
     @app.page("/metrics")
     async def metrics_page(self, request):  # noqa: ARG001 - faust view signature
         return self.bytes(generate_latest(metrics.registry), content_type="text/plain; version=0.0.4")
 
-    return WorkerParts(app, usage, metrics)
+    return WorkerParts(app, usage, metrics, watcher)

@@ -22,8 +22,10 @@ from sinks.dlq import DeadLetter
 from sinks.priced_rows import priced_row
 from spendstream.aggregation import Booking, aggregate
 from spendstream.allocation import owner_of
+from spendstream.allocation_rules import AllocationRules
 from spendstream.pricing import PriceBook
 from spendstream.validation import Limits, invalid_reason
+from spendstream.windows import window_ids
 
 __all__ = ["BatchProcessor", "BatchResult", "Record"]
 
@@ -42,6 +44,7 @@ class BatchResult:
     cost: int = 0
     totals: dict = field(default_factory=dict)  # {(kind, value): {window: spend after}}
     bookings: list[Booking] = field(default_factory=list)
+    reservations: list[str] = field(default_factory=list)  # reservation ids the booked events settle
 
 
 class BatchProcessor:
@@ -53,6 +56,7 @@ class BatchProcessor:
         writer: ClickHouseWriter,
         clock_ms: Callable[[], int],
         limits: Limits = Limits(),
+        rules: AllocationRules | None = None,
     ) -> None:
         self.codec = codec
         self.prices = prices
@@ -60,6 +64,7 @@ class BatchProcessor:
         self.writer = writer
         self.clock_ms = clock_ms
         self.limits = limits
+        self.rules = rules or AllocationRules([])
         self._redis_mark: dict[tuple[str, int], int] = {}
         self._ch_mark: dict[tuple[str, int], int] = {}
 
@@ -112,7 +117,7 @@ class BatchProcessor:
             return res
 
         dups = await self.store.find_duplicates(
-            topic, partition, [(e["event_id"], f"{o}.{i}", _day(e["event_time"])) for e, o, i in valid]
+            topic, [(e["event_id"], f"{partition}:{o}.{i}", _day(e["event_time"])) for e, o, i in valid]
         )
         res.duplicates = len(dups)
         fresh = [v for n, v in enumerate(valid) if n not in dups]
@@ -120,14 +125,19 @@ class BatchProcessor:
         rows = []
         first = records[0][0]
         last = records[-1][0]
-        for (e, offset, _), p in zip(fresh, priced):
-            owner = owner_of(e)
-            if offset > redis_mark:
-                res.bookings.append(Booking(owner, e["provider"], e["model"], e["event_time"], p.charged_nanos, p.unpriced))
-                res.cost += p.charged_nanos
-            if offset > ch_mark:
-                rows.append(priced_row(e, owner, p, topic, partition, offset, now))
-        res.booked = len(res.bookings)
+        open_month = window_ids(now).month
+        for (event, offset, _), price in zip(fresh, priced):
+            late = window_ids(event["event_time"]).month < open_month
+            for e, p in self.rules.allocate(event, price):
+                owner = owner_of(e)
+                if offset > redis_mark:
+                    res.bookings.append(Booking(owner, e["provider"], e["model"], e["event_time"], p.charged_nanos, p.unpriced))
+                    res.cost += p.charged_nanos
+                if offset > ch_mark:
+                    rows.append(priced_row(e, owner, p, topic, partition, offset, now, late))
+            if offset > redis_mark and event.get("reservation_id"):
+                res.reservations.append(event["reservation_id"])
+        res.booked = len(fresh)
         if last > redis_mark:
             totals = await self.store.apply_batch(
                 topic, partition, max(first, redis_mark + 1), last, aggregate(res.bookings)

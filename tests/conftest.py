@@ -174,3 +174,27 @@ def clickhouse(chdb_path) -> ClickHouseDb:
     migrate(client, db)
     yield ClickHouseDb(client, db, dsn)
     client.command(f"DROP DATABASE IF EXISTS {db}")
+
+
+def produce(bootstrap: str, topic: str, values: list[tuple[bytes | None, bytes | None]]) -> None:
+    """Publish (key, value) pairs with a plain confluent-kafka producer and wait for every ack."""
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "batch.num.messages": 10000})
+    for i, (k, v) in enumerate(values):
+        while True:
+            try:
+                p.produce(topic, key=k, value=v)
+                break
+            except BufferError:
+                p.poll(0.05)
+        if i % 5000 == 0:
+            p.poll(0)
+    assert p.flush(60) == 0
+
+
+def encode_events(events: list[dict]) -> list[tuple[bytes, bytes]]:
+    from schemas.codec import UsageCodec
+
+    codec = UsageCodec()
+    return [((e.get("team") or "").encode(), codec.encode(e)) for e in events]

@@ -13,26 +13,24 @@ __all__ = ["register", "build_api"]
 
 
 def build_api(settings):
-    import redis.asyncio as aioredis
-
+    """The FastAPI app with its concrete Redis client, price book and key store, from Settings."""
     from enforcement.api import create_app
+    from enforcement.auth import ApiKeys
     from enforcement.checker import Checker
+    from enforcement.client import make_redis
     from enforcement.redis_store import RedisSpendStore
 
-    store = RedisSpendStore(
-        aioredis.Redis.from_url(
-            settings.redis.url, socket_timeout=settings.redis.socket_timeout_s,
-            socket_connect_timeout=settings.redis.socket_timeout_s,
-        ),
-        settings.redis.prefix,
-    )
+    r = make_redis(settings.redis.url, settings.redis.socket_timeout_s)
+    store = RedisSpendStore(r, settings.redis.prefix)
     if settings.worker.price_book:
         from spendstream.cli.files import load_price_book
 
         prices = load_price_book(settings.worker.price_book)
     else:
         prices = default_price_book()
-    return create_app(Checker(store, prices, lambda: time.time_ns() // 1_000_000))
+    bootstrap = settings.api.bootstrap_admin_key
+    keys = ApiKeys(r, settings.redis.prefix, bootstrap_admin_key=bootstrap.get_secret_value() if bootstrap else None)
+    return create_app(Checker(store, prices, lambda: time.time_ns() // 1_000_000), keys)
 
 
 def register(app: typer.Typer) -> None:
@@ -45,4 +43,5 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         s = settings_or_exit()
-        uvicorn.run(build_api(s), host=host or s.api.host, port=port or s.api.port, log_level="warning")
+        uvicorn.run(build_api(s), host=host or s.api.host, port=port or s.api.port, log_level="warning",
+                    access_log=False)

@@ -96,10 +96,16 @@ def run_demo(seconds: float, rate: int, state: Path, ports: tuple[int, int, int,
         stack.callback(loop.close)
         for b in budgets:
             loop.run_until_complete(store.put_budget(b))
+        from enforcement.auth import ApiKeys
+
+        api_key, _ = loop.run_until_complete(
+            ApiKeys(store.r, settings.redis.prefix).create("demo-gateway", "check", ["*"], int(time.time() * 1000))
+        )
         console.print(f"[bold]2/5[/] worker and API started; {len(budgets)} budgets applied from {EXAMPLE_BUDGETS.name}")
 
         codec = UsageCodec()
-        producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "linger.ms": 20, "compression.type": "lz4"})
+        producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "linger.ms": 20,
+                             "compression.type": "lz4", "log.connection.close": False})
         stream = SyntheticStream(seed=int(time.time()))
         month = window_ids(int(time.time() * 1000)).month
         teams = list(TEAMS) + ["unallocated"]
@@ -146,7 +152,8 @@ def run_demo(seconds: float, rate: int, state: Path, ports: tuple[int, int, int,
                     "estimated_output_tokens": 500, "environment": "production"}
             for _ in range(50):
                 try:
-                    r = httpx.post(f"http://127.0.0.1:{api_port}/v1/check", json=body, timeout=5)
+                    r = httpx.post(f"http://127.0.0.1:{api_port}/v1/check", json=body, timeout=5,
+                                   headers={"authorization": f"Bearer {api_key}"})
                     break
                 except httpx.TransportError:
                     time.sleep(0.2)

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from spendstream.cli._common import settings_or_exit
+from spendstream.errors import ConfigError
 from spendstream.pricing import default_price_book
 
 __all__ = ["register", "run_worker"]
@@ -26,7 +27,18 @@ def run_worker(price_book: Path | None = None, loglevel: str = "warning") -> Non
         prices = load_price_book(book_path)
     else:
         prices = default_price_book()
-    parts = build_worker(s, prices)
+    rules = None
+    if s.worker.allocation_rules:
+        import yaml
+
+        from spendstream.allocation_rules import parse_rules
+
+        try:
+            raw = yaml.safe_load(s.worker.allocation_rules.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{s.worker.allocation_rules}: {exc}") from exc
+        rules = parse_rules(raw, str(s.worker.allocation_rules))
+    parts = build_worker(s, prices, rules)
     logging.basicConfig(level=loglevel.upper())
     faust.Worker(parts.app, loglevel=loglevel, quiet=True).execute_from_commandline()
 

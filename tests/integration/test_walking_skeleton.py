@@ -37,10 +37,16 @@ def _hget(r: redis.Redis, key: str, field: str = "spend") -> int:
     return int(r.hget(key, field) or 0)
 
 
+ADMIN = "skeleton-admin-key"
+AUTH = {"authorization": f"Bearer {ADMIN}"}
+
+
 def _check(port: int, team: str) -> dict:
     body = {"team": team, "provider": "openai", "model": "gpt-4o", "estimated_input_tokens": 1000,
             "estimated_output_tokens": 100, "environment": "production"}
-    return httpx.post(f"http://127.0.0.1:{port}/v1/check", json=body, timeout=5).json()
+    r = httpx.post(f"http://127.0.0.1:{port}/v1/check", json=body, timeout=5, headers=AUTH)
+    assert r.status_code == 200, r.text
+    return r.json()
 
 
 def test_events_flow_to_redis_clickhouse_and_flip_the_api_decision(isolated, tmp_path):
@@ -66,7 +72,8 @@ def test_events_flow_to_redis_clickhouse_and_flip_the_api_decision(isolated, tmp
     org_key = f"{isolated.prefix}:{{org:all}}:{month}"
     api_port = settings.api.port
 
-    with child(["api"], isolated.env, tmp_path / "api.log"):
+    api_env = {**isolated.env, "SPENDSTREAM_API__BOOTSTRAP_ADMIN_KEY": ADMIN}
+    with child(["api"], api_env, tmp_path / "api.log"):
         wait_until(lambda: _ok(api_port), 20, what="API up")
         assert _check(api_port, "payments")["decision"] == "allow"
 
@@ -90,6 +97,6 @@ def test_events_flow_to_redis_clickhouse_and_flip_the_api_decision(isolated, tmp
 
 def _ok(port: int) -> bool:
     try:
-        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1, headers=AUTH).status_code == 200
     except httpx.TransportError:
         return False

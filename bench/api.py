@@ -1,0 +1,179 @@
+"""Enforcement latency: Redis round trip (baseline), in-process client, and HTTP /v1/check at a paced 1,000 req/s.
+
+    python bench/api.py [--seconds 15] [--rate 1000] [--connections 20]
+
+Starts its own redis-server and `spendstream api` (uvicorn) on free loopback ports; the HTTP load comes from
+Debian's `wrk` in a separate process, paced with its Lua `delay()` hook (closed loop per connection, random
+delays so the connections do not move in lock-step; a short calibration run sets the mean delay so the
+achieved rate is ~the target). Prints one JSON object; latencies in ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from enforcement.auth import ApiKeys  # noqa: E402
+from enforcement.client import EnforcementClient, make_redis  # noqa: E402
+from enforcement.redis_store import RedisSpendStore  # noqa: E402
+from schemas.models import Budget, BudgetScope  # noqa: E402
+
+PREFIX = "bench"
+BODY = {"team": "payments", "use_case": "checkout", "cost_center": "cc-1", "environment": "production",
+        "provider": "openai", "model": "gpt-4o", "estimated_input_tokens": 1200, "estimated_output_tokens": 300}
+
+WRK_LUA = """
+wrk.method = "POST"
+wrk.body = '%(body)s'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %(key)s"
+local mean = %(mean_delay)d
+function delay() return math.random(0, 2 * mean) end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('WRKJSON {"requests":%%d,"duration_us":%%d,"p50_us":%%d,"p90_us":%%d,"p99_us":%%d,' ..
+    '"p999_us":%%d,"max_us":%%d,"mean_us":%%.1f,"status_errors":%%d,"socket_errors":%%d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency:percentile(99.9), latency.max, latency.mean, e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(samples_s: list[float]) -> dict:
+    q = sorted(samples_s)
+    return {"n": len(q), "p50_ms": round(q[len(q) // 2] * 1000, 3), "p99_ms": round(q[int(len(q) * 0.99)] * 1000, 3)}
+
+
+async def setup(url: str) -> str:
+    r = make_redis(url, 1.0)
+    store = RedisSpendStore(r, PREFIX)
+    for b in (Budget(id="pay", scope=BudgetScope(kind="team", value="payments"), limit_usd="1000000", mode="enforce"),
+              Budget(id="org", scope=BudgetScope(kind="org", value="all"), limit_usd="5000000"),
+              Budget(id="model", scope=BudgetScope(kind="model", value="openai/gpt-4o"), limit_usd="5000000")):
+        await store.put_budget(b)
+    key, _ = await ApiKeys(r, PREFIX).create("bench", "check", ["payments"])
+    await r.aclose()
+    return key
+
+
+async def in_process(url: str, n: int) -> dict:
+    r = make_redis(url, 0.05)
+    for _ in range(500):
+        await r.ping()
+    ping = []
+    for _ in range(n):
+        t = time.perf_counter()
+        await r.ping()
+        ping.append(time.perf_counter() - t)
+    await r.aclose()
+    client = EnforcementClient.connect(url, PREFIX)
+    out = {"redis_ping": pct(ping)}
+    for name, body in (("inprocess_check", BODY), ("inprocess_reserve", {**BODY, "reserve": True})):
+        for _ in range(300):
+            await client.check(body)
+        lat = []
+        for _ in range(n):
+            t = time.perf_counter()
+            await client.check(body)
+            lat.append(time.perf_counter() - t)
+        out[name] = pct(lat)
+    await client.aclose()
+    return out
+
+
+def wrk(port: int, key: str, body: dict, seconds: int, connections: int, mean_delay: int) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(WRK_LUA % {"body": json.dumps(body), "key": key, "mean_delay": mean_delay})
+    try:
+        out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "2s", "-s", f.name,
+                              f"http://127.0.0.1:{port}/v1/check"], capture_output=True, text=True,
+                             timeout=seconds + 30)
+    finally:
+        os.unlink(f.name)
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("WRKJSON "))
+    d = json.loads(line.removeprefix("WRKJSON "))
+    return {"rate_per_s": round(d["requests"] / (d["duration_us"] / 1e6), 1), "requests": d["requests"],
+            "p50_ms": d["p50_us"] / 1000, "p90_ms": d["p90_us"] / 1000, "p99_ms": d["p99_us"] / 1000,
+            "p99_9_ms": d["p999_us"] / 1000, "max_ms": d["max_us"] / 1000, "mean_ms": round(d["mean_us"] / 1000, 3),
+            "non_2xx": d["status_errors"], "socket_errors": d["socket_errors"]}
+
+
+def paced(port: int, key: str, body: dict, rate: int, seconds: int, connections: int) -> dict:
+    """Calibrate the mean delay on a 3 s run, then measure `seconds` at ~`rate` req/s."""
+    mean = max(0, round(connections * 1000 / rate) - 1)
+    probe = wrk(port, key, body, 3, connections, mean)
+    per_request_ms = connections * 1000 / max(probe["rate_per_s"], 1)  # delay + latency + wrk overhead
+    mean = max(0, round(mean + connections * 1000 / rate - per_request_ms))
+    result = wrk(port, key, body, seconds, connections, mean)
+    return {**result, "target_rate_per_s": rate, "connections": connections, "mean_delay_ms": mean}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=15)
+    ap.add_argument("--rate", type=int, default=1000)
+    ap.add_argument("--connections", type=int, default=20)
+    ap.add_argument("--n", type=int, default=5000, help="sequential calls per in-process figure")
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed: apt-get install wrk")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-api-"))
+    redis_port, api_port = free_port(), free_port()
+    url = f"redis://127.0.0.1:{redis_port}/0"
+    procs = [subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(redis_port), "--bind",
+                               "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        time.sleep(0.5)
+        key = asyncio.run(setup(url))
+        figures = asyncio.run(in_process(url, args.n))
+        env = {**os.environ, "SPENDSTREAM_REDIS__URL": url, "SPENDSTREAM_REDIS__PREFIX": PREFIX,
+               "SPENDSTREAM_API__PORT": str(api_port)}
+        with open(tmp / "api.log", "wb") as log:
+            procs.append(subprocess.Popen([sys.executable, "-m", "spendstream", "api"], env=env, cwd=ROOT,
+                                          stdout=log, stderr=subprocess.STDOUT))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", api_port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        figures["http_check"] = paced(api_port, key, BODY, args.rate, args.seconds, args.connections)
+        figures["http_reserve"] = paced(api_port, key, {**BODY, "reserve": True}, args.rate, args.seconds,
+                                        args.connections)
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            p.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+    ping99 = figures["redis_ping"]["p99_ms"]
+    figures["ratios"] = {
+        "inprocess_check_p99_over_redis_p99": round(figures["inprocess_check"]["p99_ms"] / ping99, 2),
+        "inprocess_reserve_p99_over_redis_p99": round(figures["inprocess_reserve"]["p99_ms"] / ping99, 2),
+    }
+    figures["goals"] = {"http_p99_ms_max": 3.0, "inprocess_p99_over_redis_max": 10.0}
+    figures["machine"] = {"cpus": os.cpu_count(), "uvicorn_workers": 1, "wrk_threads": 1}
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()

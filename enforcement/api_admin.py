@@ -1,0 +1,109 @@
+"""Admin and read endpoints: budgets CRUD, live spend, active decisions. Errors are raised typed and mapped to
+HTTP by enforcement/api.py."""
+
+
+from typing import Annotated, Any, Callable, Literal
+
+from fastapi import APIRouter, Depends, Query
+
+from enforcement.auth import Principal
+from enforcement.checker import Checker
+from enforcement.errors import Conflict, InvalidRequest, NotFound
+from enforcement.queries import ActiveDecision, Queries, SpendReport, parse_scope, scope_team
+from schemas.models import Budget
+
+__all__ = ["admin_router"]
+
+
+def _team_of(b: Budget) -> str | None:
+    return scope_team(b.scope.kind, b.scope.value)
+
+
+def _validate(b: Budget) -> None:
+    if b.action == "downgrade" and not b.downgrade_model:
+        raise InvalidRequest("a downgrade budget needs downgrade_model")
+
+
+def admin_router(checker: Checker, queries: Queries, principal: Callable[..., Any]) -> APIRouter:
+    r = APIRouter(prefix="/v1", tags=["budgets and spend"])
+    Caller = Annotated[Principal, Depends(principal)]
+    store = checker.store
+
+    async def _existing(budget_id: str) -> Budget | None:
+        return next((b for b in await store.budgets() if b.id == budget_id), None)
+
+    @r.get("/budgets", response_model=list[Budget])
+    async def list_budgets(who: Caller) -> list[Budget]:
+        """Budgets the key may read: all for admin, its own team's for a read key."""
+        if who.scope == "admin":
+            return await store.budgets()
+        who.require_read(who.teams[0] if who.teams else None)
+        return [b for b in await store.budgets() if who.can_read(_team_of(b))]
+
+    @r.get("/budgets/{budget_id}", response_model=Budget)
+    async def get_budget(budget_id: str, who: Caller) -> Budget:
+        b = await _existing(budget_id)
+        if b is None:
+            who.require_admin()
+            raise NotFound(f"no budget {budget_id!r}")
+        who.require_read(_team_of(b))
+        return b
+
+    @r.post("/budgets", response_model=Budget, status_code=201)
+    async def create_budget(budget: Budget, who: Caller) -> Budget:
+        """Create a budget; 409 when the id exists (use PUT to replace)."""
+        who.require_admin()
+        _validate(budget)
+        if await _existing(budget.id) is not None:
+            raise Conflict(f"budget {budget.id!r} exists; PUT /v1/budgets/{budget.id} replaces it")
+        await store.put_budget(budget)
+        checker.invalidate_budgets()
+        return budget
+
+    @r.put("/budgets/{budget_id}", response_model=Budget)
+    async def put_budget(budget_id: str, budget: Budget, who: Caller) -> Budget:
+        """Create or replace the budget `budget_id` (the body's id must match)."""
+        who.require_admin()
+        if budget.id != budget_id:
+            raise InvalidRequest(f"body id {budget.id!r} differs from path id {budget_id!r}")
+        _validate(budget)
+        await store.put_budget(budget)
+        checker.invalidate_budgets()
+        return budget
+
+    @r.delete("/budgets/{budget_id}")
+    async def delete_budget(budget_id: str, who: Caller) -> dict:
+        who.require_admin()
+        if not await store.delete_budget(budget_id):
+            raise NotFound(f"no budget {budget_id!r}")
+        checker.invalidate_budgets()
+        return {"deleted": budget_id}
+
+    @r.get("/spend", response_model=SpendReport)
+    async def spend(who: Caller, scope: Annotated[str, Query(min_length=3, max_length=300,
+                                                              examples=["team:payments"])],
+                    period: Literal["hour", "day", "week", "month"] = "month") -> SpendReport:
+        """Live spend of one scope (kind:value, e.g. team:payments) in the current period window."""
+        try:
+            s = parse_scope(scope)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from exc
+        who.require_read(scope_team(s.kind, s.value))
+        return await queries.spend(s, period)
+
+    @r.get("/decisions", response_model=list[ActiveDecision])
+    async def decisions(who: Caller) -> list[ActiveDecision]:
+        """Active throttle / deny / downgrade decisions the stream took; a read key sees its own team's."""
+        if who.scope == "admin":
+            return await queries.decisions()
+        who.require_read(who.teams[0] if who.teams else None)
+        return [d for d in await queries.decisions() if who.can_read(_decision_team(d))]
+
+    return r
+
+
+def _decision_team(d: ActiveDecision) -> str | None:
+    if not d.scope or ":" not in d.scope:
+        return None
+    kind, _, value = d.scope.partition(":")
+    return scope_team(kind, value)

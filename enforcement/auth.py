@@ -1,0 +1,163 @@
+"""API keys: created once (`spendstream keys create`), stored only as a SHA-256 hash, each with a scope.
+
+Scopes:
+  check  a service: POST /v1/check and reservation release, for the teams it is bound to ('*' = any team)
+  read   a team lead: spend, budgets and decisions of their own team(s) only
+  admin  everything, including budgets CRUD
+Any valid key may call /healthz, /readyz and /metrics.
+
+Keys are 256 random bits, so a fast hash is enough (nothing to brute-force; a slow KDF would only add latency to
+every call). Verified keys are cached in-process for `cache_s`: a revoked key keeps working on a running API for
+at most that long. While Redis is unreachable a key verified earlier stays accepted (so fail-open / fail-closed
+budgets can still answer); an unverified key then raises StoreUnavailable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Literal
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from enforcement.errors import Forbidden, Unauthorized
+from enforcement.keys import Keys
+from spendstream.errors import ConfigError, StoreUnavailable
+
+__all__ = ["ApiKeys", "Principal", "KeyScope", "KEY_SCOPES"]
+
+KeyScope = Literal["check", "read", "admin"]
+KEY_SCOPES = ("check", "read", "admin")
+ANY_TEAM = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the key's id (not secret), name, scope and teams."""
+
+    key_id: str
+    name: str
+    scope: str
+    teams: tuple[str, ...] = ()
+
+    def _has_team(self, team: str) -> bool:
+        return team in self.teams or ANY_TEAM in self.teams
+
+    def require_check(self, team: str) -> None:
+        """Raises Forbidden unless this key may spend for `team`."""
+        if self.scope == "admin":
+            return
+        if self.scope != "check":
+            raise Forbidden(f"key {self.name!r} has scope {self.scope!r}; checks need scope 'check'")
+        if not self._has_team(team):
+            raise Forbidden(f"key {self.name!r} may not spend for team {team!r}")
+
+    def require_read(self, team: str | None) -> None:
+        """Raises Forbidden unless this key may read `team`'s data (team None: data of no single team)."""
+        if self.scope == "admin":
+            return
+        if self.scope != "read":
+            raise Forbidden(f"key {self.name!r} has scope {self.scope!r}; reads need scope 'read'")
+        if team is None or not self._has_team(team):
+            raise Forbidden(f"key {self.name!r} may only read team(s) {', '.join(self.teams)}")
+
+    def require_admin(self) -> None:
+        if self.scope != "admin":
+            raise Forbidden(f"key {self.name!r} has scope {self.scope!r}; this needs scope 'admin'")
+
+    def can_read(self, team: str | None) -> bool:
+        try:
+            self.require_read(team)
+        except Forbidden:
+            return False
+        return True
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiKeys:
+    """The key store (Redis hash sha256(key) -> principal JSON) and the authenticator."""
+
+    def __init__(self, redis_client: aioredis.Redis, prefix: str = "ss", *, bootstrap_admin_key: str | None = None,
+                 cache_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.r = redis_client
+        self.key = Keys(prefix).api_keys()
+        self._bootstrap = bootstrap_admin_key
+        self._cache: dict[str, tuple[Principal, float]] = {}
+        self.cache_s = cache_s
+        self.clock = clock
+
+    async def create(self, name: str, scope: str, teams: list[str] | tuple[str, ...] = (), now_ms: int = 0) -> tuple[str, Principal]:
+        """A new key: returns (the key, shown once, and its principal). Raises ConfigError for a bad scope or a
+        check / read key without teams."""
+        if scope not in KEY_SCOPES:
+            raise ConfigError(f"scope must be one of {', '.join(KEY_SCOPES)}, got {scope!r}")
+        if scope in ("check", "read") and not teams:
+            raise ConfigError(f"a {scope!r} key needs at least one --team ('*' for any team)")
+        key_id = secrets.token_hex(4)
+        key = f"ss_{key_id}_{secrets.token_urlsafe(32)}"
+        p = Principal(key_id, name, scope, tuple(teams) if scope != "admin" else ())
+        record = {**asdict(p), "teams": list(p.teams), "created_ms": now_ms}
+        try:
+            await self.r.hset(self.key, _digest(key), json.dumps(record))
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return key, p
+
+    async def list(self) -> list[Principal]:
+        try:
+            raw = await self.r.hgetall(self.key)
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return sorted((_principal(v) for v in raw.values()), key=lambda p: p.name)
+
+    async def revoke(self, key_id: str) -> bool:
+        """Delete the key with this id. True when one was deleted."""
+        try:
+            raw = await self.r.hgetall(self.key)
+            doomed = [h for h, v in raw.items() if _principal(v).key_id == key_id]
+            if doomed:
+                await self.r.hdel(self.key, *doomed)
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        self._cache.clear()
+        return bool(doomed)
+
+    async def authenticate(self, key: str | None) -> Principal:
+        """The principal of `key`. Raises Unauthorized for a missing / unknown key, StoreUnavailable when Redis
+        cannot verify a key not seen before."""
+        if not key:
+            raise Unauthorized("missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
+        if self._bootstrap and hmac.compare_digest(key.encode(), self._bootstrap.encode()):
+            return Principal("bootstrap", "bootstrap-admin", "admin")
+        digest = _digest(key)
+        now = self.clock()
+        hit = self._cache.get(digest)
+        if hit and hit[1] > now:
+            return hit[0]
+        try:
+            raw = await self.r.hget(self.key, digest)
+        except (RedisError, OSError) as exc:
+            if hit:  # verified before; Redis is down, keep answering with the fail modes
+                return hit[0]
+            raise StoreUnavailable(f"spend store unavailable: cannot verify the API key ({exc})") from exc
+        if raw is None:
+            self._cache.pop(digest, None)
+            raise Unauthorized("unknown or revoked API key")
+        p = _principal(raw)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[digest] = (p, now + self.cache_s)
+        return p
+
+
+def _principal(raw: bytes | str) -> Principal:
+    d = json.loads(raw)
+    return Principal(d["key_id"], d["name"], d["scope"], tuple(d.get("teams", ())))

@@ -1,0 +1,92 @@
+"""Read models of the API: live spend of one scope and period, and the stream's active decisions."""
+
+from __future__ import annotations
+
+from typing import Callable, Literal, get_args
+
+from pydantic import BaseModel, Field
+
+from enforcement.checker import AppliedBudget, Checker, _applied
+from enforcement.reservations import Cell
+from schemas.models import BudgetScope, ScopeKind
+from spendstream.budgets import budget_state
+from spendstream.money import format_usd
+from spendstream.windows import period_window
+
+__all__ = ["SpendReport", "ActiveDecision", "Queries", "parse_scope", "scope_team"]
+
+SCOPE_KINDS = get_args(ScopeKind)
+Period = Literal["hour", "day", "week", "month"]
+
+
+class SpendReport(BaseModel):
+    scope: str
+    period: str
+    window: str
+    spent_usd: str
+    tagged_usd: str = Field(description="spend of events that carried every required tag")
+    held_usd: str = Field(description="reserved by live reservations, not yet settled")
+    events: int
+    unpriced_events: int
+    budgets: list[AppliedBudget]
+
+
+class ActiveDecision(BaseModel):
+    budget_id: str
+    action: str
+    scope: str | None = None
+    window: str | None = None
+    expires_at_ms: int | None = None
+    suggested_model: str | None = None
+    rate_per_s: float | None = None
+    reason: str | None = None
+    at_ms: int | None = None
+
+
+def parse_scope(text: str) -> BudgetScope:
+    """'team:payments' -> BudgetScope. Raises ValueError (-> 422) for an unknown kind or empty value."""
+    kind, sep, value = text.partition(":")
+    if not sep or not value:
+        raise ValueError(f"scope must be kind:value (e.g. team:payments), got {text!r}")
+    if kind not in SCOPE_KINDS:
+        raise ValueError(f"scope kind must be one of {', '.join(SCOPE_KINDS)}, got {kind!r}")
+    return BudgetScope(kind=kind, value=value)
+
+
+def scope_team(kind: str, value: str) -> str | None:
+    """The one team a scope belongs to (team, team_use_case), else None (org-wide or cross-team data)."""
+    if kind == "team":
+        return value
+    if kind == "team_use_case":
+        return value.split("/", 1)[0]
+    return None
+
+
+class Queries:
+    def __init__(self, checker: Checker, clock_ms: Callable[[], int]) -> None:
+        self.checker = checker
+        self.clock_ms = clock_ms
+
+    async def spend(self, scope: BudgetScope, period: str) -> SpendReport:
+        """Live counters of the current `period` window of `scope`. Raises StoreUnavailable."""
+        now = self.clock_ms()
+        window = period_window(period, now)
+        (cell,) = await self.checker.reservations.observe([Cell(scope.kind, scope.value, window)], now)
+        spent, held = cell.get("spend", 0), cell.get("held", 0)
+        budgets = [b for b in await self.checker.budgets() if b.scope == scope and b.period == period]
+        return SpendReport(
+            scope=f"{scope.kind}:{scope.value}", period=period, window=window, spent_usd=format_usd(spent),
+            tagged_usd=format_usd(cell.get("tagged", 0)), held_usd=format_usd(held), events=cell.get("events", 0),
+            unpriced_events=cell.get("unpriced", 0),
+            budgets=[_applied(budget_state(b, window, spent, held)) for b in budgets],
+        )
+
+    async def decisions(self) -> list[ActiveDecision]:
+        """The stream's decisions that have not expired. Raises StoreUnavailable."""
+        now = self.clock_ms()
+        out = []
+        for budget_id, rec in (await self.checker.store.decisions()).items():
+            if rec.get("expires_at_ms") is not None and rec["expires_at_ms"] <= now:
+                continue
+            out.append(ActiveDecision.model_validate({**rec, "budget_id": budget_id}))
+        return sorted(out, key=lambda d: d.budget_id)

@@ -1,0 +1,62 @@
+"""Running Lua scripts by SHA in one round trip, cluster-safe per call.
+
+redis-py's `Script` inside a pipeline sends SCRIPT EXISTS before every execute (an extra round trip on the hot
+path); here EVALSHA goes out directly and a NOSCRIPT reply (a restarted or failed-over Redis) loads the scripts
+once and retries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Sequence
+
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError, RedisError
+
+from spendstream.errors import StoreUnavailable
+
+__all__ = ["Call", "ScriptRunner"]
+
+# (script source, keys, args) runs a script; (None, (), command args) runs a plain command.
+Call = tuple[str | None, Sequence[str], Sequence[Any]]
+
+
+class ScriptRunner:
+    """Runs a batch of calls (one pipeline, no MULTI). Raises StoreUnavailable when Redis does not answer."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.r = client
+        self._sha: dict[str, str] = {}
+
+    def _sha_of(self, src: str) -> str:
+        sha = self._sha.get(src)
+        if sha is None:
+            sha = self._sha[src] = hashlib.sha1(src.encode()).hexdigest()
+        return sha
+
+    async def run(self, calls: Sequence[Call]) -> list[Any]:
+        try:
+            try:
+                return await self._send(calls)
+            except NoScriptError:
+                for src in {c[0] for c in calls if c[0] is not None}:
+                    await self.r.script_load(src)
+                return await self._send(calls)
+        except RedisError as exc:
+            raise StoreUnavailable(f"spend store unavailable: {type(exc).__name__}: {exc}") from exc
+        except OSError as exc:  # a socket error redis-py did not wrap
+            raise StoreUnavailable(f"spend store unavailable: {exc}") from exc
+
+    async def _send(self, calls: Sequence[Call]) -> list[Any]:
+        if len(calls) == 1:
+            src, keys, args = calls[0]
+            if src is None:
+                return [await self.r.execute_command(*args)]
+            return [await self.r.evalsha(self._sha_of(src), len(keys), *keys, *args)]
+        pipe = self.r.pipeline(transaction=False)
+        for src, keys, args in calls:
+            if src is None:
+                pipe.execute_command(*args)
+            else:
+                pipe.evalsha(self._sha_of(src), len(keys), *keys, *args)
+        return await pipe.execute()

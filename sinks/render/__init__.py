@@ -1,0 +1,1 @@
+"""Rendering of reports: self-contained HTML (inline CSS, charts as base64 PNG), Markdown and CSV."""

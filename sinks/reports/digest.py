@@ -1,0 +1,148 @@
+"""Weekly showback digest: the figures for one team and ISO week, read from the rollups only.
+
+Contract: every money figure is integer nano-USD summed by ClickHouse from cost_hourly / activity_daily (which
+include reprice corrections at the corrected events' hour). Weeks are ISO weeks, UTC. The forecast is as of the
+end of the week, to the end of the calendar month (or week) of each budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from clickhouse_connect.driver.client import Client
+
+from schemas.models import Budget
+from sinks.reports._sql import TOKEN_WORKLOADS, TOKENS, rows, ts
+from spendstream.forecast import Outlook, linear_forecast, outlook
+from spendstream.money import usd_to_nanos
+from spendstream.windows import window_bounds
+
+__all__ = ["TeamDigest", "week_bounds", "digest_teams", "team_digest"]
+
+TREND_WEEKS = 6
+
+
+@dataclass
+class TeamDigest:
+    team: str
+    week: str
+    start: datetime
+    end: datetime
+    cost: int = 0
+    cost_last: int = 0
+    requests: int = 0
+    tokens: int = 0
+    tagged_cost: int = 0
+    org_cost: int = 0
+    org_unallocated: int = 0
+    daily: list[tuple[str, int]] = field(default_factory=list)  # (YYYY-MM-DD, cost), last 28 days
+    # (week, cost, requests, tokens, token-priced cost): $/1M tokens leaves GPU training / notebooks out
+    weekly: list[tuple[str, int, int, int, int]] = field(default_factory=list)
+    use_cases: list[tuple[str, int, int]] = field(default_factory=list)  # (name, this week, last week)
+    models: list[tuple[str, int, int]] = field(default_factory=list)
+    activities: list[tuple[str, int, int, int, int]] = field(default_factory=list)  # type, cost, n, cost_last, n_last
+    outlooks: list[Outlook] = field(default_factory=list)
+    alerts: list[tuple[str, str, str, int, str]] = field(default_factory=list)  # fired_at, budget, kind, threshold, message
+
+
+def week_bounds(week: str) -> tuple[datetime, datetime]:
+    """'2026-W47' -> [Mon 2026-11-16, Mon 2026-11-23) UTC. Raises ValueError on another format."""
+    year, _, wk = week.upper().partition("-W")
+    if not (year.isdigit() and wk.isdigit()):
+        raise ValueError(f"week must look like 2026-W47, not {week!r}")
+    return window_bounds(f"w:{int(year)}W{int(wk):02d}")
+
+
+def digest_teams(client: Client, db: str, week: str) -> list[str]:
+    """Teams with spend in the week or the one before, biggest first."""
+    s, e = week_bounds(week)
+    return [r[0] for r in rows(client, db, """
+        SELECT team FROM {db}.cost_hourly WHERE hour >= toDateTime(%(s)s, 'UTC') AND hour < toDateTime(%(e)s, 'UTC')
+        GROUP BY team ORDER BY sum(cost) DESC, team""", s=ts(s - timedelta(days=7)), e=ts(e))]
+
+
+def _split(client: Client, db: str, team: str, dim: str, s: datetime, e: datetime) -> list[tuple[str, int, int]]:
+    return [(r[0], int(r[1]), int(r[2])) for r in rows(client, db, f"""
+        SELECT {dim}, sumIf(cost, hour >= toDateTime(%(m)s, 'UTC')), sumIf(cost, hour < toDateTime(%(m)s, 'UTC'))
+        FROM {{db}}.cost_hourly
+        WHERE team = %(t)s AND hour >= toDateTime(%(s)s, 'UTC') AND hour < toDateTime(%(e)s, 'UTC')
+        GROUP BY {dim} ORDER BY 2 DESC, 1""", t=team, s=ts(s - timedelta(days=7)), m=ts(s), e=ts(e))]
+
+
+def team_digest(client: Client, db: str, team: str, week: str, budgets: list[Budget] | None = None) -> TeamDigest:
+    s, e = week_bounds(week)
+    d = TeamDigest(team, week, s, e)
+    trend_start = s - timedelta(days=7 * (TREND_WEEKS - 1))
+    weekly = rows(client, db, f"""
+        SELECT toMonday(hour) AS wk, sum(cost), sum(requests), sum({TOKENS}), sumIf(cost, fully_tagged = 1),
+               sumIf(cost, {TOKEN_WORKLOADS})
+        FROM {{db}}.cost_hourly
+        WHERE team = %(t)s AND hour >= toDateTime(%(s)s, 'UTC') AND hour < toDateTime(%(e)s, 'UTC')
+        GROUP BY wk ORDER BY wk""", t=team, s=ts(trend_start), e=ts(e))
+    by_week = {r[0]: r for r in weekly}
+    for i in range(TREND_WEEKS):
+        monday = (trend_start + timedelta(days=7 * i)).date()
+        r = by_week.get(monday)
+        iso = monday.isocalendar()
+        d.weekly.append((f"{iso.year}-W{iso.week:02d}", *(int(r[k]) if r else 0 for k in (1, 2, 3, 5))))
+        if monday == s.date() and r:
+            d.cost, d.requests, d.tokens, d.tagged_cost = int(r[1]), int(r[2]), int(r[3]), int(r[4])
+        if monday == (s - timedelta(days=7)).date() and r:
+            d.cost_last = int(r[1])
+    daily = {r[0]: int(r[1]) for r in rows(client, db, """
+        SELECT toDate(hour) AS day, sum(cost) FROM {db}.cost_hourly
+        WHERE team = %(t)s AND hour >= toDateTime(%(s)s, 'UTC') AND hour < toDateTime(%(e)s, 'UTC')
+        GROUP BY day""", t=team, s=ts(e - timedelta(days=28)), e=ts(e))}
+    d.daily = [(str(day), daily.get(day, 0)) for day in
+               ((e - timedelta(days=28 - i)).date() for i in range(28))]
+    (d.org_cost, d.org_unallocated), = rows(client, db, """
+        SELECT sum(cost), sumIf(cost, team = 'unallocated') FROM {db}.cost_hourly
+        WHERE hour >= toDateTime(%(s)s, 'UTC') AND hour < toDateTime(%(e)s, 'UTC')""", s=ts(s), e=ts(e))
+    d.org_cost, d.org_unallocated = int(d.org_cost), int(d.org_unallocated)
+    d.use_cases = _split(client, db, team, "use_case", s, e)
+    d.models = _split(client, db, team, "model", s, e)
+    d.activities = [(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows(client, db, """
+        SELECT activity_type,
+               sumIf(cost, day >= toDate(%(m)s)), uniqExactIf(activity_id, day >= toDate(%(m)s)),
+               sumIf(cost, day < toDate(%(m)s)), uniqExactIf(activity_id, day < toDate(%(m)s))
+        FROM {db}.activity_daily
+        WHERE team = %(t)s AND day >= toDate(%(s)s) AND day < toDate(%(e)s)
+        GROUP BY activity_type ORDER BY 2 DESC""", t=team, s=str((s - timedelta(days=7)).date()),
+        m=str(s.date()), e=str(e.date()))]
+    d.outlooks = _outlooks(client, db, team, e, budgets or [])
+    d.alerts = [(str(r[0])[:16], r[1], r[2], int(r[3]), r[4]) for r in rows(client, db, """
+        SELECT fired_at, budget_id, kind, threshold, message FROM {db}.alerts FINAL
+        WHERE team = %(t)s AND fired_at >= toDateTime(%(s)s, 'UTC') AND fired_at < toDateTime(%(e)s, 'UTC')
+        ORDER BY fired_at""", t=team, s=ts(s), e=ts(e))]
+    return d
+
+
+def _team_budget(b: Budget, team: str) -> str | None:
+    """The use case a budget narrows to ('' for the whole team), None when it is not this team's."""
+    if b.scope.kind == "team" and b.scope.value == team:
+        return ""
+    if b.scope.kind == "team_use_case" and b.scope.value.split("/", 1)[0] == team:
+        return b.scope.value.split("/", 1)[1]
+    return None
+
+
+def _outlooks(client: Client, db: str, team: str, as_of: datetime, budgets: list[Budget]) -> list[Outlook]:
+    out = []
+    for b in budgets:
+        uc = _team_budget(b, team)
+        if uc is None or b.period == "day":
+            continue
+        kind = "m" if b.period == "month" else "w"
+        ps, pe = window_bounds(f"{kind}:{as_of - timedelta(milliseconds=1):%Y%m}" if kind == "m" else
+                               "w:{0}W{1:02d}".format(*(as_of - timedelta(milliseconds=1)).isocalendar()[:2]))
+        (spent, recent), = rows(client, db, """
+            SELECT sumIf(cost, hour >= toDateTime(%(p)s, 'UTC')), sumIf(cost, hour >= toDateTime(%(r)s, 'UTC'))
+            FROM {db}.cost_hourly WHERE team = %(t)s AND (%(uc)s = '' OR use_case = %(uc)s)
+              AND hour >= toDateTime(%(lo)s, 'UTC') AND hour < toDateTime(%(e)s, 'UTC')""",
+            t=team, uc=uc, p=ts(ps), r=ts(as_of - timedelta(days=7)), lo=ts(min(ps, as_of - timedelta(days=7))),
+            e=ts(as_of))
+        remaining = max(0, int((pe - as_of).total_seconds() * 1000))
+        fc = linear_forecast(int(spent), int(recent), 7 * 86_400_000, remaining)
+        out.append(outlook(b.id, usd_to_nanos(b.limit_usd), int(spent), fc))
+    return out

@@ -1,0 +1,88 @@
+"""Monthly chargeback review: usage lines and the five review metrics, read from cost_hourly only.
+
+Contract: money is integer nano-USD summed by ClickHouse (corrections included at the corrected hour). Months
+are UTC calendar months. Metric definitions (docs/analytics.md):
+- GPU idle % = 1 - sum(gpu_seconds x gpu_utilization) / sum(gpu_seconds), over events that report
+  attributes['gpu_utilization'] in [0, 1]; events without it are left out (their share is reported).
+- $/1k tokens = token-priced spend (workload_type not training / notebook) per 1,000 tokens, per month.
+- paved-road % = spend with source gateway or litellm / all spend.
+- unallocated % = spend booked to team 'unallocated' / all spend; tag coverage = fully tagged spend / all.
+- budget variance by team = actual - monthly team budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from clickhouse_connect.driver.client import Client
+
+from sinks.reports._sql import TOKEN_WORKLOADS, TOKENS, rows, ts
+from spendstream.chargeback import Usage
+from spendstream.windows import window_bounds
+
+__all__ = ["ReviewData", "month_bounds", "review_data"]
+
+TREND_MONTHS = 6
+
+
+@dataclass
+class ReviewData:
+    month: str
+    start: datetime
+    end: datetime
+    usage: list[Usage] = field(default_factory=list)
+    total: int = 0
+    paved: int = 0
+    unallocated: int = 0
+    tagged: int = 0
+    gpu_seconds: float = 0.0
+    gpu_util_seconds: float = 0.0
+    gpu_busy_seconds: float = 0.0
+    token_trend: list[tuple[str, int, int]] = field(default_factory=list)  # (YYYY-MM, token spend, tokens)
+    team_actual: dict[str, int] = field(default_factory=dict)
+    use_case_actual: dict[str, int] = field(default_factory=dict)
+
+
+def month_bounds(month: str) -> tuple[datetime, datetime]:
+    """'2026-11' -> [2026-11-01, 2026-12-01) UTC. Raises ValueError on another format."""
+    y, _, m = month.partition("-")
+    if not (len(y) == 4 and y.isdigit() and m.isdigit() and 1 <= int(m) <= 12):
+        raise ValueError(f"month must look like 2026-11, not {month!r}")
+    return window_bounds(f"m:{y}{int(m):02d}")
+
+
+def _months_back(start: datetime, n: int) -> datetime:
+    y, m = start.year, start.month - n
+    while m <= 0:
+        y, m = y - 1, m + 12
+    return start.replace(year=y, month=m)
+
+
+def review_data(client: Client, db: str, month: str) -> ReviewData:
+    s, e = month_bounds(month)
+    d = ReviewData(month, s, e)
+    p = {"s": ts(s), "e": ts(e)}
+    where = "hour >= toDateTime(%(s)s, 'UTC') AND hour < toDateTime(%(e)s, 'UTC')"
+    d.usage = [Usage(r[0], r[1], r[2], r[3], int(r[4]), int(r[5]), int(r[6])) for r in rows(client, db, f"""
+        SELECT cost_center, team, use_case, environment, sum(cost), sum({TOKENS}), sum(requests)
+        FROM {{db}}.cost_hourly WHERE {where}
+        GROUP BY cost_center, team, use_case, environment ORDER BY cost_center, team, use_case, environment""", **p)]
+    (tot, paved, unalloc, tagged, gs, gus, gbs), = rows(client, db, f"""
+        SELECT sum(cost), sumIf(cost, paved = 1), sumIf(cost, team = 'unallocated'), sumIf(cost, fully_tagged = 1),
+               sum(gpu_seconds), sum(gpu_util_seconds), sum(gpu_busy_seconds)
+        FROM {{db}}.cost_hourly WHERE {where}""", **p)
+    d.total, d.paved, d.unallocated, d.tagged = int(tot), int(paved), int(unalloc), int(tagged)
+    d.gpu_seconds, d.gpu_util_seconds, d.gpu_busy_seconds = float(gs), float(gus), float(gbs)
+    trend_start = _months_back(s, TREND_MONTHS - 1)
+    got = {r[0]: (int(r[1]), int(r[2])) for r in rows(client, db, f"""
+        SELECT formatDateTime(hour, '%%Y-%%m') AS m, sumIf(cost, {TOKEN_WORKLOADS}), sumIf({TOKENS}, {TOKEN_WORKLOADS})
+        FROM {{db}}.cost_hourly WHERE hour >= toDateTime(%(s)s, 'UTC') AND hour < toDateTime(%(e)s, 'UTC')
+        GROUP BY m""", s=ts(trend_start), e=ts(e))}
+    for i in range(TREND_MONTHS):
+        m = _months_back(s, TREND_MONTHS - 1 - i).strftime("%Y-%m")
+        d.token_trend.append((m, *got.get(m, (0, 0))))
+    for u in d.usage:
+        d.team_actual[u.team] = d.team_actual.get(u.team, 0) + u.cost
+        d.use_case_actual[u.use_case] = d.use_case_actual.get(u.use_case, 0) + u.cost
+    return d

@@ -1,0 +1,213 @@
+"""`spendstream digest weekly | review monthly | export focus | reconcile | reprice apply`: the analytics CLI.
+
+Entry point only: builds Settings and the ClickHouse client, calls the report queries (sinks/reports), the pure
+core (spendstream.chargeback / forecast / focus / reconcile) and the renderers (sinks/render).
+"""
+
+from __future__ import annotations
+
+import getpass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+
+from spendstream.cli._common import console, settings_or_exit
+from spendstream.errors import ConfigError
+from spendstream.money import usd_to_nanos
+
+__all__ = ["register"]
+
+digest = typer.Typer(help="Weekly showback digest per team.", no_args_is_help=True)
+review = typer.Typer(help="Monthly chargeback review.", no_args_is_help=True)
+export = typer.Typer(help="Exports: FOCUS 1.2.", no_args_is_help=True)
+reprice = typer.Typer(help="Book reprice corrections (audited).", no_args_is_help=True)
+
+
+def _client():
+    from sinks.clickhouse import connect
+
+    s = settings_or_exit()
+    return connect(s.clickhouse.resolved_dsn()), s.clickhouse.database
+
+
+def _budgets(path: Path | None):
+    from spendstream.cli.budgets import load_budgets
+
+    return load_budgets(path) if path else []
+
+
+def _pairs(items: list[str], what: str) -> dict[str, int]:
+    """NAME=USD pairs -> {name: nano-USD}. Raises ConfigError on a malformed pair."""
+    out: dict[str, int] = {}
+    for item in items:
+        name, sep, amount = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"{what} must look like NAME=AMOUNT, not {item!r}")
+        out[name.strip()] = out.get(name.strip(), 0) + usd_to_nanos(amount)
+    return out
+
+
+@digest.command("weekly")
+def digest_weekly(
+    week: str = typer.Option(..., help="ISO week, e.g. 2026-W47"),
+    team: list[str] = typer.Option([], help="Only these teams (default: every team with spend)"),
+    out: Path = typer.Option(Path("reports"), help="Output directory"),
+    budgets: Path | None = typer.Option(None, exists=True, dir_okay=False, help="budgets YAML for the forecast"),
+) -> None:
+    """Write digest-WEEK-TEAM.html/.md/.csv per team (HTML self-contained, charts embedded)."""
+    from sinks.render.digest import digest_csv, digest_html, digest_markdown
+    from sinks.reports.digest import digest_teams, team_digest
+
+    client, db = _client()
+    bl = _budgets(budgets)
+    out.mkdir(parents=True, exist_ok=True)
+    for t in team or digest_teams(client, db, week):
+        d = team_digest(client, db, t, week, bl)
+        stem = out / f"digest-{week}-{t}"
+        stem.with_suffix(".html").write_text(digest_html(d))
+        stem.with_suffix(".md").write_text(digest_markdown(d))
+        stem.with_suffix(".csv").write_text(digest_csv(d))
+        console.print(f"{t}: {stem}.html (.md, .csv)")
+
+
+@review.command("monthly")
+def review_monthly(
+    month: str = typer.Option(..., help="Calendar month, e.g. 2026-11"),
+    model: str = typer.Option("real-cost", help="pool | proportional | real-cost | budget"),
+    shared_cost: list[str] = typer.Option([], "--shared-cost", help="Shared platform cost NAME=USD (repeat)"),
+    shared_key: str = typer.Option("spend", help="Proration key of shared cost: spend | tokens | requests | even"),
+    markup: str = typer.Option("0", help="Markup percent on chargeback lines (real-cost model)"),
+    budgets: Path | None = typer.Option(None, exists=True, dir_okay=False,
+                                        help="budgets YAML: team budgets -> variance, use-case budgets -> budget model"),
+    budget: list[str] = typer.Option([], "--use-case-budget", help="Upfront use-case budget USE_CASE=USD (repeat)"),
+    out: Path = typer.Option(Path("reports"), help="Output directory"),
+) -> None:
+    """Write review-MONTH-MODEL.html plus statement / lines / metrics CSVs; records the allocation in ClickHouse."""
+    from sinks.render.review import cent_lines, lines_csv, metrics_csv, review_html, statement_csv, variance_by_team
+    from sinks.reports.review import review_data
+    from spendstream.chargeback import build_statement
+
+    client, db = _client()
+    bl = _budgets(budgets)
+    monthly = [b for b in bl if b.period == "month"]
+    team_budgets = {b.scope.value: usd_to_nanos(b.limit_usd) for b in monthly if b.scope.kind == "team"}
+    uc_budgets = {b.scope.value.split("/")[-1]: usd_to_nanos(b.limit_usd) for b in monthly
+                  if b.scope.kind in ("use_case", "team_use_case")}
+    uc_budgets.update(_pairs(budget, "--use-case-budget"))
+    shared = _pairs(shared_cost, "--shared-cost")
+    markup_bp = usd_to_nanos(markup) // 10_000_000  # percent with up to 2 decimals -> basis points
+    d = review_data(client, db, month)
+    try:
+        st = build_statement(model, d.usage, shared, shared_key=shared_key, markup_bp=markup_bp, budgets=uc_budgets)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    cl = cent_lines(st)
+    variance = variance_by_team(d, team_budgets)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"review-{month}-{model}"
+    (out / f"{stem}.html").write_text(review_html(d, st, cl, variance, shared))
+    (out / f"{stem}-statement.csv").write_text(statement_csv(st, cl))
+    (out / f"{stem}-lines.csv").write_text(lines_csv(st, cl))
+    (out / f"{stem}-metrics.csv").write_text(metrics_csv(d, variance))
+    _record_allocation(client, db, month, st)
+    console.print(f"{model}: total {cl.total / 100:,.2f} USD over {len(cl.by_cc)} cost centers -> {out / stem}.html")
+
+
+def _record_allocation(client, db: str, month: str, st) -> None:
+    from sinks.reports.review import month_bounds
+
+    now = datetime.now(UTC)
+    client.insert(f"{db}.allocations",
+                  [[f"{month}:{st.model}", month_bounds(month)[0].date(), st.model, ln.cost_center, ln.team,
+                    ln.environment, ln.mode, ln.direct, ln.shared, ln.markup, ln.amount, st.shared_key, now]
+                   for ln in st.lines],
+                  column_names=["run_id", "month", "chargeback_model", "cost_center", "team", "environment", "mode",
+                                "direct", "shared", "markup", "amount", "shared_key", "generated_at"])
+
+
+@export.command("focus")
+def export_focus(
+    month: str = typer.Option(..., help="Billing month, e.g. 2026-11"),
+    out: Path = typer.Option(..., help="FILE.csv or FILE.parquet"),
+    account_id: str = typer.Option("spendstream", help="BillingAccountId"),
+    account_name: str = typer.Option("AI platform", help="BillingAccountName"),
+) -> None:
+    """FOCUS 1.2 rows: hourly usage of the month plus reprice corrections booked in it."""
+    from sinks.render.focus_file import write_focus
+    from sinks.reports.focus_export import focus_rows
+
+    client, db = _client()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    n = write_focus(focus_rows(client, db, month, (account_id, account_name)), out)
+    console.print(f"{n:,} FOCUS rows -> {out}")
+
+
+def reconcile_cmd(
+    invoice: Path = typer.Option(..., exists=True, dir_okay=False, help="Provider invoice / usage CSV"),
+    provider: str = typer.Option(..., help="Provider as in events, e.g. openai"),
+    threshold: str = typer.Option("1", help="Drift alert threshold, percent"),
+) -> None:
+    """Compare metered contracted cost with the invoice per model and day; exit 1 and store an alert on drift."""
+    from datetime import date, timedelta
+
+    from rich.table import Table
+
+    from sinks.render.html import usd
+    from sinks.reports.reconcile_store import metered_by_key, record_drift_alert, store_invoice, unallocated_share
+    from spendstream.forecast import pct
+    from spendstream.reconcile import invoiced_by_key, parse_invoice_csv, reconcile
+
+    client, db = _client()
+    lines = parse_invoice_csv(invoice.read_text(), provider, invoice.name)
+    if not lines:
+        raise ConfigError(f"{invoice}: no invoice lines")
+    days = sorted({ln.day for ln in lines})
+    start = datetime.combine(date.fromisoformat(days[0]), datetime.min.time(), UTC)
+    end = datetime.combine(date.fromisoformat(days[-1]) + timedelta(days=1), datetime.min.time(), UTC)
+    now = datetime.now(UTC)
+    store_invoice(client, db, provider, lines, invoice.name, now)
+    rec = reconcile(metered_by_key(client, db, provider, start, end), invoiced_by_key(lines),
+                    usd_to_nanos(threshold) // 10_000_000)
+    un, tot = unallocated_share(client, db, provider, start, end)
+    t = Table("day", "model", "metered", "invoiced", "residual", "drift", title=f"{provider} {days[0]}..{days[-1]}")
+    for r in rec.rows:
+        t.add_row(r.day, r.model, usd(r.metered, 4), usd(r.invoiced, 4), usd(r.residual, 4), "DRIFT" if r.drifted else "")
+    console.print(t)
+    console.print(f"metered {usd(rec.metered_total, 4)}  invoiced {usd(rec.invoiced_total, 4)}  "
+                  f"residual {usd(rec.residual, 4)} ({rec.residual} nano-USD)  unallocated {pct(un, tot)}%")
+    if rec.drifted or rec.drifted_rows:
+        aid = record_drift_alert(client, db, provider, f"{days[0]}..{days[-1]}", rec, now)
+        console.print(f"[red]ALERT[/red] drift above {threshold}% ({len(rec.drifted_rows)} lines); stored as {aid}")
+        raise typer.Exit(1)
+
+
+@reprice.command("apply")
+def reprice_apply(
+    book: Path = typer.Option(..., exists=True, dir_okay=False, help="The new price book YAML"),
+    since: str = typer.Option(..., "--from", help="Start, ISO date/time UTC (inclusive)"),
+    until: str = typer.Option(..., "--to", help="End, ISO date/time UTC (exclusive)"),
+    by: str = typer.Option("", help="Who applies it (default: the OS user)"),
+    note: str = typer.Option("", help="Why (stored in the audit row)"),
+) -> None:
+    """Reprice booked events under BOOK and write correction rows (idempotent: a second run books nothing)."""
+    from sinks.reports.corrections import apply_corrections, booked_events, from_reprice
+    from spendstream.cli.files import load_price_book
+    from spendstream.reprice import reprice as reprice_events
+
+    client, db = _client()
+    s, e = (datetime.fromisoformat(x).replace(tzinfo=UTC) for x in (since, until))
+    new = load_price_book(book)
+    events = list(booked_events(client, db, s, e))
+    res = apply_corrections(client, db, from_reprice(reprice_events(events, new)), applied_by=by or getpass.getuser(),
+                            now=datetime.now(UTC), start=s, end=e, events_seen=len(events), note=note)
+    state = "already applied" if res.already_applied else "applied"
+    console.print(f"{res.run_id} {state}: {res.changed:,} of {len(events):,} events changed, delta {res.delta_cost} nano-USD")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(digest, name="digest")
+    app.add_typer(review, name="review")
+    app.add_typer(export, name="export")
+    app.add_typer(reprice, name="reprice")
+    app.command("reconcile")(reconcile_cmd)
