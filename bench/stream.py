@@ -32,26 +32,13 @@ from schemas.codec import UsageCodec  # noqa: E402
 from spendstream.cli.launcher import Launcher  # noqa: E402
 from spendstream.synthetic import SyntheticStream  # noqa: E402
 from spendstream.windows import window_ids  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
+from tests.conftest import free_port, produce  # noqa: E402
 
 
 def _topics(bootstrap: str, names: list[str], partitions: int = 4) -> None:
-    fs = AdminClient({"bootstrap.servers": bootstrap}).create_topics([NewTopic(n, partitions, 1) for n in names])
-    for f in fs.values():
-        f.result()
-
-
-def _produce(bootstrap: str, topic: str, values: list[tuple[bytes, bytes]]) -> None:
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.num.messages": 10000,
-                  "queue.buffering.max.messages": 1_000_000})
-    for k, v in values:
-        while True:
-            try:
-                p.produce(topic, key=k, value=v)
-                break
-            except BufferError:
-                p.poll(0.01)
-    p.flush(120)
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # keep a reference until the futures resolve
+    for f in admin.create_topics([NewTopic(n, partitions, 1) for n in names]).values():
+        f.result(30)
 
 
 def _percentile(xs: list[float], q: float) -> float:
@@ -85,7 +72,7 @@ class Run:
     def bare_faust(self, n: int) -> dict:
         topic = self.topics_for("bare")
         events = list(SyntheticStream(seed=1).events(n, int(time.time() * 1000)))
-        _produce(self.bootstrap, topic, [(e["team"].encode() if e["team"] else b"", self.codec.encode(e)) for e in events])
+        produce(self.bootstrap, topic, [(e["team"].encode() if e["team"] else b"", self.codec.encode(e)) for e in events])
         out = self.state / "bare.json"
         proc = subprocess.run([sys.executable, str(ROOT / "bench" / "bare_faust.py"), self.bootstrap, topic, str(n), str(out)],
                               timeout=600, capture_output=True)
@@ -101,7 +88,7 @@ class Run:
             values = [(b"", self.codec.encode_batch(events[i:i + batch])) for i in range(0, n, batch)]
         else:
             values = [((e["team"] or "").encode(), self.codec.encode(e)) for e in events]
-        _produce(self.bootstrap, topic, values)
+        produce(self.bootstrap, topic, values)
         key = f"{name}:{{org:all}}:{window_ids(now).month}"
         proc = subprocess.Popen([sys.executable, "-m", "spendstream", "worker"], env=self.env(name), cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -13,25 +13,28 @@ Slot groups:
 
 __all__ = ["DEDUPE", "JOURNAL", "APPLY_SCOPE"]
 
-# KEYS: the bucket's seen-day keys.  ARGV: ttl_s, then triples (day key index (1-based), event_id, record).
+# KEYS: the bucket's seen-day keys.  ARGV: ttl_s, then three \x1f-joined lists of equal length: day key index
+# (1-based), event_id, record. (Three strings instead of 3 x N arguments: packing thousands of arguments cost
+# more client CPU than the script; event ids never contain control characters — validation dead-letters them.)
 # Records which record ("partition:offset.index") first carried each id; an id first carried by ANOTHER record
 # is a duplicate. Idempotent: a redelivered record is not a duplicate of itself.
-# Returns the 0-based positions (in triple order) of duplicates.
+# Returns the 0-based positions of duplicates.
 DEDUPE = """
 local ttl = tonumber(ARGV[1])
-local dups = {}
-local touched = {}
-local n = 0
-for i = 2, #ARGV, 3 do
-  local k = KEYS[tonumber(ARGV[i])]
-  local off = ARGV[i + 2]
-  if redis.call('HSETNX', k, ARGV[i + 1], off) == 0 then
-    if redis.call('HGET', k, ARGV[i + 1]) ~= off then dups[#dups + 1] = n end
-  end
-  touched[k] = true
-  n = n + 1
+local function split(s)
+  local out = {}
+  for part in string.gmatch(s, '[^\\31]+') do out[#out + 1] = part end
+  return out
 end
-for k, _ in pairs(touched) do redis.call('EXPIRE', k, ttl) end
+local idx, ids, recs = split(ARGV[2]), split(ARGV[3]), split(ARGV[4])
+local dups = {}
+for n = 1, #ids do
+  local k = KEYS[tonumber(idx[n])]
+  if redis.call('HSETNX', k, ids[n], recs[n]) == 0 then
+    if redis.call('HGET', k, ids[n]) ~= recs[n] then dups[#dups + 1] = n - 1 end
+  end
+end
+for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ttl) end
 return dups
 """
 

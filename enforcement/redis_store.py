@@ -27,6 +27,7 @@ from spendstream.windows import expire_at
 __all__ = ["RedisSpendStore", "SEEN_TTL_S", "DEDUPE_BUCKETS"]
 
 SEEN_TTL_S = 40 * 86400  # >= the longest window (a calendar month) plus late-arrival slack
+_US = "\x1f"  # unit separator: event ids never contain control characters (validation)
 DEDUPE_BUCKETS = 16  # event-id dedupe slots; a batch costs one pipelined round trip whatever the count
 
 
@@ -55,23 +56,26 @@ class RedisSpendStore:
         One DEDUPE call per id bucket (a fixed set of slots), pipelined: one round trip."""
         if not events:
             return set()
-        groups: dict[int, tuple[dict[str, int], list[Any], list[int]]] = {}
+        groups: dict[int, tuple[dict[str, int], list[str], list[str], list[str], list[int]]] = {}
         for pos, (event_id, where, day) in enumerate(events):
             bucket = zlib.crc32(event_id.encode()) % DEDUPE_BUCKETS
-            days, argv, positions = groups.setdefault(bucket, ({}, [SEEN_TTL_S], []))
-            idx = days.get(day)
-            if idx is None:
-                idx = days[day] = len(days) + 1
-            argv += (idx, event_id, where)
+            days, idx, ids, recs, positions = groups.setdefault(bucket, ({}, [], [], [], []))
+            d = days.get(day)
+            if d is None:
+                d = days[day] = len(days) + 1
+            idx.append(str(d))
+            ids.append(event_id)
+            recs.append(where)
             positions.append(pos)
         pipe = self.r.pipeline(transaction=False)
-        for bucket, (days, argv, _) in groups.items():
-            await self._dedupe(keys=[self.keys.seen(topic, bucket, d) for d in days], args=argv, client=pipe)
+        for bucket, (days, idx, ids, recs, _) in groups.items():
+            await self._dedupe(keys=[self.keys.seen(topic, bucket, d) for d in days],
+                               args=[SEEN_TTL_S, _US.join(idx), _US.join(ids), _US.join(recs)], client=pipe)
         try:
             replies = await pipe.execute()
         except RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
-        return {positions[i] for (_, _, positions), dups in zip(groups.values(), replies) for i in dups}
+        return {positions[i] for (*_, positions), dups in zip(groups.values(), replies) for i in dups}
 
     def _scope_calls(self, topic: str, partition: int, last: int, deltas: Deltas) -> list[tuple[list[str], list[Any]]]:
         wm_field = f"{topic}:{partition}"

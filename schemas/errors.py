@@ -4,7 +4,7 @@ It lives here, at the bottom of the import graph, because every other package im
 """
 
 __all__ = [
-    "SpendstreamError", "DecodeError", "EncodeError", "SchemaNotFound", "SchemaRegistryUnavailable", "IncompatibleSchema",
+    "SpendstreamError", "ReasonedError", "DecodeError", "EncodeError", "SchemaNotFound", "SchemaRegistryUnavailable", "IncompatibleSchema",
 ]
 
 
@@ -12,16 +12,17 @@ class SpendstreamError(Exception):
     """Root of all spendstream errors."""
 
 
-class DecodeError(SpendstreamError):
-    """The bytes are not a valid usage event in Confluent wire format.
-
-    `reason` is a short stable code the dead-letter queue records (bad_magic, unknown_schema_id, corrupt_avro, ...).
-    """
+class ReasonedError(SpendstreamError):
+    """An error with a short stable `reason` code (what the dead-letter queue records) and a human `detail`."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+
+class DecodeError(ReasonedError):
+    """The bytes are not a valid usage event in Confluent wire format (bad_magic, unknown_schema_id, corrupt_avro, ...)."""
 
 
 class SchemaNotFound(SpendstreamError):

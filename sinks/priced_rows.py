@@ -27,12 +27,12 @@ def _ts(ms: int) -> datetime:
 
 
 def priced_row(
-    e: Mapping[str, Any], owner: Owner, p: PricedCost, topic: str, partition: int, offset: int, ingested_ms: int,
+    e: Mapping[str, Any], owner: Owner, p: PricedCost, topic: str, partition: int, offset: int, ingested_at: datetime,
     late: bool = False,
 ) -> list[Any]:
     g = e.get
     return [
-        e["event_id"], _ts(e["event_time"]), _ts(ingested_ms), g("source") or "sdk", e["provider"], e["model"],
+        e["event_id"], _ts(e["event_time"]), ingested_at, g("source") or "sdk", e["provider"], e["model"],
         g("operation") or "", g("service_tier") or "", g("status") or "success",
         owner.team, owner.cost_center, owner.use_case, owner.environment, owner.workload_type, int(owner.fully_tagged),
         g("project") or "", g("customer") or "", g("user_hash") or "", g("activity_type") or "", g("activity_id") or "",

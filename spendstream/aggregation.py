@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Iterable, NamedTuple
 
 from spendstream.allocation import Owner, scope_values
-from spendstream.windows import window_ids
+from spendstream.windows import HOUR_MS, window_ids
 
 __all__ = ["Booking", "Deltas", "aggregate", "CELL_FIELDS"]
 
@@ -30,23 +30,36 @@ class Booking(NamedTuple):
 
 
 def aggregate(bookings: Iterable[Booking]) -> Deltas:
-    """Sum bookings per scope and window. Pure; the sum of all cells of one window kind equals the batch total."""
-    out: Deltas = {}
+    """Sum bookings per scope and window. Pure; the sum of all cells of one window kind equals the batch total.
+
+    Two steps, because a batch has thousands of events but a few hundred distinct (owner, model, hour) keys:
+    sum per key first, then fan each key out to its 7 scopes x 4 windows once."""
+    per_key: dict[tuple, list[int]] = {}
     for b in bookings:
-        wins = window_ids(b.event_time)
+        key = (b.owner, b.provider, b.model, b.event_time // HOUR_MS)
+        c = per_key.get(key)
         tagged = b.cost if b.owner.fully_tagged else 0
-        unpriced = 1 if b.unpriced else 0
-        for scope in scope_values(b.owner, b.provider, b.model):
+        if c is None:
+            per_key[key] = [b.cost, tagged, 1, 1 if b.unpriced else 0]
+        else:
+            c[0] += b.cost
+            c[1] += tagged
+            c[2] += 1
+            c[3] += 1 if b.unpriced else 0
+    out: Deltas = {}
+    for (owner, provider, model, hour), (cost, tagged, n, unpriced) in per_key.items():
+        wins = window_ids(hour * HOUR_MS)
+        for scope in scope_values(owner, provider, model):
             cells = out.get(scope)
             if cells is None:
                 cells = out[scope] = {}
             for w in wins:
                 c = cells.get(w)
                 if c is None:
-                    cells[w] = [b.cost, tagged, 1, unpriced]
+                    cells[w] = [cost, tagged, n, unpriced]
                 else:
-                    c[0] += b.cost
+                    c[0] += cost
                     c[1] += tagged
-                    c[2] += 1
+                    c[2] += n
                     c[3] += unpriced
     return out

@@ -6,9 +6,10 @@ event counts as untagged for tag coverage (% of cost carrying all required tags)
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Mapping, NamedTuple
 
-from schemas.models import ENVIRONMENTS, REQUIRED_TAGS, WORKLOAD_TYPES
+from schemas.models import ENVIRONMENTS, WORKLOAD_TYPES
 
 __all__ = ["UNALLOCATED", "Owner", "owner_of", "scope_values"]
 
@@ -26,19 +27,19 @@ class Owner(NamedTuple):
 
 def owner_of(event: Mapping[str, Any]) -> Owner:
     """The owner dimensions of an event; a missing or invalid required tag becomes `unallocated`."""
-    vals = []
-    tagged = True
-    for tag in REQUIRED_TAGS:
-        v = event.get(tag)
-        if tag == "environment" and v not in ENVIRONMENTS:
-            v = None
-        elif tag == "workload_type" and v not in WORKLOAD_TYPES:
-            v = None
-        if not v:
-            tagged = False
-            v = UNALLOCATED
-        vals.append(v)
-    return Owner(*vals, tagged)
+    g = event.get
+    return _owner(g("team"), g("cost_center"), g("use_case"), g("environment"), g("workload_type"))
+
+
+@lru_cache(maxsize=65536)
+def _owner(team, cost_center, use_case, environment, workload_type) -> Owner:
+    # cached: a stream has few distinct tag combinations, and this runs once per event
+    if environment not in ENVIRONMENTS:
+        environment = None
+    if workload_type not in WORKLOAD_TYPES:
+        workload_type = None
+    vals = (team, cost_center, use_case, environment, workload_type)
+    return Owner(*(v or UNALLOCATED for v in vals), all(vals))
 
 
 def scope_values(owner: Owner, provider: str, model: str) -> tuple[tuple[str, str], ...]:

@@ -1,17 +1,12 @@
 """Typed errors of the core. All derive from `schemas.errors.SpendstreamError`, the one root."""
 
-from schemas.errors import DecodeError, SchemaNotFound, SpendstreamError
+from schemas.errors import DecodeError, ReasonedError, SchemaNotFound, SpendstreamError
 
 __all__ = ["SpendstreamError", "DecodeError", "SchemaNotFound", "InvalidEvent", "ConfigError", "StoreUnavailable"]
 
 
-class InvalidEvent(SpendstreamError):
+class InvalidEvent(ReasonedError):
     """A decoded event that cannot be booked; `reason` is the DLQ code."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
 
 
 class ConfigError(SpendstreamError):

@@ -61,7 +61,7 @@ class SyntheticStream:
             "attributes": {},
         }
         if workload == "training":
-            e.update(operation="training", gpu_seconds=float(rng.randrange(60, 3600)), accelerator_type="h100",
+            e.update(operation="training", gpu_seconds=float(rng.randrange(10, 120)), accelerator_type="h100",
                      activity_type="training_run", activity_id=f"run-{rng.randrange(1, 40)}")
         elif workload == "embedding":
             e.update(operation="embedding", input_tokens=rng.randrange(200, 8000))

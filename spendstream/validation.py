@@ -27,11 +27,31 @@ class Limits:
 
 
 def invalid_reason(e: Mapping[str, Any], now_ms: int, limits: Limits) -> tuple[str, str] | None:
-    """(reason, detail) when the event cannot be booked, else None."""
-    if not e.get("event_id"):
+    """(reason, detail) when the event cannot be booked, else None. Hot path: the common case is one pass of
+    cheap comparisons; the field-by-field diagnosis runs only for a bad event."""
+    eid = e.get("event_id")
+    if not eid:
         return "missing_event_id", "event_id is empty"
+    if len(eid) > 200 or not eid.isprintable():
+        return "bad_event_id", "event_id must be at most 200 printable characters"
     if not e.get("provider") or not e.get("model"):
         return "missing_model", "provider and model are required to price an event"
+    g = e.get
+    tokens = (g("input_tokens", 0), g("output_tokens", 0), g("cached_input_tokens", 0), g("cache_write_tokens", 0),
+              g("reasoning_tokens", 0))
+    requests, egress, gpu = g("request_count", 0), g("egress_bytes", 0), g("gpu_seconds") or 0.0
+    if (min(tokens) < 0 or requests < 0 or egress < 0 or not 0.0 <= gpu <= limits.max_gpu_seconds
+            or max(tokens) > limits.max_tokens or requests > limits.max_requests or egress > limits.max_egress_bytes):
+        return _quantity_reason(e, limits)
+    t = g("event_time", 0)
+    if t > now_ms + limits.max_future_ms:
+        return "future_event_time", f"event_time {t} is {(t - now_ms) // 1000}s ahead of now"
+    if t < now_ms - limits.retention_ms:
+        return "expired_event_time", f"event_time {t} is older than retention"
+    return None
+
+
+def _quantity_reason(e: Mapping[str, Any], limits: Limits) -> tuple[str, str]:
     for f in QUANTITY_FIELDS:
         v = e.get(f, 0)
         if v < 0:
@@ -43,11 +63,4 @@ def invalid_reason(e: Mapping[str, Any], now_ms: int, limits: Limits) -> tuple[s
     gpu = e.get("gpu_seconds") or 0.0
     if gpu != gpu or gpu < 0:  # NaN or negative
         return "negative_quantity", f"gpu_seconds={gpu}"
-    if gpu > limits.max_gpu_seconds:
-        return "absurd_quantity", f"gpu_seconds={gpu} exceeds cap {limits.max_gpu_seconds}"
-    t = e.get("event_time", 0)
-    if t > now_ms + limits.max_future_ms:
-        return "future_event_time", f"event_time {t} is {(t - now_ms) // 1000}s ahead of now"
-    if t < now_ms - limits.retention_ms:
-        return "expired_event_time", f"event_time {t} is older than retention"
-    return None
+    return "absurd_quantity", f"gpu_seconds={gpu} exceeds cap {limits.max_gpu_seconds}"

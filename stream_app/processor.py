@@ -11,6 +11,7 @@ Every record ends as booked, duplicate or dead-lettered: booked + duplicates + d
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -126,6 +127,7 @@ class BatchProcessor:
         first = records[0][0]
         last = records[-1][0]
         open_month = window_ids(now).month
+        ingested_at = datetime.fromtimestamp(now / 1000, UTC)
         for (event, offset, _), price in zip(fresh, priced):
             late = window_ids(event["event_time"]).month < open_month
             for e, p in self.rules.allocate(event, price):
@@ -134,7 +136,7 @@ class BatchProcessor:
                     res.bookings.append(Booking(owner, e["provider"], e["model"], e["event_time"], p.charged_nanos, p.unpriced))
                     res.cost += p.charged_nanos
                 if offset > ch_mark:
-                    rows.append(priced_row(e, owner, p, topic, partition, offset, now, late))
+                    rows.append(priced_row(e, owner, p, topic, partition, offset, ingested_at, late))
             if offset > redis_mark and event.get("reservation_id"):
                 res.reservations.append(event["reservation_id"])
         res.booked = len(fresh)

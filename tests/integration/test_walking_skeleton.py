@@ -8,9 +8,7 @@ import time
 import httpx
 import pytest
 import redis
-from confluent_kafka import Producer
 
-from schemas.codec import UsageCodec
 from schemas.models import Budget, BudgetScope
 from spendstream.allocation import owner_of
 from spendstream.cli.services import create_topics
@@ -18,19 +16,11 @@ from spendstream.money import format_usd
 from spendstream.pricing import default_price_book
 from spendstream.synthetic import SyntheticStream
 from spendstream.windows import window_ids
-from tests.conftest import child, query_clickhouse, wait_until
+from tests.conftest import child, encode_events, produce, query_clickhouse, wait_until
 
 pytestmark = pytest.mark.integration
 
 N = 3000
-
-
-def _publish(settings, events) -> None:
-    codec = UsageCodec()
-    p = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "linger.ms": 5})
-    for e in events:
-        p.produce(settings.kafka.usage_topic, key=(e["team"] or "").encode(), value=codec.encode(e))
-    assert p.flush(30) == 0
 
 
 def _hget(r: redis.Redis, key: str, field: str = "spend") -> int:
@@ -78,7 +68,7 @@ def test_events_flow_to_redis_clickhouse_and_flip_the_api_decision(isolated, tmp
         assert _check(api_port, "payments")["decision"] == "allow"
 
         with child(["worker"], isolated.env, tmp_path / "worker.log"):
-            _publish(settings, events)
+            produce(settings.kafka.bootstrap_servers, settings.kafka.usage_topic, encode_events(events))
             wait_until(lambda: _hget(r, org_key, "events") >= N, 90, what=f"{N} events in Redis")
 
         # Redis: exact to the nano-USD, per org and per team.
