@@ -87,6 +87,7 @@ def build_worker(settings: Settings, prices: PriceBook, rules: AllocationRules |
         "auto.offset.reset": "earliest",
         "session.timeout.ms": int(k.session_timeout_s * 1000),
         "fetch.min.bytes": 1,
+        "fetch.wait.max.ms": 20,  # tansu holds a fetch for the full wait: this bounds freshness (default 500 ms)
         "queued.max.messages.kbytes": 65536,
     })
     metrics = Metrics()

@@ -22,6 +22,8 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), registry=r,
         )
         self.sink_failures = Counter("spendstream_clickhouse_flush_failures_total", "Failed ClickHouse flushes", registry=r)
+        self.sink_pending = Gauge("spendstream_clickhouse_pending_rows",
+                                  "Rows buffered for ClickHouse, not yet written (grows while ClickHouse is down)", registry=r)
         self.position = Gauge("spendstream_partition_position", "Highest offset processed", ["partition"], registry=r)
         self.alerts = Counter("spendstream_alerts_total", "Alerts fired", ["kind"], registry=r)
         self.decisions = Counter("spendstream_decisions_total", "Throttle decisions written", ["action"], registry=r)

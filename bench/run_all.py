@@ -1,0 +1,128 @@
+"""Run every benchmark and write one report: bench/results/latest.json and latest.md (date, machine, figures,
+goals met or missed). `spendstream bench` runs this. Each benchmark runs in its own process on real servers.
+
+Usage: python bench/run_all.py [--quick]   (--quick: smaller sizes, for a smoke run; the README uses a full run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+
+FULL = {
+    "pricing": [], "publish": [], "api": [], "stream": [],
+    "analytics": ["--rows", "10000000"], "memory": ["--events", "10000000", "--first", "1000000"],
+}
+QUICK = {
+    "pricing": ["--events", "50000"], "publish": [], "api": ["--seconds", "5"],
+    "stream": ["--events", "60000", "--seconds", "10"], "analytics": ["--rows", "500000", "--repeat", "2"],
+    "memory": ["--events", "1000000", "--first", "200000"],
+}
+
+
+def _last_json(text: str) -> dict:
+    start = text.find("{")
+    while start != -1:
+        try:
+            return json.loads(text[start:])
+        except json.JSONDecodeError:
+            start = text.find("{", start + 1)
+    raise ValueError("no JSON object in the output")
+
+
+def _rows(r: dict) -> list[tuple[str, str, str, str]]:
+    """(figure, measured, goal, met) rows for the Markdown table."""
+    out = []
+    g = lambda *ks: _dig(r, *ks)  # noqa: E731
+    out.append(("pricing: batch events/s, one core", g("pricing", "events_per_s"), "≥ 300,000", g("pricing", "meets_goal")))
+    out.append(("publish: SDK batch events/s", g("publish", "sdk_batch_mode", "events_per_s"), "≥ 100,000",
+                g("publish", "goals", "events_per_s_ge_100k")))
+    out.append(("publish: record() p99 µs", g("publish", "sdk_batch_mode", "record_call_us_unpaced", "p99"), "≤ 20",
+                g("publish", "goals", "record_p99_le_20us")))
+    out.append(("stream: bare Faust agent events/s (baseline)", g("stream", "bare_faust_events_per_s"), "—", ""))
+    out.append(("stream: pipeline events/s per worker, 1 event/msg", g("stream", "pipeline_single_events_per_s"), "≥ 25,000",
+                g("stream", "goals", "per_worker_ge_25k")))
+    out.append(("stream: pipeline events/s per worker, 500 events/msg", g("stream", "pipeline_batched_events_per_s"), "—", ""))
+    out.append(("stream: ratio pipeline / bare Faust", g("stream", "ratio_single_vs_bare"), "≥ 0.8", g("stream", "goals", "ratio_ge_0_8")))
+    out.append(("stream: freshness p50 / p99 ms at 5k ev/s",
+                f"{g('stream', 'freshness_at_5k', 'p50_ms')} / {g('stream', 'freshness_at_5k', 'p99_ms')}", "p99 ≤ 1,000",
+                g("stream", "goals", "freshness_p99_le_1s")))
+    ratio = g("api", "ratios", "inprocess_check_p99_over_redis_p99")
+    http99 = g("api", "http_check", "p99_ms")
+    out.append(("api: raw Redis round trip p50 / p99 ms (baseline)",
+                f"{g('api', 'redis_ping', 'p50_ms')} / {g('api', 'redis_ping', 'p99_ms')}", "—", ""))
+    out.append(("api: in-process check p50 / p99 ms", f"{g('api', 'inprocess_check', 'p50_ms')} / "
+                f"{g('api', 'inprocess_check', 'p99_ms')} ({ratio}× Redis p99)", "p99 ≤ 10× Redis",
+                ratio <= 10 if isinstance(ratio, (int, float)) else "n/a"))
+    out.append(("api: HTTP /v1/check p50 / p99 ms at 1,000 req/s", f"{g('api', 'http_check', 'p50_ms')} / {http99}",
+                "p99 ≤ 3", http99 <= 3 if isinstance(http99, (int, float)) else "n/a"))
+    out.append(("analytics: weekly digest s (all teams)", g("analytics", "weekly_digest_all_6_teams", "median_s"), "≤ 2", ""))
+    out.append(("analytics: monthly review s (4 models)", g("analytics", "monthly_review_4_models", "median_s"), "≤ 2", ""))
+    out.append(("analytics: ingest rows/s (INSERT SELECT)", g("analytics", "ingest_sql_insert_select_rows_per_s"), "—", ""))
+    out.append(("memory: worker RSS growth 1M → N events %", g("memory", "growth_pct"), "≤ 10", g("memory", "goal_growth_le_10pct")))
+    return out
+
+
+def _dig(d, *keys):
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return "n/a"
+        d = d[k]
+    return d
+
+
+def _fmt(v) -> str:
+    if v is True:
+        return "yes"
+    if v is False:
+        return "**no**"
+    if isinstance(v, float):
+        return f"{v:,.3f}".rstrip("0").rstrip(".")
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", nargs="*", help="run only these benchmarks")
+    a = ap.parse_args()
+    plan = QUICK if a.quick else FULL
+    results: dict = {}
+    for name, args in plan.items():
+        if a.only and name not in a.only:
+            continue
+        t0 = time.perf_counter()
+        print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+        proc = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), *args], capture_output=True, text=True,
+                              timeout=3600, cwd=BENCH.parent)
+        try:
+            results[name] = _last_json(proc.stdout)
+        except ValueError:
+            results[name] = {"error": (proc.stderr or proc.stdout)[-1500:]}
+        results[name]["wall_s"] = round(time.perf_counter() - t0, 1)
+    report = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "quick": a.quick,
+              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+              "results": results}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(report, indent=1))
+    lines = [f"Measured {report['date']} on {os.cpu_count()} cores ({platform.platform()}), "
+             f"{'quick sizes' if a.quick else 'full sizes'}.", "", "| figure | measured | goal | met |", "|---|---|---|---|"]
+    lines += [f"| {f} | {_fmt(m)} | {goal} | {_fmt(met)} |" for f, m, goal, met in _rows(results)]
+    (RESULTS / "latest.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
