@@ -175,6 +175,12 @@ def run_demo(seconds: float, rate: int, state: Path, ports: tuple[int, int, int,
         for team, n, cost, untagged in rows:
             t.add_row(team, f"{n:,}", format_usd(int(cost), 4), f"{untagged:,}")
         console.print(t)
+        fired = ch.query(
+            f"SELECT budget_id, groupArray(concat(kind, if(threshold > 0, concat(' ', toString(threshold)), ''))) "
+            f"FROM (SELECT * FROM {settings.clickhouse.database}.alerts FINAL ORDER BY fired_at, threshold) GROUP BY budget_id"
+        ).result_rows
+        for budget_id, kinds in fired:
+            console.print(f"alerts for {budget_id}: {', '.join(k.removeprefix('budget_') for k in kinds)}")
         total_ch = sum(int(r[2]) for r in rows)
         redis_total = loop.run_until_complete(store.read_cells([("org", "all", month)]))[0].get("spend", 0)
         console.print(f"total: ClickHouse {format_usd(total_ch, 9)} USD, Redis {format_usd(redis_total, 9)} USD "
