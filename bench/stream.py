@@ -50,7 +50,7 @@ class Run:
     def __init__(self, state: Path) -> None:
         self.state = state
         self.kafka, self.redis_port = free_port(), free_port()
-        self.launcher = Launcher(state, self.kafka, self.redis_port)
+        self.launcher = Launcher(state, self.kafka, self.redis_port, tied=True)
         self.bootstrap = f"127.0.0.1:{self.kafka}"
         self.r = redis.Redis(port=self.redis_port)
         self.codec = UsageCodec()

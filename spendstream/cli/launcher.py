@@ -73,8 +73,19 @@ def _alive(pid: int, binary: str) -> bool:
     return Path(exe).resolve() == Path(binary).resolve()
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this child when the process that started it dies (tests, the demo, benchmarks)."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class Launcher:
-    def __init__(self, state_dir: Path, kafka_port: int, redis_port: int) -> None:
+    """`tied=True` (tests, demo, benchmarks): the servers die with the process that started them, even when it is
+    killed before its clean-up runs; `spendstream services up` leaves them running (tied=False)."""
+
+    def __init__(self, state_dir: Path, kafka_port: int, redis_port: int, tied: bool = False) -> None:
+        self.tied = tied
         self.state = state_dir.resolve()
         self.kafka_port = kafka_port
         self.redis_port = redis_port
@@ -101,7 +112,8 @@ class Launcher:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "ab")
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=_die_with_parent if self.tied else None)
         self._pidfile(name).write_text(f"{proc.pid} {argv[0]}")
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

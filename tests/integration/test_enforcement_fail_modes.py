@@ -4,45 +4,17 @@ Each test runs its own redis-server (the shared one must keep running for the ot
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
 
 import httpx
 import pytest
 import pytest_asyncio
-import redis
 
 from enforcement.api import create_app
 from enforcement.auth import ApiKeys
-from tests.conftest import free_port
+from tests.conftest import PrivateRedis
 from tests.integration.test_enforcement_reservations import ask, budget, make_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
-
-
-class PrivateRedis:
-    def __init__(self, tmp_path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc = subprocess.Popen(
-            [shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if redis.Redis(port=self.port, socket_timeout=0.2).ping():
-                    return
-            except (redis.RedisError, socket.error):
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
 
 
 @pytest_asyncio.fixture

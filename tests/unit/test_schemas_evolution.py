@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 import fastavro
-import pytest
 from typer.testing import CliRunner
 
 from schemas.catalog import SCHEMA_DIR, Catalog
