@@ -8,6 +8,7 @@ inside and a decimal string in the request / response.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
 from typing import Callable, Literal
@@ -105,22 +106,22 @@ def blocks(b: Budget) -> bool:
 
 
 class Checker:
-    """Answers checks. Budgets are cached in-process for `budget_cache_s` (the API's own budget writes invalidate
+    """Answers checks. Budgets are cached in-process for `cache_ttl_s` (the API's own budget writes invalidate
     it; other writers are seen within that time); the last list read stays in use while Redis is unreachable,
     for the fail modes. Raises InvalidEvent (via the price book) when the estimate cannot be priced."""
 
     def __init__(self, store: RedisSpendStore, prices: PriceBook, clock_ms: Callable[[], int], *,
                  reservations: Reservations | None = None, throttle: Throttle | None = None,
-                 budget_cache_s: float = 1.0, monotonic: Callable[[], float] = time.monotonic) -> None:
+                 cache_ttl_s: float = 1.0, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.prices = prices
         self.clock_ms = clock_ms
         self.reservations = reservations or Reservations(store.r, store.keys.prefix)
         self.throttle = throttle or Throttle(store.r, store.keys.prefix)
-        self.budget_cache_s = budget_cache_s
+        self.cache_ttl_s = cache_ttl_s
         self._monotonic = monotonic
         self._budgets: list[Budget] | None = None
-        self._budgets_at = float("-inf")
+        self._budgets_loaded = -math.inf
         self._refresh = asyncio.Lock()
         self._failed_at = float("-inf")
 
@@ -136,10 +137,10 @@ class Checker:
 
     async def budgets(self) -> list[Budget]:
         """All budgets, from the cache when fresh. Raises StoreUnavailable."""
-        if self._budgets is None or self._monotonic() - self._budgets_at >= self.budget_cache_s:
+        if self._budgets is None or self._monotonic() - self._budgets_loaded >= self.cache_ttl_s:
             asked = self._monotonic()
             async with self._refresh:  # one read in flight; concurrent callers wait for it
-                if self._budgets is None or self._monotonic() - self._budgets_at >= self.budget_cache_s:
+                if self._budgets is None or self._monotonic() - self._budgets_loaded >= self.cache_ttl_s:
                     if self._failed_at >= asked:  # the read we waited for failed: do not queue another timeout
                         raise StoreUnavailable(STORE_UNAVAILABLE)
                     try:
@@ -147,11 +148,11 @@ class Checker:
                     except StoreUnavailable:
                         self._failed_at = self._monotonic()
                         raise
-                    self._budgets_at = self._monotonic()
+                    self._budgets_loaded = self._monotonic()
         return self._budgets
 
     def invalidate_budgets(self) -> None:
-        self._budgets_at = float("-inf")
+        self._budgets_loaded = -math.inf
 
     async def check(self, req: CheckRequest) -> CheckResponse:
         """The decision for `req`; with req.reserve and a non-refusing answer, the estimate is held and

@@ -44,10 +44,10 @@ class EnforcementClient:
 
     @classmethod
     def connect(cls, url: str, prefix: str = "ss", *, prices: PriceBook | None = None, timeout_s: float = 0.05,
-                clock_ms: Callable[[], int] | None = None, budget_cache_s: float = 1.0) -> "EnforcementClient":
+                clock_ms: Callable[[], int] | None = None, cache_ttl_s: float = 1.0) -> "EnforcementClient":
         store = RedisSpendStore(make_redis(url, timeout_s), prefix)
         return cls(Checker(store, prices or default_price_book(), clock_ms or (lambda: time.time_ns() // 1_000_000),
-                           budget_cache_s=budget_cache_s))
+                           cache_ttl_s=cache_ttl_s))
 
     async def check_request(self, req: CheckRequest) -> CheckResponse:
         return await self.checker.check(req)

@@ -53,7 +53,7 @@ def make_env(redis_url: str, prefix: str, timeout_s: float = 2.0) -> Env:
     r = make_redis(redis_url, timeout_s)
     store = RedisSpendStore(r, prefix)
     clock = Clock()
-    return Env(r, store, Checker(store, default_price_book(), clock, budget_cache_s=60.0), clock)
+    return Env(r, store, Checker(store, default_price_book(), clock, cache_ttl_s=60.0), clock)
 
 
 def budget(id: str, kind: str, value: str, limit: str, **kw) -> Budget:
