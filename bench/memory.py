@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 from confluent_kafka import Producer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stream import ROOT, Run  # noqa: E402
+from stream import Run  # noqa: E402
 
 from spendstream.synthetic import SyntheticStream  # noqa: E402
 from spendstream.windows import window_ids  # noqa: E402
@@ -40,8 +39,7 @@ def main() -> None:
         run.launcher.up()
         try:
             topic = run.topics_for("mem")
-            proc = subprocess.Popen([sys.executable, "-m", "spendstream", "worker"], env=run.env("mem"), cwd=ROOT,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = run.start_worker("mem")
             p = Producer({"bootstrap.servers": run.bootstrap, "linger.ms": 20, "compression.type": "lz4"})
             stream = SyntheticStream(seed=4)
             key = f"mem:{{org:all}}:{window_ids(int(time.time() * 1000)).month}"
@@ -65,8 +63,8 @@ def main() -> None:
                     if time.perf_counter() - t0 > 3600:
                         raise RuntimeError("memory bench exceeded an hour")
             finally:
-                proc.terminate()
-                proc.wait(60)
+                p.flush(10)
+                run.stop_worker(proc)
         finally:
             run.launcher.down()
     first, last = samples[a.first]["rss_mb"], samples[a.events]["rss_mb"]

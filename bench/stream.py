@@ -23,7 +23,6 @@ from pathlib import Path
 
 import redis
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -32,13 +31,9 @@ from schemas.codec import UsageCodec  # noqa: E402
 from spendstream.cli.launcher import Launcher  # noqa: E402
 from spendstream.synthetic import SyntheticStream  # noqa: E402
 from spendstream.windows import window_ids  # noqa: E402
-from tests.conftest import free_port, produce  # noqa: E402
-
-
-def _topics(bootstrap: str, names: list[str], partitions: int = 4) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})  # keep a reference until the futures resolve
-    for f in admin.create_topics([NewTopic(n, partitions, 1) for n in names]).values():
-        f.result(30)
+from spendstream.cli.services import create_topics  # noqa: E402
+from spendstream.settings import KafkaSettings, Settings  # noqa: E402
+from tests.conftest import encode_events, free_port, produce  # noqa: E402
 
 
 def _percentile(xs: list[float], q: float) -> float:
@@ -65,14 +60,28 @@ class Run:
                 "SPENDSTREAM_CLICKHOUSE__DSN": f"chdb://{self.state / name / 'ch'}",
                 "SPENDSTREAM_WORKER__WEB_PORT": str(free_port())}
 
+    def settings(self, name: str) -> Settings:
+        k = KafkaSettings(bootstrap_servers=self.bootstrap, usage_topic=f"{name}.usage", dlq_topic=f"{name}.dlq",
+                          alerts_topic=f"{name}.alerts", decisions_topic=f"{name}.decisions")
+        return Settings(kafka=k)
+
     def topics_for(self, name: str) -> str:
-        _topics(self.bootstrap, [f"{name}.{t}" for t in ("usage", "dlq", "alerts", "decisions")])
+        create_topics(self.settings(name))
         return f"{name}.usage"
+
+    def start_worker(self, name: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "spendstream", "worker"], env=self.env(name), cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    @staticmethod
+    def stop_worker(proc: subprocess.Popen) -> None:
+        proc.terminate()
+        proc.wait(60)
 
     def bare_faust(self, n: int) -> dict:
         topic = self.topics_for("bare")
         events = list(SyntheticStream(seed=1).events(n, int(time.time() * 1000)))
-        produce(self.bootstrap, topic, [(e["team"].encode() if e["team"] else b"", self.codec.encode(e)) for e in events])
+        produce(self.bootstrap, topic, encode_events(events))
         out = self.state / "bare.json"
         proc = subprocess.run([sys.executable, str(ROOT / "bench" / "bare_faust.py"), self.bootstrap, topic, str(n), str(out)],
                               timeout=600, capture_output=True)
@@ -87,11 +96,10 @@ class Run:
         if batch > 1:
             values = [(b"", self.codec.encode_batch(events[i:i + batch])) for i in range(0, n, batch)]
         else:
-            values = [((e["team"] or "").encode(), self.codec.encode(e)) for e in events]
+            values = encode_events(events)
         produce(self.bootstrap, topic, values)
         key = f"{name}:{{org:all}}:{window_ids(now).month}"
-        proc = subprocess.Popen([sys.executable, "-m", "spendstream", "worker"], env=self.env(name), cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = self.start_worker(name)
         try:
             first = None
             deadline = time.monotonic() + 900
@@ -106,14 +114,12 @@ class Run:
                 time.sleep(0.01)
             raise RuntimeError(f"{name}: not all events booked in time")
         finally:
-            proc.terminate()
-            proc.wait(60)
+            self.stop_worker(proc)
 
     def freshness(self, rate: int, seconds: float) -> dict:
         name = "fresh"
         topic = self.topics_for(name)
-        proc = subprocess.Popen([sys.executable, "-m", "spendstream", "worker"], env=self.env(name), cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = self.start_worker(name)
         p = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 1})
         stream = SyntheticStream(seed=3)
         pending: dict[str, float] = {}
@@ -180,8 +186,7 @@ class Run:
                     "p50_ms": round(_percentile(seen, 0.50) * 1000, 1), "p99_ms": round(_percentile(seen, 0.99) * 1000, 1),
                     "max_ms": round(max(seen) * 1000, 1) if seen else None}
         finally:
-            proc.terminate()
-            proc.wait(60)
+            self.stop_worker(proc)
 
 
 def main() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass
+from typing import Callable
 
 import faust
 import redis.asyncio as aioredis
@@ -36,10 +36,6 @@ __all__ = ["WorkerParts", "build_worker"]
 log = logging.getLogger(__name__)
 
 
-def _clock_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 @dataclass
 class WorkerParts:
     app: faust.App
@@ -56,7 +52,10 @@ def _publisher(producer: Producer):
     return publish
 
 
-def build_worker(settings: Settings, prices: PriceBook, rules: AllocationRules | None = None) -> WorkerParts:
+def build_worker(
+    settings: Settings, prices: PriceBook, rules: AllocationRules | None, clock_ms: Callable[[], int]
+) -> WorkerParts:
+    """The worker app and its parts, from Settings and the objects the entry point built (clock included)."""
     k = settings.kafka
     app = faust.App(
         settings.worker.app_id,
@@ -75,7 +74,7 @@ def build_worker(settings: Settings, prices: PriceBook, rules: AllocationRules |
     reservations = Reservations(redis_client, settings.redis.prefix)
     writer = ClickHouseWriter(ch, settings.clickhouse.database)
     processor = BatchProcessor(
-        UsageCodec(build_catalog(k.schema_registry_url)), prices, store, writer, _clock_ms,
+        UsageCodec(build_catalog(k.schema_registry_url)), prices, store, writer, clock_ms,
         Limits(max_future_ms=settings.worker.max_future_s * 1000, retention_ms=settings.worker.retention_days * 86_400_000),
         rules,
     )
@@ -92,7 +91,7 @@ def build_worker(settings: Settings, prices: PriceBook, rules: AllocationRules |
     })
     metrics = Metrics()
     watcher = BudgetWatcher(
-        store, _publisher(producer), k.alerts_topic, k.decisions_topic, _clock_ms, metrics,
+        store, _publisher(producer), k.alerts_topic, k.decisions_topic, clock_ms, metrics,
         AlertPolicy(
             min_sample_pct=settings.worker.forecast_min_sample_pct,
             min_sample_ms=settings.worker.forecast_min_sample_s * 1000,

@@ -99,7 +99,7 @@ class BudgetWatcher:
     async def _fire(self, candidates: list[Alert]) -> None:
         if not candidates:
             return
-        first = await self.store.mark_fired([(a.dedupe_key, _expiry_s(a)) for a in candidates])
+        first = await self.store.mark_fired([(a.dedupe_key, expire_at(a.window)) for a in candidates])
         for a, new in zip(candidates, first):
             if new:
                 self.publish(self.alerts_topic, a.budget_id, a.to_json())
@@ -158,6 +158,3 @@ class BudgetWatcher:
         # the 100 % threshold may fire again if the budget is crossed again in the same window
         await self.store.clear_fired(budget_id, rec["window"], "threshold", 100)
 
-
-def _expiry_s(a: Alert) -> int:
-    return expire_at(a.window)

@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 from enforcement.redis_store import RedisSpendStore
 from schemas.codec import UsageCodec
-from schemas.errors import DecodeError
+from schemas.errors import DecodeError, SpendstreamError
 from sinks.clickhouse_writer import ClickHouseWriter
 from sinks.dlq import DeadLetter
 from sinks.priced_rows import priced_row
@@ -160,7 +160,7 @@ class BatchProcessor:
             self._ch_mark[key] = last
 
 
-class StaleBatch(RuntimeError):
+class StaleBatch(SpendstreamError):
     """The partition's applied mark moved under us (another worker owned it); re-read and continue."""
 
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import time
+
 import typer
+from rich.console import Console
 
 from spendstream.errors import ConfigError
 from spendstream.settings import Settings, load_settings
 
-__all__ = ["settings_or_exit", "console"]
-
-from rich.console import Console
+__all__ = ["settings_or_exit", "console", "now_ms"]
 
 console = Console()
+
+
+def now_ms() -> int:
+    """The wall clock, UTC epoch ms: entry points pass it down (the core never reads a clock)."""
+    return time.time_ns() // 1_000_000
 
 
 def settings_or_exit() -> Settings:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import typer
 
-from spendstream.cli._common import settings_or_exit
-from spendstream.pricing import default_price_book
+from spendstream.cli._common import now_ms, settings_or_exit
+from spendstream.cli.files import price_book_for
 
 __all__ = ["register", "build_api"]
 
@@ -22,15 +20,10 @@ def build_api(settings):
 
     r = make_redis(settings.redis.url, settings.redis.socket_timeout_s)
     store = RedisSpendStore(r, settings.redis.prefix)
-    if settings.worker.price_book:
-        from spendstream.cli.files import load_price_book
-
-        prices = load_price_book(settings.worker.price_book)
-    else:
-        prices = default_price_book()
+    prices = price_book_for(settings.worker.price_book)
     bootstrap = settings.api.bootstrap_admin_key
     keys = ApiKeys(r, settings.redis.prefix, bootstrap_admin_key=bootstrap.get_secret_value() if bootstrap else None)
-    return create_app(Checker(store, prices, lambda: time.time_ns() // 1_000_000), keys)
+    return create_app(Checker(store, prices, now_ms), keys)
 
 
 def register(app: typer.Typer) -> None:

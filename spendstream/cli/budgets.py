@@ -6,12 +6,12 @@ import asyncio
 from pathlib import Path
 
 import typer
-import yaml
 from pydantic import ValidationError
 from rich.table import Table
 
 from schemas.models import Budget
 from spendstream.cli._common import console, settings_or_exit
+from spendstream.cli.files import read_yaml
 from spendstream.errors import ConfigError
 
 __all__ = ["register", "load_budgets", "store_for"]
@@ -21,10 +21,7 @@ budgets = typer.Typer(help="Budgets: scope, period, limit, thresholds, showback 
 
 def load_budgets(path: Path) -> list[Budget]:
     """Parse a budgets YAML file (a list under `budgets:`). Raises ConfigError naming the entry and field."""
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+    raw = read_yaml(path, "budgets file")
     items = (raw or {}).get("budgets") if isinstance(raw, dict) else None
     if not isinstance(items, list):
         raise ConfigError(f"{path}: expected a top-level `budgets:` list")

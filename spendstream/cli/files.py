@@ -16,7 +16,8 @@ from spendstream.errors import ConfigError
 from spendstream.pricebook import parse_price_book
 from spendstream.pricing import PriceBook
 
-__all__ = ["load_price_book", "read_price_book_data", "read_events_jsonl"]
+__all__ = ["read_yaml", "load_price_book", "price_book_for", "load_allocation_rules", "read_price_book_data",
+           "read_events_jsonl"]
 
 _INT_FIELDS = ("event_time", "input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens",
                "reasoning_tokens", "request_count", "egress_bytes")
@@ -42,24 +43,30 @@ _PriceBookLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 _PriceBookLoader.add_constructor("tag:yaml.org,2002:float", lambda loader, node: loader.construct_scalar(node))
 
 
+def read_yaml(path: Path, what: str, loader: type[yaml.SafeLoader] = yaml.SafeLoader) -> Any:
+    """The loaded YAML document at `path`. Raises ConfigError naming the file and what it was meant to be."""
+    path = Path(path)
+    try:
+        return yaml.load(path.read_text(), Loader=loader)  # noqa: S506 - SafeLoader or a subclass
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: {what} is not valid YAML: {exc}") from exc
+
+
 def read_price_book_data(path: Path) -> Any:
     """The loaded document of a .yaml / .yml / .toml price book. Raises ConfigError naming the file (and line)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read price book: {exc}") from exc
     if path.suffix == ".toml":
         try:
-            return tomllib.loads(text, parse_float=Decimal)
+            return tomllib.loads(path.read_text(), parse_float=Decimal)
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read price book: {exc}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     if path.suffix not in (".yaml", ".yml"):
         raise ConfigError(f"{path}: a price book is a .yaml, .yml or .toml file")
-    try:
-        return yaml.load(text, Loader=_PriceBookLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    return read_yaml(path, "price book", _PriceBookLoader)
 
 
 def load_price_book(path: Path, *, with_catalog: bool = True) -> PriceBook:
@@ -72,6 +79,22 @@ def load_price_book(path: Path, *, with_catalog: bool = True) -> PriceBook:
 
         catalog = load_default_catalog()
     return PriceBook(spec, catalog)
+
+
+def price_book_for(path: Path | None) -> PriceBook:
+    """The configured price book file, or the built-in catalog when none is configured."""
+    if path is None:
+        from spendstream.pricing import default_price_book
+
+        return default_price_book()
+    return load_price_book(path)
+
+
+def load_allocation_rules(path: Path):
+    """Ownership rules from a YAML file (examples/allocation.yaml). Raises ConfigError naming the rule."""
+    from spendstream.allocation_rules import parse_rules
+
+    return parse_rules(read_yaml(path, "allocation rules"), str(path))
 
 
 def read_events_jsonl(path: Path) -> Iterator[dict[str, Any]]:

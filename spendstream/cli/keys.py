@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import typer
 from rich.table import Table
 
-from spendstream.cli._common import console, settings_or_exit
+from spendstream.cli._common import console, now_ms, settings_or_exit
 
 __all__ = ["register"]
 
@@ -32,7 +31,7 @@ def create(
 ) -> None:
     """Create a key and print it ONCE (only its hash is stored)."""
     s = settings_or_exit()
-    key, p = asyncio.run(_store(s).create(name, scope, team, now_ms=time.time_ns() // 1_000_000))
+    key, p = asyncio.run(_store(s).create(name, scope, team, now_ms=now_ms()))
     typer.echo(key)
     typer.secho(f"key id {p.key_id}, scope {p.scope}, teams {','.join(p.teams) or '-'}: store it now, it is not "
                 "shown again", err=True)

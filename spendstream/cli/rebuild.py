@@ -6,13 +6,13 @@ the embedded engine allows one process per data dir and a running worker holds i
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from spendstream.cli._common import console, settings_or_exit
+from spendstream.cli._common import now_ms as wall_ms  # `now_ms` is a parameter below
 
 __all__ = ["register", "rebuild_counters"]
 
@@ -29,7 +29,7 @@ def rebuild_counters(settings, budgets_file: Path | None, now_ms: int | None = N
     db = settings.clickhouse.database
     ch = connect(settings.clickhouse.resolved_dsn())
     r = redis.Redis.from_url(settings.redis.url, socket_timeout=30.0)
-    job = CounterRebuild(r, settings.redis.prefix, now_ms if now_ms is not None else time.time_ns() // 1_000_000)
+    job = CounterRebuild(r, settings.redis.prefix, now_ms if now_ms is not None else wall_ms())
     with ch.query_row_block_stream(PRICED_SQL.replace("{db}", db)) as blocks:
         for block in blocks:
             job.add_events(block)

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import typer
 
-from spendstream.cli._common import settings_or_exit
-from spendstream.errors import ConfigError
-from spendstream.pricing import default_price_book
+from spendstream.cli._common import now_ms, settings_or_exit
+from spendstream.cli.files import load_allocation_rules, price_book_for
 
 __all__ = ["register", "run_worker"]
 
@@ -20,25 +19,9 @@ def run_worker(price_book: Path | None = None, loglevel: str = "warning") -> Non
     from stream_app.app import build_worker
 
     s = settings_or_exit()
-    book_path = price_book or s.worker.price_book
-    if book_path:
-        from spendstream.cli.files import load_price_book
-
-        prices = load_price_book(book_path)
-    else:
-        prices = default_price_book()
-    rules = None
-    if s.worker.allocation_rules:
-        import yaml
-
-        from spendstream.allocation_rules import parse_rules
-
-        try:
-            raw = yaml.safe_load(s.worker.allocation_rules.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{s.worker.allocation_rules}: {exc}") from exc
-        rules = parse_rules(raw, str(s.worker.allocation_rules))
-    parts = build_worker(s, prices, rules)
+    prices = price_book_for(price_book or s.worker.price_book)
+    rules = load_allocation_rules(s.worker.allocation_rules) if s.worker.allocation_rules else None
+    parts = build_worker(s, prices, rules, now_ms)
     logging.basicConfig(level=loglevel.upper())
     faust.Worker(parts.app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
