@@ -6,6 +6,7 @@ COPY schemas schemas
 COPY stream_app stream_app
 COPY enforcement enforcement
 COPY sinks sinks
+COPY reports reports
 COPY integrations integrations
 COPY examples examples
 RUN pip install --no-cache-dir .

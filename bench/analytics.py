@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sinks.clickhouse import connect, migrate  # noqa: E402
+from sinks.clickhouse.schema import connect, migrate  # noqa: E402
 
 START = datetime(2026, 9, 1, tzinfo=UTC)
 END = datetime(2026, 12, 1, tzinfo=UTC)
@@ -74,7 +74,7 @@ def generate_sql(db: str, first: int, count: int, total: int) -> str:
 
 def python_ingest(client, db: str, n: int) -> float:
     """Rows/s of priced_row + client.insert in 10k-row blocks (pricing excluded: that is the worker's cost)."""
-    from sinks.priced_rows import PRICED_COLUMNS, priced_row
+    from sinks.clickhouse.priced_rows import PRICED_COLUMNS, priced_row
     from spendstream.allocation import owner_of
     from spendstream.pricing import default_price_book
     from spendstream.synthetic import SyntheticStream
@@ -110,8 +110,8 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=2_000_000)
     a = ap.parse_args()
 
-    from sinks.reports.digest import team_digest
-    from sinks.reports.review import review_data
+    from reports.digest import team_digest
+    from reports.review import review_data
     from spendstream.chargeback import build_statement
 
     client, db = connect(a.dsn), "bench"

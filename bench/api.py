@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from enforcement.auth import ApiKeys  # noqa: E402
 from enforcement.client import EnforcementClient, make_redis  # noqa: E402
-from enforcement.redis_store import RedisSpendStore  # noqa: E402
+from sinks.redis.spend_store import RedisSpendStore  # noqa: E402
 from schemas.models import Budget, BudgetScope  # noqa: E402
 
 PREFIX = "bench"

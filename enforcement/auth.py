@@ -26,7 +26,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from enforcement.errors import Forbidden, Unauthorized
-from enforcement.keys import Keys
+from sinks.redis.keys import Keys
 from spendstream.errors import ConfigError, StoreUnavailable
 
 __all__ = ["ApiKeys", "Principal", "KeyScope", "KEY_SCOPES"]

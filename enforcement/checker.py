@@ -15,9 +15,9 @@ from typing import Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from enforcement.ratelimit import Throttle
-from enforcement.redis_store import RedisSpendStore
-from enforcement.reservations import Cell, Reservations
+from sinks.redis.throttle import Throttle
+from sinks.redis.spend_store import RedisSpendStore
+from sinks.redis.reservations import Cell, Reservations
 from schemas.models import Budget
 from spendstream.allocation import UNALLOCATED
 from spendstream.budgets import BudgetState, budget_state, decide

@@ -18,7 +18,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from enforcement.checker import Checker, CheckRequest, CheckResponse
-from enforcement.redis_store import RedisSpendStore
+from sinks.redis.spend_store import RedisSpendStore
 from spendstream.pricing import PriceBook, default_price_book
 
 __all__ = ["EnforcementClient", "make_redis"]

@@ -7,7 +7,7 @@ from typing import Callable, Literal, get_args
 from pydantic import BaseModel, Field
 
 from enforcement.checker import AppliedBudget, Checker, _applied
-from enforcement.reservations import Cell
+from sinks.redis.reservations import Cell
 from schemas.models import BudgetScope, ScopeKind
 from spendstream.budgets import budget_state
 from spendstream.money import format_usd

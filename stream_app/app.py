@@ -12,12 +12,12 @@ import redis.asyncio as aioredis
 from confluent_kafka import Consumer, Producer
 from prometheus_client import generate_latest
 
-from enforcement.redis_store import RedisSpendStore
-from enforcement.reservations import Reservations
+from sinks.redis.spend_store import RedisSpendStore
+from sinks.redis.reservations import Reservations
 from schemas.codec import UsageCodec
 from schemas.registry import build_catalog
-from sinks.clickhouse import connect, migrate
-from sinks.clickhouse_writer import ClickHouseWriter
+from sinks.clickhouse.schema import connect, migrate
+from sinks.clickhouse.writer import ClickHouseWriter
 from sinks.dlq import DeadLetterQueue
 from spendstream.alerts import AlertPolicy
 from spendstream.allocation_rules import AllocationRules

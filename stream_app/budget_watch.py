@@ -11,14 +11,14 @@ import logging
 import time
 from typing import Callable
 
-from enforcement.redis_store import RedisSpendStore
+from sinks.redis.spend_store import RedisSpendStore
 from schemas.models import Budget
 from spendstream.alerts import (
     Alert, AlertPolicy, DecisionRecord, decision_due, forecast_alert, spike_alert, threshold_alerts,
 )
 from spendstream.budgets import budget_state
 from spendstream.windows import HOUR_MS, expire_at, period_bounds, period_window, window_ids
-from sinks.ledger_rows import ALERT_COLUMNS, DECISION_COLUMNS, alert_row, decision_row
+from sinks.clickhouse.ledger_rows import ALERT_COLUMNS, DECISION_COLUMNS, alert_row, decision_row
 from stream_app.metrics import Metrics
 
 __all__ = ["BudgetWatcher"]

@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from enforcement.redis_store import RedisSpendStore
+from sinks.redis.spend_store import RedisSpendStore
 from schemas.codec import UsageCodec
 from schemas.errors import DecodeError, SpendstreamError
-from sinks.clickhouse_writer import ClickHouseWriter
+from sinks.clickhouse.writer import ClickHouseWriter
 from sinks.dlq import DeadLetter
-from sinks.priced_rows import priced_row
+from sinks.clickhouse.priced_rows import priced_row
 from spendstream.aggregation import Booking, aggregate
 from spendstream.allocation import owner_of
 from spendstream.allocation_rules import AllocationRules

@@ -166,7 +166,7 @@ class ClickHouseDb:
 @pytest.fixture
 def clickhouse(chdb_path) -> ClickHouseDb:
     """A fresh, migrated database on the real ClickHouse engine, private to the test."""
-    from sinks.clickhouse import connect, migrate
+    from sinks.clickhouse.schema import connect, migrate
 
     dsn = f"chdb://{chdb_path}"
     client = connect(dsn)

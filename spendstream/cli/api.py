@@ -16,7 +16,7 @@ def build_api(settings):
     from enforcement.auth import ApiKeys
     from enforcement.checker import Checker
     from enforcement.client import make_redis
-    from enforcement.redis_store import RedisSpendStore
+    from sinks.redis.spend_store import RedisSpendStore
 
     r = make_redis(settings.redis.url, settings.redis.socket_timeout_s)
     store = RedisSpendStore(r, settings.redis.prefix)

@@ -38,7 +38,7 @@ def load_budgets(path: Path) -> list[Budget]:
 def store_for(settings):
     import redis.asyncio as aioredis
 
-    from enforcement.redis_store import RedisSpendStore
+    from sinks.redis.spend_store import RedisSpendStore
 
     return RedisSpendStore(aioredis.Redis.from_url(settings.redis.url, socket_timeout=2.0), settings.redis.prefix)
 

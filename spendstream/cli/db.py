@@ -1,4 +1,4 @@
-"""`spendstream db migrate|status`: versioned ClickHouse migrations (sinks/migrations/*.sql), idempotent."""
+"""`spendstream db migrate|status`: versioned ClickHouse migrations (sinks/clickhouse/migrations/*.sql), idempotent."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ db = typer.Typer(help="ClickHouse schema: versioned migrations, same SQL on chdb
 @db.command("migrate")
 def migrate_cmd() -> None:
     """Apply every migration not yet applied (safe to run again)."""
-    from sinks.clickhouse import connect, migrate
+    from sinks.clickhouse.schema import connect, migrate
 
     s = settings_or_exit()
     applied = migrate(connect(s.clickhouse.resolved_dsn()), s.clickhouse.database)
@@ -24,7 +24,7 @@ def migrate_cmd() -> None:
 @db.command("status")
 def status_cmd() -> None:
     """List migrations not yet applied."""
-    from sinks.clickhouse import connect, pending_migrations
+    from sinks.clickhouse.schema import connect, pending_migrations
 
     s = settings_or_exit()
     client = connect(s.clickhouse.resolved_dsn())
@@ -48,7 +48,7 @@ def query_cmd(
 
     from rich.table import Table
 
-    from sinks.clickhouse import connect
+    from sinks.clickhouse.schema import connect
 
     s = settings_or_exit()
     res = connect(s.clickhouse.resolved_dsn()).query(sql.replace("{db}", s.clickhouse.database), settings={"readonly": 1})

@@ -162,7 +162,7 @@ def run_demo(seconds: float, rate: int, state: Path, ports: tuple[int, int, int,
 
         _stop(worker)  # the worker flushes ClickHouse and releases the embedded engine's data dir
         console.print("[bold]5/5[/] summary read back from ClickHouse:")
-        from sinks.clickhouse import connect
+        from sinks.clickhouse.schema import connect
 
         ch = connect(settings.clickhouse.resolved_dsn())
         rows = ch.query(

@@ -21,8 +21,8 @@ def rebuild_counters(settings, budgets_file: Path | None, now_ms: int | None = N
     """Read ClickHouse, write Redis; returns the RebuildReport. Raises SpendstreamError on bad budgets."""
     import redis
 
-    from enforcement.rebuild import ALERTS_SQL, DECISIONS_SQL, PRICED_SQL, CounterRebuild
-    from sinks.clickhouse import connect
+    from sinks.redis.rebuild import ALERTS_SQL, DECISIONS_SQL, PRICED_SQL, CounterRebuild
+    from sinks.clickhouse.schema import connect
     from spendstream.cli.budgets import load_budgets
 
     budgets = load_budgets(budgets_file) if budgets_file else None  # fail before touching anything

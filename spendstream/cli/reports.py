@@ -25,7 +25,7 @@ reprice = typer.Typer(help="Book reprice corrections (audited).", no_args_is_hel
 
 
 def _client():
-    from sinks.clickhouse import connect
+    from sinks.clickhouse.schema import connect
 
     s = settings_or_exit()
     return connect(s.clickhouse.resolved_dsn()), s.clickhouse.database
@@ -56,8 +56,8 @@ def digest_weekly(
     budgets: Path | None = typer.Option(None, exists=True, dir_okay=False, help="budgets YAML for the forecast"),
 ) -> None:
     """Write digest-WEEK-TEAM.html/.md/.csv per team (HTML self-contained, charts embedded)."""
-    from sinks.render.digest import digest_csv, digest_html, digest_markdown
-    from sinks.reports.digest import digest_teams, team_digest
+    from reports.render.digest import digest_csv, digest_html, digest_markdown
+    from reports.digest import digest_teams, team_digest
 
     client, db = _client()
     bl = _budgets(budgets)
@@ -84,8 +84,8 @@ def review_monthly(
     out: Path = typer.Option(Path("reports"), help="Output directory"),
 ) -> None:
     """Write review-MONTH-MODEL.html plus statement / lines / metrics CSVs; records the allocation in ClickHouse."""
-    from sinks.render.review import cent_lines, lines_csv, metrics_csv, review_html, statement_csv, variance_by_team
-    from sinks.reports.review import review_data
+    from reports.render.review import cent_lines, lines_csv, metrics_csv, review_html, statement_csv, variance_by_team
+    from reports.review import review_data
     from spendstream.chargeback import build_statement
 
     client, db = _client()
@@ -115,7 +115,7 @@ def review_monthly(
 
 
 def _record_allocation(client, db: str, month: str, st) -> None:
-    from sinks.reports.review import month_bounds
+    from reports.review import month_bounds
 
     now = datetime.now(UTC)
     client.insert(f"{db}.allocations",
@@ -134,8 +134,8 @@ def export_focus(
     account_name: str = typer.Option("AI platform", help="BillingAccountName"),
 ) -> None:
     """FOCUS 1.2 rows: hourly usage of the month plus reprice corrections booked in it."""
-    from sinks.render.focus_file import write_focus
-    from sinks.reports.focus_export import focus_rows
+    from reports.render.focus_file import write_focus
+    from reports.focus_export import focus_rows
 
     client, db = _client()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -153,8 +153,8 @@ def reconcile_cmd(
 
     from rich.table import Table
 
-    from sinks.render.html import usd
-    from sinks.reports.reconcile_store import metered_by_key, record_drift_alert, store_invoice, unallocated_share
+    from reports.render.html import usd
+    from reports.reconcile_store import metered_by_key, record_drift_alert, store_invoice, unallocated_share
     from spendstream.forecast import pct
     from spendstream.reconcile import invoiced_by_key, parse_invoice_csv, reconcile
 
@@ -191,7 +191,7 @@ def reprice_apply(
     note: str = typer.Option("", help="Why (stored in the audit row)"),
 ) -> None:
     """Reprice booked events under BOOK and write correction rows (idempotent: a second run books nothing)."""
-    from sinks.reports.corrections import apply_corrections, booked_events, from_reprice
+    from reports.corrections import apply_corrections, booked_events, from_reprice
     from spendstream.cli.files import load_price_book
     from spendstream.reprice import reprice as reprice_events
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import redis
 
-from enforcement.keys import Keys
+from sinks.redis.keys import Keys
 from schemas.models import Budget, BudgetScope
 from tests.conftest import child, wait_until
 

@@ -25,7 +25,7 @@ def cli_env(clickhouse, monkeypatch):
 
 
 def test_migrations_create_rollups_and_ledgers_and_a_second_run_applies_nothing(clickhouse):
-    from sinks.clickhouse import migrate
+    from sinks.clickhouse.schema import migrate
 
     tables = {r[0] for r in clickhouse.client.query(f"SHOW TABLES FROM {clickhouse.database}").result_rows}
     assert {"cost_hourly", "cost_hourly_mv", "activity_daily", "alerts", "decisions", "budget_snapshots",

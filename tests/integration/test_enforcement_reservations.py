@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from enforcement.checker import Checker, CheckRequest
 from enforcement.client import make_redis
-from enforcement.redis_store import RedisSpendStore
+from sinks.redis.spend_store import RedisSpendStore
 from schemas.models import Budget, BudgetScope
 from spendstream.money import usd_to_nanos
 from spendstream.pricing import default_price_book

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sinks.priced_rows import PRICED_COLUMNS, priced_row
+from sinks.clickhouse.priced_rows import PRICED_COLUMNS, priced_row
 from spendstream.allocation import owner_of
 from spendstream.money import cents, format_usd, round_half_even
 from spendstream.pricing import default_price_book
@@ -43,7 +43,7 @@ def generate(n: int, seed: int = 11) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def dataset(chdb_path):
-    from sinks.clickhouse import connect, migrate
+    from sinks.clickhouse.schema import connect, migrate
 
     client = connect(f"chdb://{chdb_path}")
     db = "r" + uuid.uuid4().hex[:10]
@@ -80,8 +80,8 @@ def test_rollups_hold_every_event_exactly_once(dataset):
 
 
 def test_weekly_digest_figures_equal_independent_sums_to_the_cent(dataset):
-    from sinks.render.digest import digest_csv_rows
-    from sinks.reports.digest import team_digest
+    from reports.render.digest import digest_csv_rows
+    from reports.digest import team_digest
 
     client, db, rows = dataset
     week = [r for r in rows if within(r, W47) and r["team"] == "support"]
@@ -106,7 +106,7 @@ def test_weekly_digest_figures_equal_independent_sums_to_the_cent(dataset):
 
 def test_forecast_is_month_to_date_plus_last_weeks_run_rate(dataset):
     from schemas.models import Budget
-    from sinks.reports.digest import team_digest
+    from reports.digest import team_digest
 
     client, db, rows = dataset
     b = Budget.model_validate({"id": "s", "scope": {"kind": "team", "value": "support"}, "limit_usd": "10"})
@@ -121,8 +121,8 @@ def test_forecast_is_month_to_date_plus_last_weeks_run_rate(dataset):
 
 @pytest.mark.parametrize("model", ["pool", "proportional", "real-cost", "budget"])
 def test_each_chargeback_model_sums_to_the_total_to_the_cent(dataset, model):
-    from sinks.render.review import cent_lines
-    from sinks.reports.review import review_data
+    from reports.render.review import cent_lines
+    from reports.review import review_data
     from spendstream.chargeback import build_statement
 
     client, db, rows = dataset
@@ -138,7 +138,7 @@ def test_each_chargeback_model_sums_to_the_total_to_the_cent(dataset, model):
 
 
 def test_real_cost_statement_per_cost_center_matches_python_sums(dataset):
-    from sinks.reports.review import review_data
+    from reports.review import review_data
     from spendstream.chargeback import build_statement
 
     client, db, rows = dataset
@@ -151,8 +151,8 @@ def test_real_cost_statement_per_cost_center_matches_python_sums(dataset):
 
 
 def test_review_metrics_equal_independent_computations(dataset):
-    from sinks.render.review import metrics
-    from sinks.reports.review import review_data
+    from reports.render.review import metrics
+    from reports.review import review_data
     from spendstream.forecast import pct
 
     client, db, rows = dataset

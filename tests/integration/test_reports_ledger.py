@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from sinks.priced_rows import PRICED_COLUMNS
+from sinks.clickhouse.priced_rows import PRICED_COLUMNS
 from spendstream.money import usd_to_nanos
 from tests.integration.test_reports_figures import NOV, generate, within
 from tests.unit.test_focus_rules import check_row
@@ -28,8 +28,8 @@ def load(clickhouse, n: int = 3_000, seed: int = 5) -> list[dict]:
 def test_every_exported_focus_row_passes_the_rules_and_money_sums_exactly(clickhouse, tmp_path, suffix):
     import pyarrow.parquet as pq
 
-    from sinks.render.focus_file import write_focus
-    from sinks.reports.focus_export import focus_rows
+    from reports.render.focus_file import write_focus
+    from reports.focus_export import focus_rows
 
     rows = load(clickhouse)
     out = tmp_path / f"focus{suffix}"
@@ -49,8 +49,8 @@ def test_every_exported_focus_row_passes_the_rules_and_money_sums_exactly(clickh
 
 
 def test_reprice_corrections_are_audited_rolled_up_once_and_exported_as_correction(clickhouse):
-    from sinks.reports.corrections import Correction, apply_corrections, booked_events
-    from sinks.reports.focus_export import focus_rows
+    from reports.corrections import Correction, apply_corrections, booked_events
+    from reports.focus_export import focus_rows
 
     c, db = clickhouse.client, clickhouse.database
     rows = load(clickhouse, 500)
@@ -78,7 +78,7 @@ def test_reprice_corrections_are_audited_rolled_up_once_and_exported_as_correcti
 
 
 def test_reprice_with_a_new_price_book_books_the_delta_and_a_second_run_books_nothing(clickhouse):
-    from sinks.reports.corrections import apply_corrections, booked_events, from_reprice
+    from reports.corrections import apply_corrections, booked_events, from_reprice
     from spendstream.pricebook import parse_price_book
     from spendstream.pricing import PriceBook
     from spendstream.reprice import reprice
@@ -101,7 +101,7 @@ def test_reprice_with_a_new_price_book_books_the_delta_and_a_second_run_books_no
 
 
 def test_reconciliation_residual_is_exact_on_a_crafted_invoice(clickhouse):
-    from sinks.reports.reconcile_store import metered_by_key
+    from reports.reconcile_store import metered_by_key
     from spendstream.reconcile import invoiced_by_key, parse_invoice_csv, reconcile
 
     rows = load(clickhouse, 2_000)

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Iterator, NamedTuple
 
 from clickhouse_connect.driver.client import Client
 
-from sinks.reports._sql import rows, ts
+from reports._sql import rows, ts
 
 __all__ = ["Correction", "RunSummary", "from_reprice", "booked_events", "apply_corrections"]
 

@@ -12,9 +12,9 @@ import io
 from collections import defaultdict
 from typing import NamedTuple
 
-from sinks.render import charts
-from sinks.render.html import bar, card, esc, page, section, table
-from sinks.reports.review import ReviewData
+from reports.render import charts
+from reports.render.html import bar, card, esc, page, section, table
+from reports.review import ReviewData
 from spendstream.chargeback import Statement, budget_variance, statement_cents
 from spendstream.forecast import pct, unit_cost
 from spendstream.money import cents

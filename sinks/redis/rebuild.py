@@ -36,8 +36,8 @@ from typing import Any, Iterable, NamedTuple
 
 import redis
 
-from enforcement.keys import Keys
-from enforcement.redis_store import DEDUPE_BUCKETS, SEEN_TTL_S
+from sinks.redis.keys import Keys
+from sinks.redis.spend_store import DEDUPE_BUCKETS, SEEN_TTL_S
 from schemas.models import Budget
 from spendstream.aggregation import CELL_FIELDS, Booking, Deltas, aggregate
 from spendstream.alerts import DecisionRecord

@@ -14,7 +14,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from sinks.priced_rows import PRICED_COLUMNS
+from sinks.clickhouse.priced_rows import PRICED_COLUMNS
 
 __all__ = ["ClickHouseWriter"]
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from clickhouse_connect.driver.client import Client
 
-from sinks.reports._sql import rows, ts
+from reports._sql import rows, ts
 from spendstream.reconcile import InvoiceLine, Reconciliation
 
 __all__ = ["metered_by_key", "store_invoice", "unallocated_share", "record_drift_alert"]

@@ -17,8 +17,8 @@ from typing import Any, Iterable, Sequence
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from enforcement import lua
-from enforcement.keys import Keys
+from sinks.redis import lua_stream as lua
+from sinks.redis.keys import Keys
 from schemas.models import Budget
 from spendstream.aggregation import CELL_FIELDS, Deltas
 from spendstream.errors import StoreUnavailable

@@ -1,7 +1,7 @@
 """ClickHouse connection and versioned migrations. Same SQL on the embedded engine (chdb://) and on a server.
 
 `connect(dsn)` accepts `chdb:///abs/path` (in-process engine, one process per data dir) or `http(s)://host:port`.
-Migrations are the numbered files in sinks/migrations/, applied once each and recorded in `schema_migrations`.
+Migrations are the numbered files in sinks/clickhouse/migrations/, applied once each and recorded in `schema_migrations`.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from clickhouse_connect.driver.client import Client
 
-from sinks.reports._sql import TOKEN_WORKLOADS, TOKENS, rows, ts
+from reports._sql import TOKEN_WORKLOADS, TOKENS, rows, ts
 from spendstream.chargeback import Usage
 from spendstream.windows import window_bounds
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from clickhouse_connect.driver.client import Client
 
 from schemas.models import Budget
-from sinks.reports._sql import TOKEN_WORKLOADS, TOKENS, rows, ts
+from reports._sql import TOKEN_WORKLOADS, TOKENS, rows, ts
 from spendstream.forecast import Outlook, linear_forecast, outlook
 from spendstream.money import usd_to_nanos
 from spendstream.windows import window_bounds

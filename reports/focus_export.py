@@ -11,8 +11,8 @@ from typing import Any, Iterator
 
 from clickhouse_connect.driver.client import Client
 
-from sinks.reports._sql import ts
-from sinks.reports.review import month_bounds
+from reports._sql import ts
+from reports.review import month_bounds
 from spendstream.focus import correction_row, usage_row
 
 __all__ = ["focus_rows"]

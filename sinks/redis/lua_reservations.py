@@ -1,5 +1,5 @@
 """Lua scripts of reservations and throttling. Each call touches ONE hash slot: the keys of one budget scope
-`{<kind>:<value>}` (see enforcement/keys.py), so they run unchanged on Redis Cluster.
+`{<kind>:<value>}` (see sinks/redis/keys.py), so they run unchanged on Redis Cluster.
 
 Per (scope, window) "cell" a script gets three keys of that scope's slot:
   w  the window hash the stream books into (`spend`, ...); these scripts own its `held` field

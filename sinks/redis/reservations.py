@@ -20,9 +20,9 @@ from typing import Any, Iterable, Sequence
 
 import redis.asyncio as aioredis
 
-from enforcement import lua_reservations as lua
-from enforcement.keys import Keys
-from enforcement.scripts import Call, ScriptRunner
+from sinks.redis import lua_reservations as lua
+from sinks.redis.keys import Keys
+from sinks.redis.scripts import Call, ScriptRunner
 
 __all__ = ["Cell", "Reservations", "RECORD_SLACK_MS"]
 

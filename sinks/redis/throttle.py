@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from enforcement import lua_reservations as lua
-from enforcement.keys import Keys
-from enforcement.scripts import ScriptRunner
+from sinks.redis import lua_reservations as lua
+from sinks.redis.keys import Keys
+from sinks.redis.scripts import ScriptRunner
 from schemas.models import Budget
 
 __all__ = ["Throttle", "MAX_WAIT_MS"]

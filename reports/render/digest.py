@@ -10,9 +10,9 @@ import csv
 import io
 from typing import Iterator
 
-from sinks.render import charts
-from sinks.render.html import bar, card, delta_badge, esc, page, section, table, usd
-from sinks.reports.digest import TeamDigest
+from reports.render import charts
+from reports.render.html import bar, card, delta_badge, esc, page, section, table, usd
+from reports.digest import TeamDigest
 from spendstream.forecast import change_pct, pct, unit_cost
 from spendstream.money import format_usd
 

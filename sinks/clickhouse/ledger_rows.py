@@ -1,4 +1,4 @@
-"""Alerts and decisions as rows of the ClickHouse ledger tables (sinks/migrations/0003_ledger.sql).
+"""Alerts and decisions as rows of the ClickHouse ledger tables (sinks/clickhouse/migrations/0003_ledger.sql).
 Ids are deterministic, so a row written twice (a worker restart) collapses in the ReplacingMergeTree."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Redis key names. Every key carries a hash tag `{...}` naming its slot group (see enforcement/lua.py)."""
+"""Redis key names. Every key carries a hash tag `{...}` naming its slot group (see sinks/redis/lua_stream.py)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ class Keys:
         """Set-once marker: an alert fires once per (budget, period window, kind, threshold)."""
         return f"{self.prefix}:{{budgets}}:fired:{budget_id}:{window_id}:{kind}:{threshold}"
 
-    # ---- reservations, rate limits, API keys (enforcement/reservations.py, ratelimit.py, auth.py) -------------
+    # ---- reservations, rate limits, API keys (sinks/redis/reservations.py, ratelimit.py, auth.py) -------------
     def holds(self, kind: str, value: str, window_id: str) -> str:
         """Sorted set of the window's live holds: reservation id scored by expiry (epoch ms). Scope slot."""
         return self.scope_tag(kind, value) + f":holds:{window_id}"
