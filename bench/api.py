@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from enforcement.auth import ApiKeys  # noqa: E402
-from enforcement.client import EnforcementClient, make_redis  # noqa: E402
+from enforcement.client import EnforcementClient  # noqa: E402
+from sinks.redis.client import make_redis  # noqa: E402
 from sinks.redis.spend_store import RedisSpendStore  # noqa: E402
 from schemas.models import Budget, BudgetScope  # noqa: E402
 

@@ -8,7 +8,7 @@ Every endpoint needs an API key (`Authorization: Bearer <key>` or `X-API-Key: <k
 
 
 import time
-from typing import Annotated, Callable
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -55,13 +55,13 @@ _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API k
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the API key")
 
 
-def create_app(checker: Checker, keys: ApiKeys, *, clock_ms: Callable[[], int] | None = None,
+def create_app(checker: Checker, keys: ApiKeys, *,
                metrics: Metrics | None = None) -> FastAPI:
     """The API over `checker` (budgets, spend, reservations) and `keys` (authentication)."""
     app = FastAPI(title="spendstream enforcement API", version="1",
                   description="Ask before calling a model: budgets, reservations, live spend.")
     metrics = metrics or Metrics()
-    queries = Queries(checker, clock_ms or checker.clock_ms)
+    queries = Queries(checker)
 
     async def principal(bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
                         api_key: Annotated[str | None, Depends(_header)]) -> Principal:
@@ -86,8 +86,8 @@ def create_app(checker: Checker, keys: ApiKeys, *, clock_ms: Callable[[], int] |
     async def readyz(who: Caller) -> JSONResponse:
         """Readiness: the spend store answers."""
         try:
-            await checker.store.r.ping()
-        except Exception as exc:  # any failure to reach Redis means not ready
+            await checker.store.ping()
+        except Exception as exc:  # any failure to reach the store means not ready
             return JSONResponse({"status": STORE_UNAVAILABLE, "detail": type(exc).__name__}, status_code=503)
         return JSONResponse({"status": "ready"})
 

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Query
 from enforcement.auth import Principal
 from enforcement.checker import Checker
 from enforcement.errors import Conflict, InvalidRequest, NotFound
-from enforcement.queries import ActiveDecision, Queries, SpendReport, parse_scope, scope_team
+from enforcement.queries import ActiveDecision, Queries, SpendReport, parse_scope
+from spendstream.scopes import scope_team, split_scope
 from schemas.models import Budget
 
 __all__ = ["admin_router"]
@@ -105,5 +106,4 @@ def admin_router(checker: Checker, queries: Queries, principal: Callable[..., An
 def _decision_team(d: ActiveDecision) -> str | None:
     if not d.scope or ":" not in d.scope:
         return None
-    kind, _, value = d.scope.partition(":")
-    return scope_team(kind, value)
+    return scope_team(*split_scope(d.scope))

@@ -22,12 +22,12 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Literal
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
-
 from enforcement.errors import Forbidden, Unauthorized
+from sinks.redis.client import RedisClient
 from sinks.redis.keys import Keys
+from sinks.redis.scripts import ScriptRunner
 from spendstream.errors import ConfigError, StoreUnavailable
+from spendstream.ttl_cache import TtlCache
 
 __all__ = ["ApiKeys", "Principal", "KeyScope", "KEY_SCOPES"]
 
@@ -85,14 +85,19 @@ def _digest(key: str) -> str:
 class ApiKeys:
     """The key store (Redis hash sha256(key) -> principal JSON) and the authenticator."""
 
-    def __init__(self, redis_client: aioredis.Redis, prefix: str = "ss", *, bootstrap_admin_key: str | None = None,
-                 cache_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.r = redis_client
+    def __init__(self, redis_client: RedisClient, prefix: str = "ss", *, bootstrap_admin_key: str | None = None,
+                 cache_s: float = 5.0, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.runner = ScriptRunner(redis_client)
         self.key = Keys(prefix).api_keys()
         self._bootstrap = bootstrap_admin_key
-        self._cache: dict[str, tuple[Principal, float]] = {}
-        self.cache_s = cache_s
-        self.clock = clock
+        self._cache: TtlCache[str, Principal] = TtlCache(cache_s, monotonic)
+
+    async def _one(self, *command):
+        return (await self.runner.run([(None, (), command)]))[0]
+
+    async def _all(self) -> dict[bytes | str, bytes | str]:
+        raw = await self._one("HGETALL", self.key)
+        return raw if isinstance(raw, dict) else dict(zip(raw[::2], raw[1::2]))
 
     async def create(self, name: str, scope: str, teams: list[str] | tuple[str, ...] = (), now_ms: int = 0) -> tuple[str, Principal]:
         """A new key: returns (the key, shown once, and its principal). Raises ConfigError for a bad scope or a
@@ -105,28 +110,19 @@ class ApiKeys:
         key = f"ss_{key_id}_{secrets.token_urlsafe(32)}"
         p = Principal(key_id, name, scope, tuple(teams) if scope != "admin" else ())
         record = {**asdict(p), "teams": list(p.teams), "created_ms": now_ms}
-        try:
-            await self.r.hset(self.key, _digest(key), json.dumps(record))
-        except RedisError as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        await self._one("HSET", self.key, _digest(key), json.dumps(record))
         return key, p
 
     async def list(self) -> list[Principal]:
-        try:
-            raw = await self.r.hgetall(self.key)
-        except RedisError as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        raw = await self._all()
         return sorted((_principal(v) for v in raw.values()), key=lambda p: p.name)
 
     async def revoke(self, key_id: str) -> bool:
         """Delete the key with this id. True when one was deleted."""
-        try:
-            raw = await self.r.hgetall(self.key)
-            doomed = [h for h, v in raw.items() if _principal(v).key_id == key_id]
-            if doomed:
-                await self.r.hdel(self.key, *doomed)
-        except RedisError as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        raw = await self._all()
+        doomed = [h for h, v in raw.items() if _principal(v).key_id == key_id]
+        if doomed:
+            await self._one("HDEL", self.key, *doomed)
         self._cache.clear()
         return bool(doomed)
 
@@ -138,24 +134,22 @@ class ApiKeys:
         if self._bootstrap and hmac.compare_digest(key.encode(), self._bootstrap.encode()):
             return Principal("bootstrap", "bootstrap-admin", "admin")
         digest = _digest(key)
-        now = self.clock()
         hit = self._cache.get(digest)
-        if hit and hit[1] > now:
-            return hit[0]
+        if hit is not None:
+            return hit
         try:
-            raw = await self.r.hget(self.key, digest)
-        except (RedisError, OSError) as exc:
-            if hit:  # verified before; Redis is down, keep answering with the fail modes
-                return hit[0]
+            raw = await self._one("HGET", self.key, digest)
+        except StoreUnavailable as exc:
+            verified = self._cache.stale(digest)
+            if verified is not None:  # verified before; Redis is down, keep answering with the fail modes
+                return verified
             raise StoreUnavailable(f"spend store unavailable: cannot verify the API key ({exc})") from exc
         if raw is None:
-            self._cache.pop(digest, None)
+            self._cache.discard(digest)
             raise Unauthorized("unknown or revoked API key")
-        p = _principal(raw)
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[digest] = (p, now + self.cache_s)
-        return p
+        return self._cache.put(digest, _principal(raw))
 
 
 def _principal(raw: bytes | str) -> Principal:

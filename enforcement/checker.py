@@ -8,22 +8,20 @@ inside and a decimal string in the request / response.
 from __future__ import annotations
 
 import asyncio
-import math
-import time
 import uuid
-from typing import Callable, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sinks.redis.throttle import Throttle
-from sinks.redis.spend_store import RedisSpendStore
-from sinks.redis.reservations import Cell, Reservations
 from schemas.models import Budget
 from spendstream.allocation import UNALLOCATED
 from spendstream.budgets import BudgetState, budget_state, decide
 from spendstream.errors import StoreUnavailable
 from spendstream.money import format_usd, usd_to_nanos
+from spendstream.ports import Cell, Clock, Holds, SpendStore, ThrottleBuckets
 from spendstream.pricing import PriceBook
+from spendstream.scopes import scope_values
+from spendstream.ttl_cache import TtlCache
 from spendstream.windows import expire_at, period_window
 
 __all__ = ["CheckRequest", "CheckResponse", "AppliedBudget", "Checker", "request_scopes", "STORE_UNAVAILABLE"]
@@ -93,11 +91,8 @@ class CheckResponse(BaseModel):
 
 
 def request_scopes(req: CheckRequest) -> set[tuple[str, str]]:
-    return {
-        ("org", "all"), ("cost_center", req.cost_center), ("team", req.team), ("use_case", req.use_case),
-        ("team_use_case", f"{req.team}/{req.use_case}"), ("model", f"{req.provider}/{req.model}"),
-        ("environment", req.environment),
-    }
+    """The scopes the stream will book this call's cost to (the same fan-out, spendstream.scopes)."""
+    return set(scope_values(req.team, req.cost_center, req.use_case, req.environment, req.provider, req.model))
 
 
 def blocks(b: Budget) -> bool:
@@ -107,23 +102,22 @@ def blocks(b: Budget) -> bool:
 
 class Checker:
     """Answers checks. Budgets are cached in-process for `cache_ttl_s` (the API's own budget writes invalidate
-    it; other writers are seen within that time); the last list read stays in use while Redis is unreachable,
+    it; other writers are seen within that time); the last list read stays in use while the store is unreachable,
     for the fail modes. Raises InvalidEvent (via the price book) when the estimate cannot be priced."""
 
-    def __init__(self, store: RedisSpendStore, prices: PriceBook, clock_ms: Callable[[], int], *,
-                 reservations: Reservations | None = None, throttle: Throttle | None = None,
-                 cache_ttl_s: float = 1.0, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, store: SpendStore, holds: Holds, throttle: ThrottleBuckets, prices: PriceBook, clock: Clock,
+                 *, cache_ttl_s: float = 1.0) -> None:
         self.store = store
+        self.reservations = holds
+        self.throttle = throttle
         self.prices = prices
-        self.clock_ms = clock_ms
-        self.reservations = reservations or Reservations(store.r, store.keys.prefix)
-        self.throttle = throttle or Throttle(store.r, store.keys.prefix)
-        self.cache_ttl_s = cache_ttl_s
-        self._monotonic = monotonic
-        self._budgets: list[Budget] | None = None
-        self._budgets_loaded = -math.inf
+        self.clock = clock
+        self._budgets: TtlCache[str, list[Budget]] = TtlCache(cache_ttl_s, clock.monotonic)
         self._refresh = asyncio.Lock()
         self._failed_at = float("-inf")
+
+    def clock_ms(self) -> int:
+        return self.clock.now_ms()
 
     def estimate(self, req: CheckRequest) -> int:
         if req.estimated_cost_usd is not None:
@@ -137,22 +131,28 @@ class Checker:
 
     async def budgets(self) -> list[Budget]:
         """All budgets, from the cache when fresh. Raises StoreUnavailable."""
-        if self._budgets is None or self._monotonic() - self._budgets_loaded >= self.cache_ttl_s:
-            asked = self._monotonic()
-            async with self._refresh:  # one read in flight; concurrent callers wait for it
-                if self._budgets is None or self._monotonic() - self._budgets_loaded >= self.cache_ttl_s:
-                    if self._failed_at >= asked:  # the read we waited for failed: do not queue another timeout
-                        raise StoreUnavailable(STORE_UNAVAILABLE)
-                    try:
-                        self._budgets = await self.store.budgets()
-                    except StoreUnavailable:
-                        self._failed_at = self._monotonic()
-                        raise
-                    self._budgets_loaded = self._monotonic()
-        return self._budgets
+        cached = self._budgets.get("all")
+        if cached is not None:
+            return cached
+        asked = self.clock.monotonic()
+        async with self._refresh:  # one read in flight; concurrent callers wait for it
+            cached = self._budgets.get("all")
+            if cached is not None:
+                return cached
+            if self._failed_at >= asked:  # the read we waited for failed: do not queue another timeout
+                raise StoreUnavailable(STORE_UNAVAILABLE)
+            try:
+                return self._budgets.put("all", await self.store.budgets())
+            except StoreUnavailable:
+                self._failed_at = self.clock.monotonic()
+                raise
+
+    def last_budgets(self) -> list[Budget]:
+        """The budgets last read, fresh or not ([] before the first read): for answering by fail modes."""
+        return self._budgets.stale("all") or []
 
     def invalidate_budgets(self) -> None:
-        self._budgets_loaded = -math.inf
+        self._budgets.expire()
 
     async def check(self, req: CheckRequest) -> CheckResponse:
         """The decision for `req`; with req.reserve and a non-refusing answer, the estimate is held and
@@ -163,7 +163,7 @@ class Checker:
         try:
             budgets = await self.budgets()
         except StoreUnavailable:
-            return self._unavailable([b for b in self._budgets or () if (b.scope.kind, b.scope.value) in scopes],
+            return self._unavailable([b for b in self.last_budgets() if (b.scope.kind, b.scope.value) in scopes],
                                      estimate, now)
         applicable = [b for b in budgets if (b.scope.kind, b.scope.value) in scopes]
         windows = [period_window(b.period, now) for b in applicable]
@@ -214,7 +214,7 @@ def _cells(budgets: list[Budget], windows: list[str]) -> list[Cell]:
         k = (b.scope.kind, b.scope.value, w)
         cur = limits.setdefault(k, -1)
         if blocks(b):
-            lim = usd_to_nanos(b.limit_usd)
+            lim = b.limit_nanos
             limits[k] = lim if cur < 0 else min(cur, lim)
     return [Cell(kind, value, w, lim, expire_at(w)) for (kind, value, w), lim in limits.items()]
 
@@ -231,6 +231,6 @@ def _applied(s: BudgetState) -> AppliedBudget:
 def _applied_unknown(b: Budget, window: str) -> AppliedBudget:
     return AppliedBudget(
         budget_id=b.id, scope=f"{b.scope.kind}:{b.scope.value}", period=b.period, window=window, mode=b.mode,
-        action=b.action, limit_usd=format_usd(usd_to_nanos(b.limit_usd)), spent_usd=None, held_usd=None,
+        action=b.action, limit_usd=format_usd(b.limit_nanos), spent_usd=None, held_usd=None,
         remaining_usd=None,
     )

@@ -10,29 +10,17 @@ to an HTTP round trip. No API key: the calling process is trusted (it holds the 
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-
 from enforcement.checker import Checker, CheckRequest, CheckResponse
+from sinks.redis.client import make_redis
+from spendstream.cli.clock import SystemClock, WallClock
+from sinks.redis.reservations import Reservations
 from sinks.redis.spend_store import RedisSpendStore
+from sinks.redis.throttle import Throttle
 from spendstream.pricing import PriceBook, default_price_book
 
-__all__ = ["EnforcementClient", "make_redis"]
-
-
-def make_redis(url: str, timeout_s: float = 0.05, max_connections: int = 64) -> aioredis.Redis:
-    """A Redis client for the enforcement path: tight socket / connect timeouts and one immediate retry (a pooled
-    connection may be stale after a Redis restart), so an unreachable Redis costs ~2 x timeout_s, not seconds of
-    redis-py's default exponential back-off. The pool is bounded and callers queue for a connection (up to
-    0.25 s) instead of failing with "Too many connections" under a burst."""
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=0.25, socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 1))
-    return aioredis.Redis(connection_pool=pool)
+__all__ = ["EnforcementClient"]
 
 
 class EnforcementClient:
@@ -45,8 +33,10 @@ class EnforcementClient:
     @classmethod
     def connect(cls, url: str, prefix: str = "ss", *, prices: PriceBook | None = None, timeout_s: float = 0.05,
                 clock_ms: Callable[[], int] | None = None, cache_ttl_s: float = 1.0) -> "EnforcementClient":
-        store = RedisSpendStore(make_redis(url, timeout_s), prefix)
-        return cls(Checker(store, prices or default_price_book(), clock_ms or (lambda: time.time_ns() // 1_000_000),
+        r = make_redis(url, timeout_s)
+        store = RedisSpendStore(r, prefix)
+        clock = SystemClock() if clock_ms is None else WallClock(clock_ms)
+        return cls(Checker(store, Reservations(r, prefix), Throttle(r, prefix), prices or default_price_book(), clock,
                            cache_ttl_s=cache_ttl_s))
 
     async def check_request(self, req: CheckRequest) -> CheckResponse:
@@ -64,4 +54,4 @@ class EnforcementClient:
         return await self.checker.reservations.settle(reservation_ids)
 
     async def aclose(self) -> None:
-        await self.checker.store.r.aclose()
+        await self.checker.store.aclose()

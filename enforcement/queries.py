@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Callable, Literal, get_args
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from enforcement.checker import AppliedBudget, Checker, _applied
-from sinks.redis.reservations import Cell
-from schemas.models import BudgetScope, ScopeKind
+from schemas.models import BudgetScope
 from spendstream.budgets import budget_state
 from spendstream.money import format_usd
+from spendstream.ports import Cell
+from spendstream.scopes import SCOPE_KINDS, split_scope
 from spendstream.windows import period_window
 
-__all__ = ["SpendReport", "ActiveDecision", "Queries", "parse_scope", "scope_team"]
+__all__ = ["SpendReport", "ActiveDecision", "Queries", "parse_scope"]
 
-SCOPE_KINDS = get_args(ScopeKind)
 Period = Literal["hour", "day", "week", "month"]
 
 
@@ -45,27 +45,20 @@ class ActiveDecision(BaseModel):
 
 def parse_scope(text: str) -> BudgetScope:
     """'team:payments' -> BudgetScope. Raises ValueError (-> 422) for an unknown kind or empty value."""
-    kind, sep, value = text.partition(":")
-    if not sep or not value:
+    kind, value = split_scope(text)
+    if not value:
         raise ValueError(f"scope must be kind:value (e.g. team:payments), got {text!r}")
     if kind not in SCOPE_KINDS:
         raise ValueError(f"scope kind must be one of {', '.join(SCOPE_KINDS)}, got {kind!r}")
     return BudgetScope(kind=kind, value=value)
 
 
-def scope_team(kind: str, value: str) -> str | None:
-    """The one team a scope belongs to (team, team_use_case), else None (org-wide or cross-team data)."""
-    if kind == "team":
-        return value
-    if kind == "team_use_case":
-        return value.split("/", 1)[0]
-    return None
-
-
 class Queries:
-    def __init__(self, checker: Checker, clock_ms: Callable[[], int]) -> None:
+    """Reads through the checker's ports (its spend store, holds and budget cache) and its clock."""
+
+    def __init__(self, checker: Checker) -> None:
         self.checker = checker
-        self.clock_ms = clock_ms
+        self.clock_ms = checker.clock_ms
 
     async def spend(self, scope: BudgetScope, period: str) -> SpendReport:
         """Live counters of the current `period` window of `scope`. Raises StoreUnavailable."""

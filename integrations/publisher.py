@@ -26,13 +26,11 @@ from typing import Any, Callable, Mapping
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from integrations.errors import PublisherError
-from integrations.producer_settings import (
-    ENVS, PERMANENT_ERRORS, RESET_ERRORS, WORKLOADS, PublisherStats, producer_config,
-)
+from integrations.producer_settings import PERMANENT_ERRORS, RESET_ERRORS, PublisherStats, producer_config
 from integrations.spool import DiskSpool
+from integrations.tag_warnings import TagWarnings
 from schemas.codec import UsageCodec
 from schemas.errors import EncodeError
-from schemas.models import tag_problems
 
 __all__ = ["Publisher", "PublisherStats", "producer_config"]
 
@@ -62,7 +60,7 @@ class Publisher:
         self._lock = threading.Lock()
         self._prefix = os.urandom(12).hex() + "-"
         self._seq = iter(range(1, 1 << 62)).__next__
-        self._warned: set[tuple] = set()
+        self._tags = TagWarnings()
         self._down = self._fatal = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="spendstream-publisher", daemon=True)
@@ -86,19 +84,11 @@ class Publisher:
 
         Incomplete or unknown tags are warned about (once per distinct problem) and the event is still sent:
         the worker books it to `unallocated`."""
-        event = {
-            "event_id": event_id or f"{self._prefix}{self._seq():x}",
-            "event_time": event_time if event_time is not None else time.time_ns() // 1_000_000,
-            "source": source or self.source, "provider": provider, "model": model, "operation": operation,
-            "input_tokens": input_tokens, "output_tokens": output_tokens, "cached_input_tokens": cached_input_tokens,
-            "cache_write_tokens": cache_write_tokens, "reasoning_tokens": reasoning_tokens,
-            "request_count": request_count, "gpu_seconds": gpu_seconds, "accelerator_type": accelerator_type,
-            "egress_bytes": egress_bytes, "status": status, "service_tier": service_tier, "team": team,
-            "cost_center": cost_center, "use_case": use_case, "environment": environment,
-            "workload_type": workload_type, "project": project, "customer": customer, "user_hash": user_hash,
-            "activity_type": activity_type, "activity_id": activity_id, "reservation_id": reservation_id,
-            "request_id": request_id, "attributes": attributes or {},
-        }
+        event = {k: v for k, v in locals().items() if k != "self"}  # the keywords are the Avro fields (tested)
+        event["event_id"] = event_id or f"{self._prefix}{self._seq():x}"
+        event["event_time"] = event_time if event_time is not None else time.time_ns() // 1_000_000
+        event["source"] = source or self.source
+        event["attributes"] = attributes or {}
         self._enqueue(event)
         return event["event_id"]
 
@@ -120,9 +110,8 @@ class Publisher:
         try:
             self.stats.recorded += 1
             team = event.get("team")
-            if not (team and event.get("cost_center") and event.get("use_case")
-                    and event.get("environment") in ENVS and event.get("workload_type") in WORKLOADS):
-                self._warn_tags(event)
+            if not self._tags.check(event):
+                self.stats.tag_warnings += 1
             with self._lock:
                 batch = self._pending.setdefault(team, [])
                 batch.append(event)
@@ -133,15 +122,6 @@ class Publisher:
         except Exception:  # the caller's request must never fail because of us
             log.exception("spendstream: record() failed internally; event counted as failed")
             self.stats.failed += 1
-
-    def _warn_tags(self, event: dict) -> None:
-        self.stats.tag_warnings += 1
-        problems = tag_problems(event)
-        key = (event.get("team"), problems)
-        if key not in self._warned and len(self._warned) < 10_000:
-            self._warned.add(key)
-            log.warning("spendstream: event will be booked to 'unallocated' (%s); team=%r model=%r",
-                        ", ".join(problems), event.get("team"), event.get("model"))
 
     # -- encode and produce ------------------------------------------------------------------------------------
 

@@ -15,8 +15,8 @@ from clickhouse_connect.driver.client import Client
 from schemas.models import Budget
 from reports._sql import TOKEN_WORKLOADS, TOKENS, rows, ts
 from spendstream.forecast import Outlook, linear_forecast, outlook
-from spendstream.money import usd_to_nanos
-from spendstream.windows import window_bounds
+from spendstream.scopes import scope_team, scope_use_case
+from spendstream.windows import DAY_MS, window_bounds
 
 __all__ = ["TeamDigest", "week_bounds", "digest_teams", "team_digest"]
 
@@ -120,11 +120,9 @@ def team_digest(client: Client, db: str, team: str, week: str, budgets: list[Bud
 
 def _team_budget(b: Budget, team: str) -> str | None:
     """The use case a budget narrows to ('' for the whole team), None when it is not this team's."""
-    if b.scope.kind == "team" and b.scope.value == team:
-        return ""
-    if b.scope.kind == "team_use_case" and b.scope.value.split("/", 1)[0] == team:
-        return b.scope.value.split("/", 1)[1]
-    return None
+    if scope_team(b.scope.kind, b.scope.value) != team:
+        return None
+    return scope_use_case(b.scope.kind, b.scope.value) or ""
 
 
 def _outlooks(client: Client, db: str, team: str, as_of: datetime, budgets: list[Budget]) -> list[Outlook]:
@@ -143,6 +141,6 @@ def _outlooks(client: Client, db: str, team: str, as_of: datetime, budgets: list
             t=team, uc=uc, p=ts(ps), r=ts(as_of - timedelta(days=7)), lo=ts(min(ps, as_of - timedelta(days=7))),
             e=ts(as_of))
         remaining = max(0, int((pe - as_of).total_seconds() * 1000))
-        fc = linear_forecast(int(spent), int(recent), 7 * 86_400_000, remaining)
-        out.append(outlook(b.id, usd_to_nanos(b.limit_usd), int(spent), fc))
+        fc = linear_forecast(int(spent), int(recent), 7 * DAY_MS, remaining)
+        out.append(outlook(b.id, b.limit_nanos, int(spent), fc))
     return out

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 from clickhouse_connect.driver.client import Client
 
 from reports._sql import ts
-from reports.review import month_bounds
+from spendstream.windows import month_bounds
 from spendstream.focus import correction_row, usage_row
 
 __all__ = ["focus_rows"]

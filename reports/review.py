@@ -19,9 +19,9 @@ from clickhouse_connect.driver.client import Client
 
 from reports._sql import TOKEN_WORKLOADS, TOKENS, rows, ts
 from spendstream.chargeback import Usage
-from spendstream.windows import window_bounds
+from spendstream.windows import month_bounds
 
-__all__ = ["ReviewData", "month_bounds", "review_data"]
+__all__ = ["ReviewData", "review_data"]
 
 TREND_MONTHS = 6
 
@@ -42,14 +42,6 @@ class ReviewData:
     token_trend: list[tuple[str, int, int]] = field(default_factory=list)  # (YYYY-MM, token spend, tokens)
     team_actual: dict[str, int] = field(default_factory=dict)
     use_case_actual: dict[str, int] = field(default_factory=dict)
-
-
-def month_bounds(month: str) -> tuple[datetime, datetime]:
-    """'2026-11' -> [2026-11-01, 2026-12-01) UTC. Raises ValueError on another format."""
-    y, _, m = month.partition("-")
-    if not (len(y) == 4 and y.isdigit() and m.isdigit() and 1 <= int(m) <= 12):
-        raise ValueError(f"month must look like 2026-11, not {month!r}")
-    return window_bounds(f"m:{y}{int(m):02d}")
 
 
 def _months_back(start: datetime, n: int) -> datetime:

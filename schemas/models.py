@@ -6,13 +6,14 @@ these models serve the edges: the SDK, the API, the CLI and the docs.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "REQUIRED_TAGS", "OPTIONAL_TAGS", "ENVIRONMENTS", "WORKLOAD_TYPES", "SOURCES", "STATUSES",
-    "UsageEvent", "Budget", "BudgetScope", "Decision", "tag_problems",
+    "UsageEvent", "Budget", "BudgetScope", "tag_problems",
 ]
 
 REQUIRED_TAGS = ("team", "cost_center", "use_case", "environment", "workload_type")
@@ -112,14 +113,13 @@ class Budget(BaseModel):
         default=None, description="When the spend store is unreachable; default open for showback, closed for enforce"
     )
 
+    @cached_property
+    def limit_nanos(self) -> int:
+        """limit_usd in nano-USD, parsed once per budget (the pattern allows at most 9 decimals: exact)."""
+        whole, _, frac = self.limit_usd.partition(".")
+        return int(whole) * 1_000_000_000 + int(frac.ljust(9, "0"))
+
     @property
     def effective_fail_mode(self) -> str:
         return self.fail_mode or ("closed" if self.mode == "enforce" else "open")
 
-
-class Decision(BaseModel):
-    decision: Literal["allow", "warn", "throttle", "deny", "downgrade"]
-    reason: str
-    budget_id: str | None = None
-    suggested_model: str | None = None
-    retry_after: float | None = None

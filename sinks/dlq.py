@@ -1,42 +1,32 @@
 """The dead-letter queue `spend.dlq.v1`: the original bytes, a reason code, and where they came from.
 
-Headers: reason, detail, source_topic, source_partition, source_offset, source_index (event position inside a
-batch message, -1 for a whole message). Nothing that enters the worker leaves without being booked or landing here.
+The value is always the ORIGINAL bytes of the Kafka message; one letter per bad event. Headers: reason, detail,
+source_topic, source_partition, source_offset, source_index (the bad event's position inside a batch message, -1
+for a whole message). Nothing that enters the worker leaves without being booked or landing here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from confluent_kafka import Producer
 
-__all__ = ["DeadLetter", "DeadLetterQueue"]
+from spendstream.ports import DeadLetter
+
+__all__ = ["DeadLetterQueue", "headers"]
 
 
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    value: bytes | None
-    reason: str
-    detail: str
-    topic: str
-    partition: int
-    offset: int
-    index: int = -1
-    key: bytes | None = None
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        return [
-            ("reason", self.reason.encode()),
-            ("detail", self.detail[:500].encode()),
-            ("source_topic", self.topic.encode()),
-            ("source_partition", str(self.partition).encode()),
-            ("source_offset", str(self.offset).encode()),
-            ("source_index", str(self.index).encode()),
-        ]
+def headers(d: DeadLetter) -> list[tuple[str, bytes]]:
+    return [
+        ("reason", d.reason.encode()),
+        ("detail", d.detail[:500].encode()),
+        ("source_topic", d.topic.encode()),
+        ("source_partition", str(d.partition).encode()),
+        ("source_offset", str(d.offset).encode()),
+        ("source_index", str(d.index).encode()),
+    ]
 
 
 class DeadLetterQueue:
-    """Publishes dead letters; `flush()` before the consumer commits, so a commit never outruns the DLQ."""
+    """Publishes dead letters (implements spendstream.ports.DeadLetterSink); `flush()` before the consumer commits, so a commit never outruns the DLQ."""
 
     def __init__(self, producer: Producer, topic: str) -> None:
         self.producer = producer
@@ -45,7 +35,7 @@ class DeadLetterQueue:
 
     def send(self, letters: list[DeadLetter]) -> None:
         for d in letters:
-            self.producer.produce(self.topic, value=d.value, key=d.key, headers=d.headers())
+            self.producer.produce(self.topic, value=d.value, key=d.key, headers=headers(d))
             self.sent += 1
         self.producer.poll(0)
 

@@ -13,20 +13,14 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Protocol
 
 import httpx
+
+from spendstream.ports import Notifier
 
 __all__ = ["Notifier", "SlackNotifier", "PagerDutyNotifier", "WebhookNotifier", "deliver_all", "sign"]
 
 log = logging.getLogger(__name__)
-
-
-class Notifier(Protocol):
-    name: str
-
-    def request(self, alert: dict) -> tuple[str, bytes, dict[str, str]] | None:
-        """(url, body, headers) for this alert, or None when this notifier does not send it."""
 
 
 @dataclass

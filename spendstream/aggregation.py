@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Iterable, NamedTuple
 
-from spendstream.allocation import Owner, scope_values
+from spendstream.allocation import Owner
+from spendstream.scopes import scope_values
 from spendstream.windows import HOUR_MS, window_ids
 
 __all__ = ["Booking", "Deltas", "aggregate", "CELL_FIELDS"]
@@ -49,7 +50,7 @@ def aggregate(bookings: Iterable[Booking]) -> Deltas:
     out: Deltas = {}
     for (owner, provider, model, hour), (cost, tagged, n, unpriced) in per_key.items():
         wins = window_ids(hour * HOUR_MS)
-        for scope in scope_values(owner, provider, model):
+        for scope in scope_values(owner.team, owner.cost_center, owner.use_case, owner.environment, provider, model):
             cells = out.get(scope)
             if cells is None:
                 cells = out[scope] = {}

@@ -11,7 +11,7 @@ from typing import Any, Mapping, NamedTuple
 
 from schemas.models import ENVIRONMENTS, WORKLOAD_TYPES
 
-__all__ = ["UNALLOCATED", "Owner", "owner_of", "scope_values"]
+__all__ = ["UNALLOCATED", "Owner", "owner_of"]
 
 UNALLOCATED = "unallocated"
 
@@ -40,16 +40,3 @@ def _owner(team, cost_center, use_case, environment, workload_type) -> Owner:
         workload_type = None
     vals = (team, cost_center, use_case, environment, workload_type)
     return Owner(*(v or UNALLOCATED for v in vals), all(vals))
-
-
-def scope_values(owner: Owner, provider: str, model: str) -> tuple[tuple[str, str], ...]:
-    """The (kind, value) budget scopes one event's cost counts toward."""
-    return (
-        ("org", "all"),
-        ("cost_center", owner.cost_center),
-        ("team", owner.team),
-        ("use_case", owner.use_case),
-        ("team_use_case", f"{owner.team}/{owner.use_case}"),
-        ("model", f"{provider}/{model}"),
-        ("environment", owner.environment),
-    )

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas.models import Budget
-from spendstream.money import usd_to_nanos
 
 __all__ = ["BudgetState", "budget_state", "decide", "DECISION_RANK"]
 
@@ -40,7 +39,7 @@ class BudgetState:
 
 
 def budget_state(budget: Budget, window: str, spent: int, held: int = 0) -> BudgetState:
-    return BudgetState(budget, window, spent, held, usd_to_nanos(budget.limit_usd))
+    return BudgetState(budget, window, spent, held, budget.limit_nanos)
 
 
 def decide(states: list[BudgetState], estimate: int) -> tuple[str, str, BudgetState | None]:

@@ -19,9 +19,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Mapping
 
-from spendstream.windows import window_bounds
+from spendstream.windows import month_bounds
 
-__all__ = ["MANDATORY", "COLUMNS", "DECIMAL_COLUMNS", "usage_row", "correction_row", "billing_period", "iso"]
+__all__ = ["MANDATORY", "COLUMNS", "DECIMAL_COLUMNS", "usage_row", "correction_row", "iso"]
 
 MANDATORY = (
     "BilledCost", "BillingAccountId", "BillingAccountName", "BillingCurrency", "BillingPeriodEnd",
@@ -54,11 +54,6 @@ def _usd(nanos: int) -> Decimal:
     return (Decimal(int(nanos)) * _NANO).quantize(_NANO)
 
 
-def billing_period(month: str) -> tuple[datetime, datetime]:
-    """'2026-11' -> [2026-11-01, 2026-12-01) UTC."""
-    return window_bounds("m:" + month.replace("-", ""))
-
-
 def _hour(t: datetime) -> tuple[str, str]:
     start = t.replace(minute=0, second=0, microsecond=0, tzinfo=t.tzinfo or UTC)
     return iso(start), iso(start + timedelta(hours=1))
@@ -69,7 +64,7 @@ def _subcategory(workload: str) -> str:
 
 
 def _common(g: Mapping[str, Any], month: str, account: tuple[str, str]) -> dict[str, Any]:
-    start, end = billing_period(month)
+    start, end = month_bounds(month)
     cs, ce = _hour(g["hour"])
     provider = g["provider"]
     tags = {k: g[k] for k in ("team", "cost_center", "use_case", "environment", "workload_type")}

@@ -23,6 +23,8 @@ from fractions import Fraction
 from typing import Any, Mapping, NamedTuple
 
 from spendstream.errors import InvalidEvent
+from spendstream.money import round_half_even
+from spendstream.windows import DAY_MS
 from spendstream.pricebook import BookSpec, DatedRates, Discount, ModelRates, day_date, day_number
 
 __all__ = ["PricedCost", "PriceBook", "COMPONENTS", "default_price_book", "unit_cost_nanos",
@@ -30,7 +32,6 @@ __all__ = ["PricedCost", "PriceBook", "COMPONENTS", "default_price_book", "unit_
 
 COMPONENTS = ("input", "output", "cached_input", "cache_write", "reasoning", "request", "gpu", "egress")
 _TOKENS = COMPONENTS[:5]
-DAY_MS = 86_400_000
 _CACHE_LIMIT = 100_000
 
 
@@ -61,19 +62,13 @@ def _first_effective(entries: list[DatedRates] | None, day: int) -> DatedRates |
     return found
 
 
-def _rhe(n: int, d: int) -> int:
-    q, r = divmod(n, d)
-    r += r
-    return q + 1 if r > d or (r == d and q & 1) else q
-
-
 def _gpu_us(seconds: Any) -> int:
     """GPU-seconds (double) -> whole microseconds, half-even on the double's exact binary value."""
     try:
         n, d = seconds.as_integer_ratio()
     except (AttributeError, OverflowError, ValueError):
         raise InvalidEvent("bad_gpu_seconds", repr(seconds)) from None
-    return _rhe(n * 1_000_000, d)
+    return round_half_even(n * 1_000_000, d)
 
 
 def _dec(f: Fraction) -> str:
@@ -231,8 +226,8 @@ class PriceBook:
                     total += v
                     c_exact += x * cn[i]
                     k_exact += x * kn[i]
-            contracted = total if r.same_contract else _rhe(c_exact, den)
-            charged = contracted if r.no_markup else _rhe(k_exact, den)
+            contracted = total if r.same_contract else round_half_even(c_exact, den)
+            charged = contracted if r.no_markup else round_half_even(k_exact, den)
             if r.model_known and not (q[6] or q[7]):
                 append(PricedCost(tuple(comps), total, contracted, charged, version, r.rules[0], False))
             else:
@@ -266,7 +261,7 @@ def unit_cost_nanos(total_nanos: int, units: int, per: int = 1) -> int:
     """Cost per `per` units (e.g. per 1,000 inferences), rounded once, half-even. Raises ValueError if units <= 0."""
     if units <= 0:
         raise ValueError("units must be positive")
-    return _rhe(total_nanos * per, units)
+    return round_half_even(total_nanos * per, units)
 
 
 def split_nanos(total_nanos: int, shares: list[int | str]) -> list[int]:

@@ -60,6 +60,8 @@ class ClickHouseSettings(_Section):
     database: str = "spendstream"
     flush_rows: int = Field(default=50_000, ge=1)
     flush_interval_s: float = Field(default=1.0, gt=0)
+    max_pending_rows: int = Field(default=1_000_000, ge=1, description="rows buffered while ClickHouse is slow or "
+                                  "down; at this many the worker stops booking until the backlog drains")
 
     @field_validator("dsn")
     @classmethod
@@ -101,6 +103,9 @@ class WorkerSettings(_Section):
     retention_days: int = Field(default=62, ge=1, description="older events go to the DLQ")
     app_id: str = Field(default="spendstream-worker", description="Faust app id (its own consumer group)")
     web_port: int = Field(default=16066, ge=1, le=65535, description="Faust web: /metrics")
+    web_bind: str = Field(default="127.0.0.1", description="address the Faust web server (/metrics) listens on")
+    data_dir: str = Field(default=".spendstream/{conf.name}-data",
+                          description="Faust data directory (must be writable; {conf.name} = the app id)")
 
 
 class ServiceSettings(_Section):

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from spendstream.windows import DAY_MS
+
 __all__ = ["Limits", "invalid_reason", "QUANTITY_FIELDS"]
 
 QUANTITY_FIELDS = (
@@ -23,7 +25,7 @@ class Limits:
     max_gpu_seconds: float = 86400.0 * 1024  # a 1,024-GPU day
     max_egress_bytes: int = 100 * 10**12
     max_future_ms: int = 3_600_000
-    retention_ms: int = 62 * 86_400_000
+    retention_ms: int = 62 * DAY_MS
 
 
 def invalid_reason(e: Mapping[str, Any], now_ms: int, limits: Limits) -> tuple[str, str] | None:

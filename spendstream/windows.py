@@ -11,11 +11,16 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import NamedTuple
 
-__all__ = ["WindowIds", "window_ids", "window_bounds", "period_window", "period_bounds", "PERIOD_KINDS", "HOUR_MS", "DAY_MS"]
+__all__ = ["event_day", "month_bounds", "WindowIds", "window_ids", "window_bounds", "period_window", "period_bounds", "PERIOD_KINDS", "HOUR_MS", "DAY_MS"]
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 PERIOD_KINDS = {"hour": "h", "day": "d", "week": "w", "month": "m"}
+
+
+def event_day(ts_ms: int) -> str:
+    """The UTC day number of an epoch-ms timestamp, as the dedupe keys spell it."""
+    return str(ts_ms // DAY_MS)
 
 
 class WindowIds(NamedTuple):
@@ -74,6 +79,14 @@ _KEEP_S = {"h": 7 * 86400, "d": 62 * 86400, "w": 62 * 86400, "m": 400 * 86400}
 
 
 @lru_cache(maxsize=8192)
+def month_bounds(month: str) -> tuple[datetime, datetime]:
+    """A billing month label '2026-11' -> [2026-11-01, 2026-12-01) UTC. Raises ValueError on another format."""
+    y, _, m = month.partition("-")
+    if not (len(y) == 4 and y.isdigit() and m.isdigit() and 1 <= int(m) <= 12):
+        raise ValueError(f"month must look like 2026-11, not {month!r}")
+    return window_bounds(f"m:{y}{int(m):02d}")
+
+
 def expire_at(window_id: str) -> int:
     """Epoch seconds after which a live counter of this window may be dropped (reports read ClickHouse)."""
     _, end = window_bounds(window_id)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from dataclasses import dataclass
-from typing import Callable
-
 import faust
-import redis.asyncio as aioredis
 from confluent_kafka import Consumer, Producer
 from prometheus_client import generate_latest
 
-from sinks.redis.spend_store import RedisSpendStore
+from sinks.redis.client import make_redis
 from sinks.redis.reservations import Reservations
+from sinks.redis.spend_store import RedisSpendStore
 from schemas.codec import UsageCodec
 from schemas.registry import build_catalog
 from sinks.clickhouse.schema import connect, migrate
@@ -22,9 +21,11 @@ from sinks.dlq import DeadLetterQueue
 from spendstream.alerts import AlertPolicy
 from spendstream.allocation_rules import AllocationRules
 from spendstream.errors import StoreUnavailable
+from spendstream.ports import Clock
 from spendstream.pricing import PriceBook
 from spendstream.settings import Settings
 from spendstream.validation import Limits
+from spendstream.windows import DAY_MS
 from stream_app.budget_watch import BudgetWatcher
 from stream_app.consumer import UsageConsumer
 from stream_app.metrics import Metrics
@@ -52,30 +53,32 @@ def _publisher(producer: Producer):
     return publish
 
 
-def build_worker(
-    settings: Settings, prices: PriceBook, rules: AllocationRules | None, clock_ms: Callable[[], int]
-) -> WorkerParts:
+def build_worker(settings: Settings, prices: PriceBook, rules: AllocationRules | None, clock: Clock) -> WorkerParts:
     """The worker app and its parts, from Settings and the objects the entry point built (clock included)."""
     k = settings.kafka
+    datadir = Path(settings.worker.data_dir.replace("{conf.name}", settings.worker.app_id))
+    datadir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     app = faust.App(
         settings.worker.app_id,
         broker=f"kafka://{k.bootstrap_servers}",
         broker_session_timeout=k.session_timeout_s,
         store="memory://",
         topic_allow_declare=False,  # topics come from `spendstream topics create`, never auto-created
-        web_host="127.0.0.1",
+        web_host=settings.worker.web_bind,
+        web_bind=settings.worker.web_bind,
         web_port=settings.worker.web_port,
+        datadir=str(datadir),
         producer_acks=-1,
     )
     ch = connect(settings.clickhouse.resolved_dsn())
     migrate(ch, settings.clickhouse.database)
-    redis_client = aioredis.Redis.from_url(settings.redis.url, socket_timeout=5.0)
+    redis_client = make_redis(settings.redis.url, timeout_s=5.0)
     store = RedisSpendStore(redis_client, settings.redis.prefix)
-    reservations = Reservations(redis_client, settings.redis.prefix)
     writer = ClickHouseWriter(ch, settings.clickhouse.database)
     processor = BatchProcessor(
-        UsageCodec(build_catalog(k.schema_registry_url)), prices, store, writer, clock_ms,
-        Limits(max_future_ms=settings.worker.max_future_s * 1000, retention_ms=settings.worker.retention_days * 86_400_000),
+        UsageCodec(build_catalog(k.schema_registry_url)), prices, store, writer,
+        Reservations(redis_client, settings.redis.prefix), clock,
+        Limits(max_future_ms=settings.worker.max_future_s * 1000, retention_ms=settings.worker.retention_days * DAY_MS),
         rules,
     )
     producer = Producer({"bootstrap.servers": k.bootstrap_servers, "linger.ms": 5, "enable.idempotence": False})
@@ -91,7 +94,7 @@ def build_worker(
     })
     metrics = Metrics()
     watcher = BudgetWatcher(
-        store, _publisher(producer), k.alerts_topic, k.decisions_topic, clock_ms, metrics,
+        store, _publisher(producer), k.alerts_topic, k.decisions_topic, clock, metrics,
         AlertPolicy(
             min_sample_pct=settings.worker.forecast_min_sample_pct,
             min_sample_ms=settings.worker.forecast_min_sample_s * 1000,
@@ -101,14 +104,13 @@ def build_worker(
     )
 
     async def on_batch(res) -> None:
-        if res.reservations:  # the actual cost is booked: release the holds (idempotent)
-            await reservations.settle(res.reservations)
         await watcher.on_batch(res.totals)
 
     usage = UsageConsumer(
-        consumer, k.usage_topic, processor, DeadLetterQueue(producer, k.dlq_topic), metrics,
+        consumer, k.usage_topic, processor, writer, DeadLetterQueue(producer, k.dlq_topic), metrics,
         batch_max=settings.worker.batch_max, poll_timeout_s=settings.worker.poll_timeout_s,
         flush_interval_s=settings.clickhouse.flush_interval_s, flush_rows=settings.clickhouse.flush_rows,
+        max_pending=settings.clickhouse.max_pending_rows,
         on_batch=on_batch,
         loop=None,
     )

@@ -8,15 +8,15 @@ Alerts and decisions go to Kafka (spend.alerts.v1 / spend.decisions.v1) as JSON;
 from __future__ import annotations
 
 import logging
-import time
-from typing import Callable
+from typing import Any, Callable
 
-from sinks.redis.spend_store import RedisSpendStore
 from schemas.models import Budget
 from spendstream.alerts import (
     Alert, AlertPolicy, DecisionRecord, decision_due, forecast_alert, spike_alert, threshold_alerts,
 )
 from spendstream.budgets import budget_state
+from spendstream.ports import Clock, Publish, SpendStore, Totals
+from spendstream.ttl_cache import TtlCache
 from spendstream.windows import HOUR_MS, expire_at, period_bounds, period_window, window_ids
 from sinks.clickhouse.ledger_rows import ALERT_COLUMNS, DECISION_COLUMNS, alert_row, decision_row
 from stream_app.metrics import Metrics
@@ -25,38 +25,38 @@ __all__ = ["BudgetWatcher"]
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[str, str, dict], None]  # (topic, key, json body)
+Ledger = Callable[[str, tuple[str, ...], list[list[Any]]], None]  # RowSink.add_ledger
 
 
 class BudgetWatcher:
+    """Evaluates budgets from the spend store's totals (never from local state: a worker sees only its own
+    partitions). Budgets are re-read every `refresh_s` of the clock's monotonic time."""
+
     def __init__(
-        self, store: RedisSpendStore, publish: Publish, alerts_topic: str, decisions_topic: str,
-        clock_ms: Callable[[], int], metrics: Metrics, policy: AlertPolicy = AlertPolicy(), refresh_s: float = 2.0,
-        ledger: Callable[[str, tuple[str, ...], list[list]], None] | None = None,
+        self, store: SpendStore, publish: Publish, alerts_topic: str, decisions_topic: str, clock: Clock,
+        metrics: Metrics, policy: AlertPolicy = AlertPolicy(), refresh_s: float = 2.0, ledger: Ledger | None = None,
     ) -> None:
         self.store = store
         self.publish = publish
         self.alerts_topic = alerts_topic
         self.decisions_topic = decisions_topic
-        self.clock_ms = clock_ms
+        self.clock = clock
         self.metrics = metrics
         self.policy = policy
-        self.refresh_s = refresh_s
-        self._budgets: list[Budget] = []
-        self._loaded_at = -1e9
+        self._budgets: TtlCache[str, list[Budget]] = TtlCache(refresh_s, clock.monotonic)
         self.ledger = ledger or (lambda table, columns, rows: None)  # ClickHouse ledger tables
 
     async def budgets(self) -> list[Budget]:
-        if time.monotonic() - self._loaded_at > self.refresh_s:
-            self._budgets = await self.store.budgets()
-            self._loaded_at = time.monotonic()
-        return self._budgets
+        cached = self._budgets.get("all")
+        if cached is None:
+            cached = self._budgets.put("all", await self.store.budgets())
+        return cached
 
-    async def on_batch(self, totals: dict) -> None:
-        """`totals` = {(kind, value): {window id: spend after the batch}} from RedisSpendStore.apply_batch."""
+    async def on_batch(self, totals: Totals) -> None:
+        """`totals` = {(kind, value): {window id: spend after the batch}} from SpendStore.apply_batch."""
         if not totals:
             return
-        now = self.clock_ms()
+        now = self.clock.now_ms()
         touched = [b for b in await self.budgets() if (b.scope.kind, b.scope.value) in totals]
         if not touched:
             return
@@ -126,8 +126,8 @@ class BudgetWatcher:
         active = await self.store.decisions()
         if not active:
             return
-        now = self.clock_ms()
-        self._loaded_at = -1e9  # budgets may have changed: re-read them
+        now = self.clock.now_ms()
+        self._budgets.expire()  # budgets may have changed: re-read them
         budgets = {b.id: b for b in await self.budgets()}
         for budget_id, rec in active.items():
             b = budgets.get(budget_id)

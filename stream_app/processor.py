@@ -1,34 +1,37 @@
-"""One partition's batch of Kafka records -> priced, deduplicated, booked in Redis, buffered for ClickHouse.
+"""One partition's batch of Kafka records -> priced, deduplicated, booked in the spend store, buffered for the row
+sink, reservations settled.
 
-No Kafka here: the hosts (stream_app/consumer.py) hand in (offset, key, value) records of one partition, in
-offset order. Effects are exactly-once although delivery is at-least-once:
-  * Redis: events at or below the partition's applied mark are skipped; the rest go through
-    RedisSpendStore.apply_batch (dedupe by event_id, journal, per-scope watermarks).
-  * ClickHouse: events at or below the highest offset ClickHouse already holds are not buffered again.
-Every record ends as booked, duplicate or dead-lettered: booked + duplicates + dead-lettered = events in.
+No Kafka, Redis or ClickHouse here: the host (stream_app/consumer.py) hands in (offset, key, value) records of one
+partition, in offset order, and the collaborators are the core's ports (spendstream/ports.py), so unit tests drive
+this class through in-memory adapters. Effects are exactly-once although delivery is at-least-once:
+  * spend store: events at or below the partition's applied mark are skipped; the rest go through
+    `apply_batch` (dedupe by event_id, journal, per-scope watermarks);
+  * row sink: events at or below the highest offset the sink already holds are not buffered again.
+Every event ends as booked, duplicate or dead-lettered: booked + duplicates + dead-lettered = events in.
+
+Steps of `process`, in order: decode + validate (bad input -> dead letters) -> dedupe -> price -> allocate ->
+aggregate -> book -> buffer rows -> settle the reservations the booked events carry.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Sequence
 
-from sinks.redis.spend_store import RedisSpendStore
 from schemas.codec import UsageCodec
 from schemas.errors import DecodeError, SpendstreamError
-from sinks.clickhouse.writer import ClickHouseWriter
-from sinks.dlq import DeadLetter
 from sinks.clickhouse.priced_rows import priced_row
 from spendstream.aggregation import Booking, aggregate
 from spendstream.allocation import owner_of
 from spendstream.allocation_rules import AllocationRules
+from spendstream.ports import Clock, DeadLetter, ReservationSettler, RowSink, SpendStore, Totals
 from spendstream.pricing import PriceBook
 from spendstream.validation import Limits, invalid_reason
-from spendstream.windows import window_ids
+from spendstream.windows import event_day, window_ids
 
-__all__ = ["BatchProcessor", "BatchResult", "Record"]
+__all__ = ["BatchProcessor", "BatchResult", "Record", "StaleBatch"]
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +46,14 @@ class BatchResult:
     skipped: int = 0  # already applied before a restart
     dead: list[DeadLetter] = field(default_factory=list)
     cost: int = 0
-    totals: dict = field(default_factory=dict)  # {(kind, value): {window: spend after}}
+    totals: Totals = field(default_factory=dict)  # {(kind, value): {window: spend after}}
     bookings: list[Booking] = field(default_factory=list)
     reservations: list[str] = field(default_factory=list)  # reservation ids the booked events settle
+    settled: int = 0  # reservations whose holds this batch released
+
+
+class StaleBatch(SpendstreamError):
+    """The partition's applied mark moved under us (another worker owned it); re-read and continue."""
 
 
 class BatchProcessor:
@@ -53,25 +61,27 @@ class BatchProcessor:
         self,
         codec: UsageCodec,
         prices: PriceBook,
-        store: RedisSpendStore,
-        writer: ClickHouseWriter,
-        clock_ms: Callable[[], int],
+        store: SpendStore,
+        sink: RowSink,
+        settler: ReservationSettler,
+        clock: Clock,
         limits: Limits = Limits(),
         rules: AllocationRules | None = None,
     ) -> None:
         self.codec = codec
         self.prices = prices
         self.store = store
-        self.writer = writer
-        self.clock_ms = clock_ms
+        self.sink = sink
+        self.settler = settler
+        self.clock = clock
         self.limits = limits
         self.rules = rules or AllocationRules([])
         self._redis_mark: dict[tuple[str, int], int] = {}
         self._ch_mark: dict[tuple[str, int], int] = {}
 
-    async def assign(self, topic: str, partitions: Sequence[int]) -> None:
-        """Take ownership of partitions: finish journaled fan-outs, load the Redis and ClickHouse marks."""
-        written = self.writer.written_offsets(topic)
+    async def assign(self, topic: str, partitions: Sequence[int], written: dict[int, int]) -> None:
+        """Take ownership of partitions: finish journaled fan-outs, load the store's applied marks; `written` is
+        the row sink's highest offset per partition (read by the host, off the event loop)."""
         for p in partitions:
             replayed = await self.store.recover(topic, p)
             if replayed:
@@ -79,10 +89,13 @@ class BatchProcessor:
             self._redis_mark[(topic, p)] = await self.store.applied_offset(topic, p)
             self._ch_mark[(topic, p)] = written.get(p, -1)
 
-    def revoke(self, topic: str, partitions: Sequence[int]) -> None:
+    def revoke(self, topic: str, partitions: Sequence[int]) -> int:
+        """Give partitions up: forget their marks and drop their buffered rows (the next owner writes them).
+        Returns the rows dropped."""
         for p in partitions:
             self._redis_mark.pop((topic, p), None)
             self._ch_mark.pop((topic, p), None)
+        return self.sink.drop(topic, partitions)
 
     async def process(self, topic: str, partition: int, records: Sequence[Record]) -> BatchResult:
         res = BatchResult()
@@ -91,8 +104,36 @@ class BatchProcessor:
         key = (topic, partition)
         redis_mark = self._redis_mark.get(key, -1)
         ch_mark = self._ch_mark.get(key, -1)
-        now = self.clock_ms()
-        # (event, offset, index within message)
+        now = self.clock.now_ms()
+        valid = self._decode(topic, partition, records, redis_mark, ch_mark, now, res)
+        last = records[-1][0]
+        if not valid:
+            self._advance(key, last)
+            return res
+        dups = await self.store.find_duplicates(
+            topic, [(e["event_id"], f"{partition}:{o}.{i}", event_day(e["event_time"])) for e, o, i in valid])
+        res.duplicates = len(dups)
+        fresh = [v for n, v in enumerate(valid) if n not in dups]
+        rows = self._price(topic, partition, fresh, redis_mark, ch_mark, now, res)
+        res.booked = len(fresh)
+        if last > redis_mark:
+            totals = await self.store.apply_batch(
+                topic, partition, max(records[0][0], redis_mark + 1), last, aggregate(res.bookings))
+            if totals is None:  # another owner applied past us (rebalance): reload and let the caller retry
+                self._redis_mark[key] = await self.store.applied_offset(topic, partition)
+                raise StaleBatch(f"{topic}:{partition} batch [{records[0][0]}, {last}] overlaps applied offsets")
+            res.totals = totals
+        if rows:
+            self.sink.add(rows, topic, partition, last)
+        if res.reservations:  # the actual cost is booked: release the holds (idempotent)
+            res.settled = await self.settler.settle(res.reservations)
+        self._advance(key, last)
+        return res
+
+    def _decode(self, topic: str, partition: int, records: Sequence[Record], redis_mark: int, ch_mark: int,
+                now: int, res: BatchResult) -> list[tuple[dict[str, Any], int, int]]:
+        """Decoded, valid events as (event, offset, index within the message); bad input becomes dead letters
+        carrying the ORIGINAL message bytes (plus the event's index when the message is a batch)."""
         valid: list[tuple[dict[str, Any], int, int]] = []
         for offset, kafka_key, value in records:
             if offset <= redis_mark and offset <= ch_mark:
@@ -109,23 +150,17 @@ class BatchProcessor:
                 res.events += 1
                 bad = invalid_reason(e, now, self.limits)
                 if bad:
-                    raw = value if single else self.codec.encode(e)
-                    res.dead.append(DeadLetter(raw, bad[0], bad[1], topic, partition, offset, -1 if single else i, kafka_key))
+                    res.dead.append(DeadLetter(value, bad[0], bad[1], topic, partition, offset, -1 if single else i,
+                                               kafka_key))
                 else:
                     valid.append((e, offset, i))
-        if not valid:
-            self._advance(key, records[-1][0])
-            return res
+        return valid
 
-        dups = await self.store.find_duplicates(
-            topic, [(e["event_id"], f"{partition}:{o}.{i}", _day(e["event_time"])) for e, o, i in valid]
-        )
-        res.duplicates = len(dups)
-        fresh = [v for n, v in enumerate(valid) if n not in dups]
+    def _price(self, topic: str, partition: int, fresh: list[tuple[dict[str, Any], int, int]], redis_mark: int,
+               ch_mark: int, now: int, res: BatchResult) -> list[list[Any]]:
+        """Price and allocate the fresh events: bookings (for the store) into `res`, rows (for the sink) out."""
         priced = self.prices.price_batch([e for e, _, _ in fresh])
         rows = []
-        first = records[0][0]
-        last = records[-1][0]
         open_month = window_ids(now).month
         ingested_at = datetime.fromtimestamp(now / 1000, UTC)
         for (event, offset, _), price in zip(fresh, priced):
@@ -133,36 +168,17 @@ class BatchProcessor:
             for e, p in self.rules.allocate(event, price):
                 owner = owner_of(e)
                 if offset > redis_mark:
-                    res.bookings.append(Booking(owner, e["provider"], e["model"], e["event_time"], p.charged_nanos, p.unpriced))
+                    res.bookings.append(Booking(owner, e["provider"], e["model"], e["event_time"], p.charged_nanos,
+                                                p.unpriced))
                     res.cost += p.charged_nanos
                 if offset > ch_mark:
                     rows.append(priced_row(e, owner, p, topic, partition, offset, ingested_at, late))
             if offset > redis_mark and event.get("reservation_id"):
                 res.reservations.append(event["reservation_id"])
-        res.booked = len(fresh)
-        if last > redis_mark:
-            totals = await self.store.apply_batch(
-                topic, partition, max(first, redis_mark + 1), last, aggregate(res.bookings)
-            )
-            if totals is None:  # another owner applied past us (rebalance): reload and let the caller retry
-                self._redis_mark[key] = await self.store.applied_offset(topic, partition)
-                raise StaleBatch(f"{topic}:{partition} batch [{first}, {last}] overlaps applied offsets")
-            res.totals = totals
-        if rows:
-            self.writer.add(rows, topic, partition, last)
-        self._advance(key, last)
-        return res
+        return rows
 
     def _advance(self, key: tuple[str, int], last: int) -> None:
         if last > self._redis_mark.get(key, -1):
             self._redis_mark[key] = last
         if last > self._ch_mark.get(key, -1):
             self._ch_mark[key] = last
-
-
-class StaleBatch(SpendstreamError):
-    """The partition's applied mark moved under us (another worker owned it); re-read and continue."""
-
-
-def _day(ts_ms: int) -> str:
-    return str(ts_ms // 86_400_000)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from spendstream.alerts import Alert, DecisionRecord
+from spendstream.scopes import scope_team, scope_use_case, split_scope
 
 __all__ = ["ALERT_COLUMNS", "DECISION_COLUMNS", "alert_row", "decision_row"]
 
@@ -18,30 +19,17 @@ DECISION_COLUMNS = ("decision_id", "decided_at", "budget_id", "scope_kind", "sco
 _PERIOD = {"h": "hour", "d": "day", "w": "week", "m": "month"}
 
 
-def _split(scope: str) -> tuple[str, str]:
-    kind, _, value = scope.partition(":")
-    return kind, value
-
-
-def _team(kind: str, value: str) -> str:
-    if kind == "team":
-        return value
-    if kind == "team_use_case":
-        return value.partition("/")[0]
-    return ""
-
-
 def alert_row(a: Alert) -> list[Any]:
-    kind, value = _split(a.scope)
+    kind, value = split_scope(a.scope)
     return [f"{a.budget_id}:{a.window}:{a.kind}:{a.threshold}", datetime.fromtimestamp(a.at_ms / 1000, UTC),
-            f"budget_{a.kind}", a.budget_id, kind, value, _team(kind, value), _PERIOD.get(a.window[:1], ""),
+            f"budget_{a.kind}", a.budget_id, kind, value, scope_team(kind, value) or "", _PERIOD.get(a.window[:1], ""),
             a.window, a.threshold, a.spent_nanos, a.limit_nanos, a.mode, "", a.message]
 
 
 def decision_row(d: DecisionRecord | dict) -> list[Any]:
     r = d.to_json() if isinstance(d, DecisionRecord) else d
-    kind, value = _split(r["scope"])
+    kind, value = split_scope(r["scope"])
     return [f"{r['budget_id']}:{r['window']}:{r['action']}:{r['at_ms']}", datetime.fromtimestamp(r["at_ms"] / 1000, UTC),
-            r["budget_id"], kind, value, _team(kind, value),
-            value.partition("/")[2] if kind == "team_use_case" else (value if kind == "use_case" else ""),
+            r["budget_id"], kind, value, scope_team(kind, value) or "",
+            scope_use_case(kind, value) or "",
             value if kind == "model" else "", r["action"], r["reason"], r.get("suggested_model") or "", r["window"]]

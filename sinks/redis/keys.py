@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-__all__ = ["Keys"]
+import zlib
+
+__all__ = ["Keys", "dedupe_bucket", "DEDUPE_BUCKETS"]
+
+DEDUPE_BUCKETS = 16  # event-id dedupe slots; a batch costs one pipelined round trip whatever the count
+
+
+def dedupe_bucket(event_id: str) -> int:
+    """The dedupe slot of an event id: crc32(event_id) % DEDUPE_BUCKETS (every copy of an event lands in one)."""
+    return zlib.crc32(event_id.encode()) % DEDUPE_BUCKETS
 
 
 class Keys:

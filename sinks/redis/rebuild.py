@@ -29,20 +29,18 @@ with every worker stopped: a worker booking while the rebuild writes would be ov
 from __future__ import annotations
 
 import json
-import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, NamedTuple
 
-import redis
-
-from sinks.redis.keys import Keys
-from sinks.redis.spend_store import DEDUPE_BUCKETS, SEEN_TTL_S
+from sinks.redis.keys import Keys, dedupe_bucket
+from sinks.redis.scripts import Call, RedisClient, ScriptRunner
+from sinks.redis.spend_store import SEEN_TTL_S
 from schemas.models import Budget
 from spendstream.aggregation import CELL_FIELDS, Booking, Deltas, aggregate
 from spendstream.alerts import DecisionRecord
 from spendstream.allocation import Owner
-from spendstream.windows import expire_at, window_bounds
+from spendstream.windows import event_day, expire_at, window_bounds
 
 __all__ = ["PricedRow", "DecisionRow", "AlertRow", "RebuildReport", "CounterRebuild",
            "PRICED_SQL", "DECISIONS_SQL", "ALERTS_SQL"]
@@ -117,10 +115,11 @@ class RebuildReport:
 
 
 class CounterRebuild:
-    """Feed it ClickHouse rows (`add_events` as many times as there are blocks), then `write()` once."""
+    """Feed it ClickHouse rows (`add_events` as many times as there are blocks), then `await write()` once.
+    Writes go through the one ScriptRunner (StoreUnavailable when Redis does not answer), one slot per command."""
 
-    def __init__(self, client: redis.Redis, prefix: str, now_ms: int) -> None:
-        self.r = client
+    def __init__(self, prefix: str, now_ms: int) -> None:
+        self.runner: ScriptRunner | None = None
         self.keys = Keys(prefix)
         self.now_ms = now_ms
         self.report = RebuildReport()
@@ -145,9 +144,7 @@ class CounterRebuild:
             if int(row.offset) > self._applied.get(tp, -1):
                 self._applied[tp] = int(row.offset)
             if int(row.ingested_ms) >= self._seen_from_ms:
-                day = str(int(row.event_time_ms) // 86_400_000)
-                bucket = zlib.crc32(row.event_id.encode()) % DEDUPE_BUCKETS
-                key = self.keys.seen(row.topic, bucket, day)
+                key = self.keys.seen(row.topic, dedupe_bucket(row.event_id), event_day(int(row.event_time_ms)))
                 exp = int(row.ingested_ms) // 1000 + SEEN_TTL_S
                 if exp > self._seen_expiry.get(key, 0):
                     self._seen_expiry[key] = exp
@@ -166,21 +163,12 @@ class CounterRebuild:
                             cur[i] += v
 
     # ---- write -------------------------------------------------------------------------------------------
-    def write(self, budgets: list[Budget] | None, decisions: Iterable[Iterable[Any]] = (),
-              alerts: Iterable[Iterable[Any]] = ()) -> RebuildReport:
+    async def write(self, client: RedisClient, budgets: list[Budget] | None, decisions: Iterable[Iterable[Any]] = (),
+                    alerts: Iterable[Iterable[Any]] = ()) -> RebuildReport:
         """Write everything accumulated, plus budgets, active decisions and alert markers. Idempotent."""
+        self.runner = ScriptRunner(client)
         now_s = self.now_ms // 1000
-        pipe = self.r.pipeline(transaction=False)
-        n = 0
-
-        def flush_if_full() -> None:
-            nonlocal n, pipe
-            n += 1
-            if n >= _CHUNK:
-                pipe.execute()
-                pipe = self.r.pipeline(transaction=False)
-                n = 0
-
+        out = _Commands(self.runner)
         for (kind, value), cells in self._deltas.items():
             for window_id, cell in cells.items():
                 exp = expire_at(window_id)
@@ -188,51 +176,44 @@ class CounterRebuild:
                     self.report.expired_windows += 1
                     continue
                 key = self.keys.window(kind, value, window_id)
-                pipe.delete(key)
-                pipe.hset(key, mapping={f: v for f, v in zip(CELL_FIELDS, cell) if v})
-                pipe.expireat(key, exp)
+                await out.add("DEL", key)
+                await out.hset(key, {f: v for f, v in zip(CELL_FIELDS, cell) if v})
+                await out.add("EXPIREAT", key, exp)
                 self.report.windows += 1
-                flush_if_full()
             wm = self.keys.watermarks(kind, value)
-            pipe.delete(wm)
-            pipe.hset(wm, mapping={f"{t}:{p}": self._applied[(t, p)] for t, p in self._scope_partitions[(kind, value)]})
-            flush_if_full()
+            await out.add("DEL", wm)
+            await out.hset(wm, {f"{t}:{p}": self._applied[(t, p)] for t, p in self._scope_partitions[(kind, value)]})
         for (topic, p), mark in self._applied.items():
-            pipe.set(self.keys.applied(topic, p), mark)
-            pipe.delete(self.keys.journal(topic, p))
+            await out.add("SET", self.keys.applied(topic, p), mark)
+            await out.add("DEL", self.keys.journal(topic, p))
             self.report.partitions[f"{topic}:{p}"] = mark
-            flush_if_full()
         for key in self._seen_expiry:
-            pipe.delete(key)
-        pipe.execute()
-        pipe = self.r.pipeline(transaction=False)
-        n = 0
+            await out.add("DEL", key)
+        await out.flush()  # the dedupe hashes are empty before they are filled again
         for (topic, p, offset), ids in self._record_rows.items():
             for index, (event_id, key) in enumerate(sorted(ids.items())):
-                pipe.hset(key, event_id, f"{p}:{offset}.{index}")
+                await out.add("HSET", key, event_id, f"{p}:{offset}.{index}")
                 self.report.seen_markers += 1
-                flush_if_full()
         for key, exp in self._seen_expiry.items():
-            pipe.expireat(key, exp)
-            flush_if_full()
-        pipe.execute()
-        known = self._write_budgets(budgets)
-        self._write_decisions([DecisionRow(*d) for d in decisions], [AlertRow(*a) for a in alerts], known)
+            await out.add("EXPIREAT", key, exp)
+        await out.flush()
+        known = await self._write_budgets(budgets)
+        await self._write_decisions([DecisionRow(*d) for d in decisions], [AlertRow(*a) for a in alerts], known)
         return self.report
 
-    def _write_budgets(self, budgets: list[Budget] | None) -> dict[str, Budget]:
+    async def _write_budgets(self, budgets: list[Budget] | None) -> dict[str, Budget]:
         if budgets is None:  # no file given: keep (and use) whatever budgets the store already has
-            raw = self.r.hgetall(self.keys.budgets())
-            return {b.id: b for b in (Budget.model_validate_json(v) for v in raw.values())}
-        pipe = self.r.pipeline(transaction=False)
-        pipe.delete(self.keys.budgets())
-        if budgets:
-            pipe.hset(self.keys.budgets(), mapping={b.id: b.model_dump_json() for b in budgets})
-        pipe.execute()
+            (raw,) = await self.runner.run([(None, (), ("HGETALL", self.keys.budgets()))])
+            return {b.id: b for b in (Budget.model_validate_json(v) for v in (raw or {}).values())}
+        out = _Commands(self.runner)
+        await out.add("DEL", self.keys.budgets())
+        await out.hset(self.keys.budgets(), {b.id: b.model_dump_json() for b in budgets})
+        await out.flush()
         self.report.budgets = len(budgets)
         return {b.id: b for b in budgets}
 
-    def _write_decisions(self, decisions: list[DecisionRow], alerts: list[AlertRow], budgets: dict[str, Budget]) -> None:
+    async def _write_decisions(self, decisions: list[DecisionRow], alerts: list[AlertRow],
+                               budgets: dict[str, Budget]) -> None:
         latest: dict[str, DecisionRow] = {}
         for d in decisions:
             cur = latest.get(d.budget_id)
@@ -255,10 +236,9 @@ class CounterRebuild:
                                  d.reason, int(d.decided_ms))
             active[budget_id] = json.dumps(rec.to_json())
             self.report.decisions.append(budget_id)
-        pipe = self.r.pipeline(transaction=False)
-        pipe.delete(self.keys.decisions())
-        if active:
-            pipe.hset(self.keys.decisions(), mapping=active)
+        out = _Commands(self.runner)
+        await out.add("DEL", self.keys.decisions())
+        await out.hset(self.keys.decisions(), active)
         lifted_at: dict[tuple[str, str], int] = {}
         for d in decisions:
             if d.decision == "lifted":
@@ -271,6 +251,28 @@ class CounterRebuild:
                 continue
             if kind == "threshold" and int(a.threshold) == 100 and lifted_at.get((a.budget_id, a.window_id), -1) >= int(a.fired_ms):
                 continue  # the lift cleared it: crossing the limit again alerts again
-            pipe.set(self.keys.alert_fired(a.budget_id, a.window_id, kind, int(a.threshold)), 1, exat=exp)
+            await out.add("SET", self.keys.alert_fired(a.budget_id, a.window_id, kind, int(a.threshold)), 1, "EXAT", exp)
             self.report.alert_markers += 1
-        pipe.execute()
+        await out.flush()
+
+
+class _Commands:
+    """Plain commands sent through the one ScriptRunner in pipelined chunks of _CHUNK (each command on one slot)."""
+
+    def __init__(self, runner: ScriptRunner) -> None:
+        self.runner = runner
+        self.calls: list[Call] = []
+
+    async def add(self, *command: Any) -> None:
+        self.calls.append((None, (), command))
+        if len(self.calls) >= _CHUNK:
+            await self.flush()
+
+    async def hset(self, key: str, mapping: dict[str, Any]) -> None:
+        if mapping:
+            await self.add("HSET", key, *(x for kv in mapping.items() for x in kv))
+
+    async def flush(self) -> None:
+        if self.calls:
+            calls, self.calls = self.calls, []
+            await self.runner.run(calls)

@@ -15,36 +15,22 @@ The reservation record (`{res:<id>}`, its own slot) lists the cells held, so `se
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
-
-import redis.asyncio as aioredis
 
 from sinks.redis import lua_reservations as lua
 from sinks.redis.keys import Keys
-from sinks.redis.scripts import Call, ScriptRunner
+from sinks.redis.scripts import Call, RedisClient, ScriptRunner
+from spendstream.ports import Cell
 
-__all__ = ["Cell", "Reservations", "RECORD_SLACK_MS"]
+__all__ = ["Reservations", "RECORD_SLACK_MS"]
 
 RECORD_SLACK_MS = 60_000  # the record outlives its holds, so a late settle still finds (and no-ops on) them
 
 
-@dataclass(frozen=True, slots=True)
-class Cell:
-    """One (scope, window) counter. `limit` is the smallest limit of the blocking budgets on it, in nano-USD, or
-    -1 when none blocks (the hold is recorded, never refused). `expire_at`: the window's EXPIREAT (epoch s)."""
-
-    kind: str
-    value: str
-    window: str
-    limit: int = -1
-    expire_at: int = 0
-
-
 class Reservations:
-    """Holds on budget windows in Redis. Every method raises StoreUnavailable when Redis does not answer."""
+    """Holds on budget windows in Redis (implements spendstream.ports.Holds). Every method raises StoreUnavailable when Redis does not answer."""
 
-    def __init__(self, redis_client: aioredis.Redis, prefix: str = "ss") -> None:
+    def __init__(self, redis_client: RedisClient, prefix: str = "ss") -> None:
         self.keys = Keys(prefix)
         self.runner = ScriptRunner(redis_client)
 
@@ -132,8 +118,8 @@ class Reservations:
             for kind, value, window in (json.loads(raw)["cells"] if raw else []):
                 by_slot.setdefault((kind, value), []).append((Cell(kind, value, window), rid))
         calls: list[Call] = [self._release_call(holds) for holds in by_slot.values()]
-        calls.append((None, (), ("DEL", *(self.keys.reservation(r) for r in ids))))
-        replies = (await self.runner.run(calls))[:-1]
+        calls += [(None, (), ("DEL", self.keys.reservation(r))) for r in ids]  # one slot each (cluster-safe)
+        replies = (await self.runner.run(calls))[:len(by_slot)]
         released: set[str] = set()
         for holds, amounts in zip(by_slot.values(), replies):
             released.update(rid for (_, rid), amt in zip(holds, amounts) if int(amt) >= 0)

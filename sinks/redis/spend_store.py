@@ -11,46 +11,47 @@ skips if it already holds the batch (its `wm` mark). Events at or below the appl
 from __future__ import annotations
 
 import json
-import zlib
 from typing import Any, Iterable, Sequence
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
-
-from sinks.redis import lua_stream as lua
-from sinks.redis.keys import Keys
 from schemas.models import Budget
+from sinks.redis import lua_stream as lua
+from sinks.redis.keys import Keys, dedupe_bucket
+from sinks.redis.scripts import Call, RedisClient, ScriptRunner
 from spendstream.aggregation import CELL_FIELDS, Deltas
-from spendstream.errors import StoreUnavailable
+from spendstream.ports import DedupeKey, Totals
 from spendstream.windows import expire_at
 
-__all__ = ["RedisSpendStore", "SEEN_TTL_S", "DEDUPE_BUCKETS"]
+__all__ = ["RedisSpendStore", "SEEN_TTL_S"]
 
 SEEN_TTL_S = 40 * 86400  # >= the longest window (a calendar month) plus late-arrival slack
 _US = "\x1f"  # unit separator: event ids never contain control characters (validation)
-DEDUPE_BUCKETS = 16  # event-id dedupe slots; a batch costs one pipelined round trip whatever the count
 
 
 class RedisSpendStore:
-    """Spend counters and budgets in Redis. Every method raises StoreUnavailable when Redis does not answer."""
+    """Spend counters and budgets in Redis (implements spendstream.ports.SpendStore). Every method raises
+    StoreUnavailable when Redis does not answer (the one ScriptRunner turns RedisError into it)."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str = "ss") -> None:
+    def __init__(self, client: RedisClient, prefix: str = "ss") -> None:
         self.r = client
         self.keys = Keys(prefix)
-        self._dedupe = client.register_script(lua.DEDUPE)
-        self._journal = client.register_script(lua.JOURNAL)
-        self._apply = client.register_script(lua.APPLY_SCOPE)
+        self.runner = ScriptRunner(client)
+
+    async def ping(self) -> None:
+        await self._one("PING")
+
+    async def aclose(self) -> None:
+        await self.r.aclose()
+
+    async def _one(self, *command: Any) -> Any:
+        return (await self.runner.run([(None, (), command)]))[0]
 
     # ---- the stream's side -------------------------------------------------------------------------------
     async def applied_offset(self, topic: str, partition: int) -> int:
-        try:
-            v = await self.r.get(self.keys.applied(topic, partition))
-        except RedisError as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        v = await self._one("GET", self.keys.applied(topic, partition))
         return int(v) if v is not None else -1
 
-    async def find_duplicates(self, topic: str, events: Sequence[tuple[str, str, str]]) -> set[int]:
-        """Positions in `events` ((event_id, where, yyyymmdd)) whose id was already booked somewhere else.
+    async def find_duplicates(self, topic: str, events: Sequence[DedupeKey]) -> set[int]:
+        """Positions in `events` ((event_id, where, day)) whose id was already booked somewhere else.
 
         `where` names the record ("partition:offset.index"): a redelivered record is not a duplicate of itself.
         One DEDUPE call per id bucket (a fixed set of slots), pipelined: one round trip."""
@@ -58,8 +59,7 @@ class RedisSpendStore:
             return set()
         groups: dict[int, tuple[dict[str, int], list[str], list[str], list[str], list[int]]] = {}
         for pos, (event_id, where, day) in enumerate(events):
-            bucket = zlib.crc32(event_id.encode()) % DEDUPE_BUCKETS
-            days, idx, ids, recs, positions = groups.setdefault(bucket, ({}, [], [], [], []))
+            days, idx, ids, recs, positions = groups.setdefault(dedupe_bucket(event_id), ({}, [], [], [], []))
             d = days.get(day)
             if d is None:
                 d = days[day] = len(days) + 1
@@ -67,14 +67,12 @@ class RedisSpendStore:
             ids.append(event_id)
             recs.append(where)
             positions.append(pos)
-        pipe = self.r.pipeline(transaction=False)
-        for bucket, (days, idx, ids, recs, _) in groups.items():
-            await self._dedupe(keys=[self.keys.seen(topic, bucket, d) for d in days],
-                               args=[SEEN_TTL_S, _US.join(idx), _US.join(ids), _US.join(recs)], client=pipe)
-        try:
-            replies = await pipe.execute()
-        except RedisError as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        calls: list[Call] = [
+            (lua.DEDUPE, [self.keys.seen(topic, bucket, d) for d in days],
+             [SEEN_TTL_S, _US.join(idx), _US.join(ids), _US.join(recs)])
+            for bucket, (days, idx, ids, recs, _) in groups.items()
+        ]
+        replies = await self.runner.run(calls)
         return {positions[i] for (*_, positions), dups in zip(groups.values(), replies) for i in dups}
 
     def _scope_calls(self, topic: str, partition: int, last: int, deltas: Deltas) -> list[tuple[list[str], list[Any]]]:
@@ -92,116 +90,81 @@ class RedisSpendStore:
             calls.append((keys, argv))
         return calls
 
-    async def apply_batch(self, topic: str, partition: int, first: int, last: int, deltas: Deltas) -> dict | None:
+    async def apply_batch(self, topic: str, partition: int, first: int, last: int, deltas: Deltas) -> Totals | None:
         """Apply one batch's deltas exactly once. Returns {(kind, value): {window: spend after}} for budget
-        evaluation, or None when the batch overlaps an already-applied range (caller re-reads the mark)."""
+        evaluation, or None when the batch overlaps an already-applied range (caller re-reads the mark).
+
+        Round trips: JOURNAL (partition slot), APPLY_SCOPE per scope slot (pipelined), journal delete."""
         calls = self._scope_calls(topic, partition, last, deltas)
         payload = json.dumps(calls, separators=(",", ":"))
-        try:
-            ok, _ = await self._journal(
-                keys=[self.keys.applied(topic, partition), self.keys.journal(topic, partition)],
-                args=[first, last, payload],
-            )
-            if not ok:
-                return None
-            results = await self._fan_out(calls)
-            await self.r.hdel(self.keys.journal(topic, partition), last)
-        except RedisError as exc:
-            raise StoreUnavailable(str(exc)) from exc
-        out: dict = {}
-        for (scope, cells), spends in zip(deltas.items(), results):
-            out[scope] = dict(zip(cells, spends))
-        return out
+        ((ok, _),) = await self.runner.run([(lua.JOURNAL, [self.keys.applied(topic, partition),
+                                                           self.keys.journal(topic, partition)], [first, last, payload])])
+        if not ok:
+            return None
+        results = await self._fan_out(calls)
+        await self._one("HDEL", self.keys.journal(topic, partition), last)
+        return {scope: dict(zip(cells, spends)) for (scope, cells), spends in zip(deltas.items(), results)}
 
     async def _fan_out(self, calls: list[tuple[list[str], list[Any]]]) -> list[list[int]]:
-        pipe = self.r.pipeline(transaction=False)
-        for keys, argv in calls:
-            await self._apply(keys=keys, args=argv, client=pipe)
-        return await pipe.execute()
+        return await self.runner.run([(lua.APPLY_SCOPE, keys, argv) for keys, argv in calls])
 
     async def recover(self, topic: str, partition: int) -> int:
         """Finish the fan-out of batches journaled before a crash. Idempotent. Returns how many were replayed."""
         jkey = self.keys.journal(topic, partition)
-        try:
-            pending = await self.r.hgetall(jkey)
-            for last, payload in sorted(pending.items(), key=lambda kv: int(kv[0])):
-                await self._fan_out(json.loads(payload))
-                await self.r.hdel(jkey, last)
-        except RedisError as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        pending = _pairs(await self._one("HGETALL", jkey))
+        for last, payload in sorted(pending.items(), key=lambda kv: int(kv[0])):
+            await self._fan_out(json.loads(payload))
+            await self._one("HDEL", jkey, last)
         return len(pending)
 
     # ---- reads ---------------------------------------------------------------------------------------------
     async def read_cells(self, cells: Iterable[tuple[str, str, str]]) -> list[dict[str, int]]:
         """For each (kind, value, window id), the window's counters {spend, tagged, events, unpriced, held}."""
-        cells = list(cells)
-        pipe = self.r.pipeline(transaction=False)
-        for kind, value, w in cells:
-            pipe.hgetall(self.keys.window(kind, value, w))
-        try:
-            rows = await pipe.execute()
-        except RedisError as exc:
-            raise StoreUnavailable(str(exc)) from exc
-        return [{_s(k): int(v) for k, v in row.items()} for row in rows]
+        rows = await self.runner.run([(None, (), ("HGETALL", self.keys.window(kind, value, w)))
+                                      for kind, value, w in cells])
+        return [{k: int(v) for k, v in _pairs(row).items()} for row in rows]
 
-    # ---- budgets -------------------------------------------------------------------------------------------
+    # ---- budgets (the `{budgets}` slot) --------------------------------------------------------------------
+    async def budgets(self) -> list[Budget]:
+        raw = _pairs(await self._one("HGETALL", self.keys.budgets()))
+        return sorted((Budget.model_validate_json(v) for v in raw.values()), key=lambda b: b.id)
+
     async def put_budget(self, budget: Budget) -> None:
-        try:
-            await self.r.hset(self.keys.budgets(), budget.id, budget.model_dump_json())
-        except RedisError as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        await self._one("HSET", self.keys.budgets(), budget.id, budget.model_dump_json())
 
     async def delete_budget(self, budget_id: str) -> bool:
-        try:
-            return bool(await self.r.hdel(self.keys.budgets(), budget_id))
-        except RedisError as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        return bool(await self._one("HDEL", self.keys.budgets(), budget_id))
 
     # ---- alerts and decisions (the `{budgets}` slot) ----------------------------------------------------------
     async def mark_fired(self, markers: list[tuple[tuple[str, str, str, int], int]]) -> list[bool]:
         """Set-once markers ((budget, window, kind, threshold), expire_at_s). True where this call set it first."""
         if not markers:
             return []
-        pipe = self.r.pipeline(transaction=False)
-        for (budget_id, window, kind, threshold), exp in markers:
-            pipe.set(self.keys.alert_fired(budget_id, window, kind, threshold), 1, nx=True, exat=exp)
-        try:
-            return [bool(x) for x in await pipe.execute()]
-        except RedisError as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        replies = await self.runner.run([
+            (None, (), ("SET", self.keys.alert_fired(budget_id, window, kind, threshold), 1, "NX", "EXAT", exp))
+            for (budget_id, window, kind, threshold), exp in markers
+        ])
+        return [bool(x) for x in replies]
 
     async def clear_fired(self, budget_id: str, window: str, kind: str, threshold: int) -> None:
-        try:
-            await self.r.delete(self.keys.alert_fired(budget_id, window, kind, threshold))
-        except RedisError as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        await self._one("DEL", self.keys.alert_fired(budget_id, window, kind, threshold))
 
     async def decisions(self) -> dict[str, dict]:
-        try:
-            raw = await self.r.hgetall(self.keys.decisions())
-        except RedisError as exc:
-            raise StoreUnavailable(str(exc)) from exc
-        return {_s(k): json.loads(v) for k, v in raw.items()}
+        return {k: json.loads(v) for k, v in _pairs(await self._one("HGETALL", self.keys.decisions())).items()}
 
     async def put_decision(self, budget_id: str, record: dict) -> None:
-        try:
-            await self.r.hset(self.keys.decisions(), budget_id, json.dumps(record))
-        except RedisError as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        await self._one("HSET", self.keys.decisions(), budget_id, json.dumps(record))
 
     async def remove_decision(self, budget_id: str) -> bool:
-        try:
-            return bool(await self.r.hdel(self.keys.decisions(), budget_id))
-        except RedisError as exc:
-            raise StoreUnavailable(str(exc)) from exc
-
-    async def budgets(self) -> list[Budget]:
-        try:
-            raw = await self.r.hgetall(self.keys.budgets())
-        except RedisError as exc:
-            raise StoreUnavailable(str(exc)) from exc
-        return sorted((Budget.model_validate_json(v) for v in raw.values()), key=lambda b: b.id)
+        return bool(await self._one("HDEL", self.keys.decisions(), budget_id))
 
 
 def _s(v: bytes | str) -> str:
     return v.decode() if isinstance(v, bytes) else v
+
+
+def _pairs(reply: Any) -> dict[str, Any]:
+    """An HGETALL reply (a dict from redis-py's callbacks, or a flat list) as {str field: raw value}."""
+    if isinstance(reply, dict):
+        return {_s(k): v for k, v in reply.items()}
+    return {_s(reply[i]): reply[i + 1] for i in range(0, len(reply or ()), 2)}

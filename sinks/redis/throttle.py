@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
-
 from sinks.redis import lua_reservations as lua
 from sinks.redis.keys import Keys
-from sinks.redis.scripts import ScriptRunner
+from sinks.redis.scripts import RedisClient, ScriptRunner
 from schemas.models import Budget
 
 __all__ = ["Throttle", "MAX_WAIT_MS"]
@@ -20,7 +18,7 @@ class Throttle:
     `retry_after` therefore grows with the number of callers waiting (1/rate, 2/rate, ...), capped at
     MAX_WAIT_MS, so retries reach the store at the budget's rate. Raises StoreUnavailable without Redis."""
 
-    def __init__(self, redis_client: aioredis.Redis, prefix: str = "ss") -> None:
+    def __init__(self, redis_client: RedisClient, prefix: str = "ss") -> None:
         self.keys = Keys(prefix)
         self.runner = ScriptRunner(redis_client)
 

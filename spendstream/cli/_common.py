@@ -10,7 +10,7 @@ from rich.console import Console
 from spendstream.errors import ConfigError
 from spendstream.settings import Settings, load_settings
 
-__all__ = ["settings_or_exit", "console", "now_ms"]
+__all__ = ["settings_or_exit", "console", "now_ms", "clickhouse_client"]
 
 console = Console()
 
@@ -18,6 +18,14 @@ console = Console()
 def now_ms() -> int:
     """The wall clock, UTC epoch ms: entry points pass it down (the core never reads a clock)."""
     return time.time_ns() // 1_000_000
+
+
+def clickhouse_client():
+    """(clickhouse-connect client, database) from Settings: the one connection the report commands use."""
+    from sinks.clickhouse.schema import connect
+
+    s = settings_or_exit()
+    return connect(s.clickhouse.resolved_dsn()), s.clickhouse.database
 
 
 def settings_or_exit() -> Settings:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from spendstream.cli._common import now_ms, settings_or_exit
+from spendstream.cli._common import settings_or_exit
 from spendstream.cli.files import price_book_for
 
 __all__ = ["register", "build_api"]
@@ -15,15 +15,20 @@ def build_api(settings):
     from enforcement.api import create_app
     from enforcement.auth import ApiKeys
     from enforcement.checker import Checker
-    from enforcement.client import make_redis
+    from sinks.redis.client import make_redis
+    from sinks.redis.reservations import Reservations
     from sinks.redis.spend_store import RedisSpendStore
+    from sinks.redis.throttle import Throttle
+    from spendstream.cli.clock import SystemClock
 
     r = make_redis(settings.redis.url, settings.redis.socket_timeout_s)
     store = RedisSpendStore(r, settings.redis.prefix)
     prices = price_book_for(settings.worker.price_book)
     bootstrap = settings.api.bootstrap_admin_key
     keys = ApiKeys(r, settings.redis.prefix, bootstrap_admin_key=bootstrap.get_secret_value() if bootstrap else None)
-    return create_app(Checker(store, prices, now_ms), keys)
+    checker = Checker(store, Reservations(r, settings.redis.prefix), Throttle(r, settings.redis.prefix), prices,
+                      SystemClock())
+    return create_app(checker, keys)
 
 
 def register(app: typer.Typer) -> None:

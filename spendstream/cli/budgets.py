@@ -36,11 +36,10 @@ def load_budgets(path: Path) -> list[Budget]:
 
 
 def store_for(settings):
-    import redis.asyncio as aioredis
-
+    from sinks.redis.client import make_redis
     from sinks.redis.spend_store import RedisSpendStore
 
-    return RedisSpendStore(aioredis.Redis.from_url(settings.redis.url, socket_timeout=2.0), settings.redis.prefix)
+    return RedisSpendStore(make_redis(settings.redis.url, 2.0), settings.redis.prefix)
 
 
 @budgets.command("apply")

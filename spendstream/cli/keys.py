@@ -16,11 +16,10 @@ keys = typer.Typer(help="API keys: scope check (a service, bound to teams), read
 
 
 def _store(settings):
-    import redis.asyncio as aioredis
-
     from enforcement.auth import ApiKeys
+    from sinks.redis.client import make_redis
 
-    return ApiKeys(aioredis.Redis.from_url(settings.redis.url, socket_timeout=2.0), settings.redis.prefix)
+    return ApiKeys(make_redis(settings.redis.url, 2.0), settings.redis.prefix)
 
 
 @keys.command("create")

@@ -1,4 +1,4 @@
-"""`spendstream prices show | generate | reprice`: explain a price, regenerate the catalog, dry-run a reprice."""
+"""`spendstream prices show | generate`: explain a price, regenerate the catalog (reprice: `spendstream reprice`)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from rich.table import Table
 
 from spendstream.cli._common import console
 from spendstream.errors import ConfigError
-from spendstream.money import format_usd
-from spendstream.pricing import PriceBook, default_price_book
+from spendstream.pricing import PriceBook
 
 __all__ = ["register"]
 
@@ -25,7 +24,8 @@ _BOOK_HELP = "Price book file (YAML/TOML); default: SPENDSTREAM_WORKER__PRICE_BO
 
 
 def _book(path: Path | None) -> PriceBook:
-    from spendstream.cli.files import load_price_book
+    """--book, else SPENDSTREAM_WORKER__PRICE_BOOK, else the built-in catalog (the worker's choice, same function)."""
+    from spendstream.cli.files import price_book_for
 
     if path is None:
         from spendstream.settings import load_settings
@@ -34,7 +34,7 @@ def _book(path: Path | None) -> PriceBook:
             path = load_settings().worker.price_book
         except ConfigError:
             path = None
-    return load_price_book(path) if path else default_price_book()
+    return price_book_for(path)
 
 
 def _usd(nanos_per_unit: Fraction, per: int) -> str:
@@ -130,45 +130,11 @@ def generate(
                   f"{len(catalog['providers'])} providers, {models} models")
 
 
-def _ms(day: str | None) -> int | None:
-    if day is None:
-        return None
-    d = date.fromisoformat(day)
-    return int(datetime(d.year, d.month, d.day, tzinfo=timezone.utc).timestamp() * 1000)
-
-
-@prices.command("reprice")
-def reprice_cmd(
-    events: Path = typer.Option(..., "--events", exists=True, dir_okay=False, help="JSONL file of usage events"),
-    book_path: Path = typer.Option(..., "--book", help="The NEW price book (YAML/TOML)"),
-    old_book: Path = typer.Option(None, "--old-book", help="The old book; default: figures booked on each row"),
-    since: str = typer.Option(None, "--from", help="First day YYYY-MM-DD (UTC), inclusive"),
-    until: str = typer.Option(None, "--to", help="Last day YYYY-MM-DD (UTC), exclusive"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Compute and show the deltas; write nothing"),
-    show_events: int = typer.Option(10, "--show", help="How many per-event deltas to print"),
-) -> None:
-    """Per-event cost deltas of a past range under a new price book (dry run; [analytics] writes corrections)."""
-    from spendstream.cli.files import load_price_book, read_events_jsonl
-    from spendstream.reprice import reprice, summarize
-
-    if not dry_run:
-        raise ConfigError("only --dry-run is available here; correction rows are written by the reports job")
-    new = load_price_book(book_path)
-    old = load_price_book(old_book) if old_book else None
-    deltas = list(reprice(read_events_jsonl(events), new, old=old, start_ms=_ms(since), end_ms=_ms(until)))
-    s = summarize(deltas)
-    t = Table(title=f"reprice dry run: {s.events:,} events, {s.changed:,} changed, new version {new.version}")
-    for col in ("event", "time (UTC)", "provider/model", "old charged", "new charged", "delta", "rule"):
-        t.add_column(col)
-    for d in deltas[:show_events]:
-        when = datetime.fromtimestamp(d.event_time / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M")
-        t.add_row(d.event_id, when, f"{d.provider}/{d.model}", format_usd(d.old_charged_nanos),
-                  format_usd(d.new.charged_nanos), format_usd(d.delta_nanos), d.new.rule)
-    console.print(t)
-    for (p, m), delta in sorted(s.by_model.items(), key=lambda kv: kv[1]):
-        console.print(f"  {p}/{m}: {format_usd(delta)} USD")
-    console.print(f"[bold]old {format_usd(s.old_charged_nanos)} -> new {format_usd(s.new_charged_nanos)}: "
-                  f"delta {format_usd(s.delta_nanos)} USD[/bold]; unpriced under the new book: {s.unpriced_new}")
+@prices.command("reprice", hidden=True, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def reprice_moved() -> None:
+    """Moved: `spendstream reprice` (dry run by default, --apply books corrections)."""
+    raise ConfigError("`prices reprice` moved: use `spendstream reprice --book NEW --from D --to D` "
+                      "(a dry run; --events FILE for a JSONL file, --apply to book corrections)")
 
 
 def register(app: typer.Typer) -> None:

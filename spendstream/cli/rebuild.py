@@ -19,8 +19,9 @@ __all__ = ["register", "rebuild_counters"]
 
 def rebuild_counters(settings, budgets_file: Path | None, now_ms: int | None = None):
     """Read ClickHouse, write Redis; returns the RebuildReport. Raises SpendstreamError on bad budgets."""
-    import redis
+    import asyncio
 
+    from sinks.redis.client import make_redis
     from sinks.redis.rebuild import ALERTS_SQL, DECISIONS_SQL, PRICED_SQL, CounterRebuild
     from sinks.clickhouse.schema import connect
     from spendstream.cli.budgets import load_budgets
@@ -28,17 +29,21 @@ def rebuild_counters(settings, budgets_file: Path | None, now_ms: int | None = N
     budgets = load_budgets(budgets_file) if budgets_file else None  # fail before touching anything
     db = settings.clickhouse.database
     ch = connect(settings.clickhouse.resolved_dsn())
-    r = redis.Redis.from_url(settings.redis.url, socket_timeout=30.0)
-    job = CounterRebuild(r, settings.redis.prefix, now_ms if now_ms is not None else wall_ms())
+    job = CounterRebuild(settings.redis.prefix, now_ms if now_ms is not None else wall_ms())
     with ch.query_row_block_stream(PRICED_SQL.replace("{db}", db)) as blocks:
         for block in blocks:
             job.add_events(block)
     decisions = ch.query(DECISIONS_SQL.replace("{db}", db)).result_rows
     alerts = ch.query(ALERTS_SQL.replace("{db}", db)).result_rows
-    try:
-        return job.write(budgets, decisions, alerts)
-    finally:
-        r.close()
+
+    async def write():
+        r = make_redis(settings.redis.url, timeout_s=30.0)
+        try:
+            return await job.write(r, budgets, decisions, alerts)
+        finally:
+            await r.aclose()
+
+    return asyncio.run(write())
 
 
 def register(app: typer.Typer) -> None:

@@ -1,18 +1,17 @@
-"""`spendstream digest weekly | review monthly | export focus | reconcile | reprice apply`: the analytics CLI.
+"""`spendstream digest weekly | review monthly | export focus | reconcile`: the analytics CLI.
 
-Entry point only: builds Settings and the ClickHouse client, calls the report queries (sinks/reports), the pure
-core (spendstream.chargeback / forecast / focus / reconcile) and the renderers (sinks/render).
+Entry point only: builds Settings and the ClickHouse client, calls the report queries (reports/), the pure
+core (spendstream.chargeback / forecast / focus / reconcile) and the renderers (reports/render).
 """
 
 from __future__ import annotations
 
-import getpass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
 
-from spendstream.cli._common import console, settings_or_exit
+from spendstream.cli._common import clickhouse_client, console
 from spendstream.errors import ConfigError
 from spendstream.money import usd_to_nanos
 
@@ -21,14 +20,6 @@ __all__ = ["register"]
 digest = typer.Typer(help="Weekly showback digest per team.", no_args_is_help=True)
 review = typer.Typer(help="Monthly chargeback review.", no_args_is_help=True)
 export = typer.Typer(help="Exports: FOCUS 1.2.", no_args_is_help=True)
-reprice = typer.Typer(help="Book reprice corrections (audited).", no_args_is_help=True)
-
-
-def _client():
-    from sinks.clickhouse.schema import connect
-
-    s = settings_or_exit()
-    return connect(s.clickhouse.resolved_dsn()), s.clickhouse.database
 
 
 def _budgets(path: Path | None):
@@ -59,7 +50,7 @@ def digest_weekly(
     from reports.render.digest import digest_csv, digest_html, digest_markdown
     from reports.digest import digest_teams, team_digest
 
-    client, db = _client()
+    client, db = clickhouse_client()
     bl = _budgets(budgets)
     out.mkdir(parents=True, exist_ok=True)
     for t in team or digest_teams(client, db, week):
@@ -88,11 +79,11 @@ def review_monthly(
     from reports.review import review_data
     from spendstream.chargeback import build_statement
 
-    client, db = _client()
+    client, db = clickhouse_client()
     bl = _budgets(budgets)
     monthly = [b for b in bl if b.period == "month"]
-    team_budgets = {b.scope.value: usd_to_nanos(b.limit_usd) for b in monthly if b.scope.kind == "team"}
-    uc_budgets = {b.scope.value.split("/")[-1]: usd_to_nanos(b.limit_usd) for b in monthly
+    team_budgets = {b.scope.value: b.limit_nanos for b in monthly if b.scope.kind == "team"}
+    uc_budgets = {b.scope.value.split("/")[-1]: b.limit_nanos for b in monthly
                   if b.scope.kind in ("use_case", "team_use_case")}
     uc_budgets.update(_pairs(budget, "--use-case-budget"))
     shared = _pairs(shared_cost, "--shared-cost")
@@ -115,7 +106,7 @@ def review_monthly(
 
 
 def _record_allocation(client, db: str, month: str, st) -> None:
-    from reports.review import month_bounds
+    from spendstream.windows import month_bounds
 
     now = datetime.now(UTC)
     client.insert(f"{db}.allocations",
@@ -137,7 +128,7 @@ def export_focus(
     from reports.render.focus_file import write_focus
     from reports.focus_export import focus_rows
 
-    client, db = _client()
+    client, db = clickhouse_client()
     out.parent.mkdir(parents=True, exist_ok=True)
     n = write_focus(focus_rows(client, db, month, (account_id, account_name)), out)
     console.print(f"{n:,} FOCUS rows -> {out}")
@@ -158,7 +149,7 @@ def reconcile_cmd(
     from spendstream.forecast import pct
     from spendstream.reconcile import invoiced_by_key, parse_invoice_csv, reconcile
 
-    client, db = _client()
+    client, db = clickhouse_client()
     lines = parse_invoice_csv(invoice.read_text(), provider, invoice.name)
     if not lines:
         raise ConfigError(f"{invoice}: no invoice lines")
@@ -182,32 +173,8 @@ def reconcile_cmd(
         raise typer.Exit(1)
 
 
-@reprice.command("apply")
-def reprice_apply(
-    book: Path = typer.Option(..., exists=True, dir_okay=False, help="The new price book YAML"),
-    since: str = typer.Option(..., "--from", help="Start, ISO date/time UTC (inclusive)"),
-    until: str = typer.Option(..., "--to", help="End, ISO date/time UTC (exclusive)"),
-    by: str = typer.Option("", help="Who applies it (default: the OS user)"),
-    note: str = typer.Option("", help="Why (stored in the audit row)"),
-) -> None:
-    """Reprice booked events under BOOK and write correction rows (idempotent: a second run books nothing)."""
-    from reports.corrections import apply_corrections, booked_events, from_reprice
-    from spendstream.cli.files import load_price_book
-    from spendstream.reprice import reprice as reprice_events
-
-    client, db = _client()
-    s, e = (datetime.fromisoformat(x).replace(tzinfo=UTC) for x in (since, until))
-    new = load_price_book(book)
-    events = list(booked_events(client, db, s, e))
-    res = apply_corrections(client, db, from_reprice(reprice_events(events, new)), applied_by=by or getpass.getuser(),
-                            now=datetime.now(UTC), start=s, end=e, events_seen=len(events), note=note)
-    state = "already applied" if res.already_applied else "applied"
-    console.print(f"{res.run_id} {state}: {res.changed:,} of {len(events):,} events changed, delta {res.delta_cost} nano-USD")
-
-
 def register(app: typer.Typer) -> None:
     app.add_typer(digest, name="digest")
     app.add_typer(review, name="review")
     app.add_typer(export, name="export")
-    app.add_typer(reprice, name="reprice")
     app.command("reconcile")(reconcile_cmd)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from spendstream.cli._common import now_ms, settings_or_exit
+from spendstream.cli._common import settings_or_exit
+from spendstream.cli.clock import SystemClock
 from spendstream.cli.files import load_allocation_rules, price_book_for
 
 __all__ = ["register", "run_worker"]
@@ -21,7 +22,7 @@ def run_worker(price_book: Path | None = None, loglevel: str = "warning") -> Non
     s = settings_or_exit()
     prices = price_book_for(price_book or s.worker.price_book)
     rules = load_allocation_rules(s.worker.allocation_rules) if s.worker.allocation_rules else None
-    parts = build_worker(s, prices, rules, now_ms)
+    parts = build_worker(s, prices, rules, SystemClock())
     logging.basicConfig(level=loglevel.upper())
     faust.Worker(parts.app, loglevel=loglevel, quiet=True).execute_from_commandline()
 

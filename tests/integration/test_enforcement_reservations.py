@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -11,7 +12,9 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 
 from enforcement.checker import Checker, CheckRequest
-from enforcement.client import make_redis
+from sinks.redis.client import make_redis
+from sinks.redis.reservations import Reservations
+from sinks.redis.throttle import Throttle
 from sinks.redis.spend_store import RedisSpendStore
 from schemas.models import Budget, BudgetScope
 from spendstream.money import usd_to_nanos
@@ -24,11 +27,16 @@ T0 = int(datetime(2026, 11, 16, 12, 0, tzinfo=UTC).timestamp() * 1000)
 
 
 class Clock:
+    """Wall time the test moves by hand (spendstream.ports.Clock); the budget cache uses the real monotonic."""
+
     def __init__(self, ms: int = T0) -> None:
         self.ms = ms
 
-    def __call__(self) -> int:
+    def now_ms(self) -> int:
         return self.ms
+
+    def monotonic(self) -> float:
+        return time.monotonic()
 
 
 @dataclass
@@ -53,7 +61,8 @@ def make_env(redis_url: str, prefix: str, timeout_s: float = 2.0) -> Env:
     r = make_redis(redis_url, timeout_s)
     store = RedisSpendStore(r, prefix)
     clock = Clock()
-    return Env(r, store, Checker(store, default_price_book(), clock, cache_ttl_s=60.0), clock)
+    checker = Checker(store, Reservations(r, prefix), Throttle(r, prefix), default_price_book(), clock, cache_ttl_s=60.0)
+    return Env(r, store, checker, clock)
 
 
 def budget(id: str, kind: str, value: str, limit: str, **kw) -> Budget:

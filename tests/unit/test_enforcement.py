@@ -8,7 +8,8 @@ from pydantic import ValidationError
 from enforcement.auth import Principal
 from enforcement.checker import CheckRequest, _cells
 from enforcement.errors import Forbidden
-from enforcement.queries import parse_scope, scope_team
+from enforcement.queries import parse_scope
+from spendstream.scopes import scope_team
 from schemas.models import Budget, BudgetScope
 
 SVC = Principal("k1", "checkout", "check", ("payments",))

@@ -53,15 +53,29 @@ def test_same_book_gives_zero_deltas():
     assert summarize(reprice(events(), b, old=b)).changed == 0
 
 
-def test_cli_reprice_dry_run_prints_the_total_delta(tmp_path):
+def test_cli_reprice_is_a_dry_run_by_default_and_prints_the_total_delta(tmp_path):
     (tmp_path / "events.jsonl").write_text("\n".join(json.dumps(e) for e in events(2)))
     for name, rate in (("old.yaml", "3"), ("new.yaml", "2.5")):
         (tmp_path / name).write_text(f"version: {name}\nextends: none\nmodels:\n"
                                      f"  - {{provider: a, model: m, rates: {{input: '{rate}'}}}}\n")
-    args = ["prices", "reprice", "--events", str(tmp_path / "events.jsonl"), "--book", str(tmp_path / "new.yaml"),
+    args = ["--events", str(tmp_path / "events.jsonl"), "--book", str(tmp_path / "new.yaml"),
             "--old-book", str(tmp_path / "old.yaml")]
-    refused = CliRunner().invoke(app, args)
-    assert refused.exit_code != 0
-    result = CliRunner().invoke(app, [*args, "--dry-run"], env={"COLUMNS": "200"})
+    missing = CliRunner().invoke(app, ["reprice", *args])  # no range
+    assert missing.exit_code != 0
+    result = CliRunner().invoke(app, ["reprice", *args, "--from", "2026-11-01", "--to", "2026-12-01"],
+                                env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "delta -1.000000000 USD" in result.output
+    assert "delta -1.000000000 USD" in result.output  # 2 events x 1M tokens x (2.5 - 3) USD per 1M
+    assert "dry run: nothing written" in result.output
+    applied_to_a_file = CliRunner().invoke(app, ["reprice", *args, "--from", "2026-11-01", "--to", "2026-12-01",
+                                                 "--apply"])
+    assert applied_to_a_file.exit_code != 0
+
+
+def test_the_old_reprice_spellings_say_where_the_command_moved(tmp_path):
+    from spendstream.cli import main  # noqa: F401  (the entry point prints SpendstreamError plainly)
+
+    for old in (["prices", "reprice", "--events", "x"], ["reprice", "apply", "--book", "x"]):
+        result = CliRunner().invoke(app, old)
+        assert result.exit_code != 0
+        assert "moved: use `spendstream reprice" in str(result.exception), old
