@@ -10,6 +10,8 @@ context exited, or garbage collected). Streamed and non-streamed events are buil
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import inspect
 import logging
@@ -17,9 +19,12 @@ from typing import Any, Callable
 
 from integrations import streams
 
-__all__ = ["meter_method", "meter_stream_manager", "usage_fields"]
+__all__ = ["meter_method", "meter_stream_manager", "meter_stream_helper", "usage_fields"]
 
 log = logging.getLogger(__name__)
+
+# per-call tags of an OpenAI `.stream()` helper, read by the `create(stream=True)` call the helper makes
+_helper_tags: contextvars.ContextVar[dict | None] = contextvars.ContextVar("spendstream_helper_tags", default=None)
 
 
 def usage_fields(*, provider: str, operation: str, quantities: Callable[[Any], dict], tags: dict, call_tags: dict,
@@ -62,7 +67,7 @@ def meter_method(owner: Any, name: str, *, publisher: Any, provider: str, operat
 
     @functools.wraps(original)
     def metered(*args: Any, spendstream_tags: dict | None = None, **kwargs: Any) -> Any:
-        call_tags = spendstream_tags or {}
+        call_tags = spendstream_tags or _helper_tags.get() or {}
         streaming = bool(kwargs.get("stream"))
         if streaming:
             if stream_accumulator is None:
@@ -121,6 +126,34 @@ def meter_stream_manager(owner: Any, name: str, *, publisher: Any, provider: str
         return streams.MeteredMessageStreamManager(manager, meter)
 
     setattr(owner, name, metered)
+
+
+def meter_stream_helper(owner: Any, name: str) -> None:
+    """OpenAI's `.stream()` helpers: they meter through the (already metered) `create(stream=True)`; this only
+    makes their context exit publish an abandoned stream at once (see `streams.HelperStreamManager`)."""
+    original = getattr(owner, name)
+
+    @functools.wraps(original)
+    def metered(*args: Any, spendstream_tags: dict | None = None, **kwargs: Any) -> Any:
+        token = _helper_tags.set(spendstream_tags)
+        try:
+            manager = original(*args, **kwargs)     # the async helper calls create() here
+        finally:
+            _helper_tags.reset(token)
+        if hasattr(manager, "__aenter__"):
+            return streams.AsyncHelperStreamManager(manager)
+        return streams.HelperStreamManager(manager, enter_context=lambda: _tagged(spendstream_tags))
+
+    setattr(owner, name, metered)
+
+
+@contextlib.contextmanager
+def _tagged(call_tags: dict | None):
+    token = _helper_tags.set(call_tags)
+    try:
+        yield
+    finally:
+        _helper_tags.reset(token)
 
 
 def _error_attributes(exc: BaseException, streaming: bool) -> dict[str, str] | None:

@@ -8,15 +8,15 @@ tokens and reasoning tokens included (see `integrations.llm_usage`). Returns the
 Streamed calls (`stream=True`, sync and async) are metered by `integrations.streams`: Chat Completions get
 `stream_options={"include_usage": true}` unless the caller set `include_usage` (their other stream options are
 kept), so the final chunk carries usage; the Responses API reports usage in `response.completed`. The SDK's
-`.stream()` helpers call `create(stream=True)` and are metered through it (an early exit of those helpers closes
-the HTTP response directly, so that event is published when the stream is garbage collected).
+`.stream()` helpers (`chat.completions.stream()`, `responses.stream()`) call `create(stream=True)` and are
+metered through it; their context exit is wrapped so an abandoned helper stream publishes on exit too.
 """
 
 from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from integrations.client_metering import meter_method
+from integrations.client_metering import meter_method, meter_stream_helper
 from integrations.llm_usage import openai_quantities
 from integrations.streams import OpenAIChatAccumulator, OpenAIResponsesAccumulator, with_include_usage
 
@@ -33,4 +33,7 @@ def instrument_openai(client: C, publisher: Any, *, tags: dict[str, str] | None 
     if hasattr(client, "responses"):
         meter_method(client.responses, "create", operation="chat", stream_accumulator=OpenAIResponsesAccumulator,
                      **common)
+    for resource in (client.chat.completions, getattr(client, "responses", None)):
+        if resource is not None and hasattr(resource, "stream"):
+            meter_stream_helper(resource, "stream")
     return client

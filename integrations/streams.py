@@ -411,3 +411,52 @@ class AsyncMeteredMessageStreamManager:
 
 def new_meter(accumulator: _Accumulator, publish: Callable[[Any, str, dict], None], kwargs: dict) -> _Meter:
     return _Meter(accumulator, publish, kwargs)
+
+
+def _metered_raw(stream: Any) -> Any:
+    raw = getattr(stream, "_raw_stream", None)
+    return raw if isinstance(raw, (MeteredStream, AsyncMeteredStream)) else None
+
+
+class HelperStreamManager:
+    """OpenAI's `chat.completions.stream()` / `responses.stream()` managers call the metered
+    `create(stream=True)` themselves, but their exit closes the HTTP response directly, bypassing the proxy's
+    `close()`; this wrapper publishes on exit (`stream_end=context_exit`) instead of waiting for GC."""
+
+    def __init__(self, manager: Any, enter_context: Callable[[], Any] | None = None) -> None:
+        self._manager, self._stream, self._enter_context = manager, None, enter_context
+
+    def __enter__(self) -> Any:
+        if self._enter_context is None:
+            self._stream = self._manager.__enter__()
+        else:
+            with self._enter_context():                 # the sync helper calls create() here
+                self._stream = self._manager.__enter__()
+        return self._stream
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            raw = _metered_raw(self._stream)
+            if raw is not None:
+                raw._meter.finish("context_exit")
+        finally:
+            self._manager.__exit__(*exc)
+
+
+class AsyncHelperStreamManager:
+    """`HelperStreamManager` for the async client."""
+
+    def __init__(self, manager: Any) -> None:
+        self._manager, self._stream = manager, None
+
+    async def __aenter__(self) -> Any:
+        self._stream = await self._manager.__aenter__()
+        return self._stream
+
+    async def __aexit__(self, *exc: Any) -> None:
+        try:
+            raw = _metered_raw(self._stream)
+            if raw is not None:
+                raw._meter.finish("context_exit")
+        finally:
+            await self._manager.__aexit__(*exc)

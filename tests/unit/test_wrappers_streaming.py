@@ -232,6 +232,37 @@ def test_openai_chat_stream_helper_is_metered_through_create():
     assert (ev["input_tokens"], ev["output_tokens"], ev["status"]) == (86, 236, "success")
 
 
+def test_openai_stream_helpers_abandoned_publish_on_context_exit_with_call_tags():
+    server, rec = OpenAIServer(), Recorder()
+    client = instrument_openai(server.sync_client(), rec, tags=TAGS)
+    with client.chat.completions.stream(model="gpt-4o", messages=MESSAGES,
+                                        spendstream_tags={"project": "helper"}) as stream:
+        for event in stream:
+            if event.type == "content.delta":
+                break
+        assert rec.events == []
+    [ev] = rec.events                                  # published at exit, not left to the garbage collector
+    assert ev["attributes"]["stream_end"] == "context_exit" and ev["attributes"]["usage_estimated"] == "true"
+    assert ev["project"] == "helper" and ev["status"] == "cancelled"
+
+    async def go():
+        aserver = OpenAIServer(body=responses_body())
+        aclient = instrument_openai(aserver.async_client(), rec, tags=TAGS)
+        async with aclient.responses.stream(model="gpt-4.1", input=QUESTION,
+                                            spendstream_tags={"project": "async-helper"}) as astream:
+            async for event in astream:
+                if event.type == "response.output_text.delta":
+                    break
+        async with aclient.responses.stream(model="gpt-4.1", input=QUESTION) as astream:
+            final = await astream.get_final_response()
+        assert final.usage.output_tokens == 350
+    asyncio.run(go())
+    abandoned, complete = rec.events[1:]
+    assert abandoned["project"] == "async-helper" and abandoned["attributes"]["stream_end"] == "context_exit"
+    assert (complete["input_tokens"], complete["output_tokens"], complete["status"]) == (176, 250, "success")
+    assert "project" not in complete
+
+
 def test_async_openai_chat_stream_complete_abandoned_and_broken():
     async def go():
         server, rec = OpenAIServer(), Recorder()
@@ -271,29 +302,53 @@ def test_async_openai_chat_stream_complete_abandoned_and_broken():
 
 # -- OpenAI Responses API ---------------------------------------------------------------------------------------
 
-def _response(status, usage=None):
+def _response(status, usage=None, output=()):
     return {"id": "resp_s1", "object": "response", "created_at": 1730000000, "status": status,
-            "model": "gpt-4.1-2025-04-14", "output": [], "parallel_tool_calls": True, "tool_choice": "auto",
+            "model": "gpt-4.1-2025-04-14", "output": list(output), "parallel_tool_calls": True, "tool_choice": "auto",
             "tools": [], "service_tier": "default", "usage": usage}
 
 
 RESP_USAGE = {"input_tokens": 1200, "input_tokens_details": {"cached_tokens": 1024}, "output_tokens": 350,
               "output_tokens_details": {"reasoning_tokens": 100}, "total_tokens": 1550}
+ANSWER = ["Paris", " is the capital."]
+
+
+def _message(status, text):
+    return {"id": "msg_1", "type": "message", "role": "assistant", "status": status,
+            "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}] if text is not None else []}
 
 
 def responses_body(final="response.completed"):
-    events = [("response.created", {"type": "response.created", "sequence_number": 0,
-                                    "response": _response("in_progress")})]
-    for i, text in enumerate(["Paris", " is the capital."], 1):
+    text = "".join(ANSWER)
+    events = [
+        ("response.created", {"type": "response.created", "response": _response("in_progress")}),
+        ("response.in_progress", {"type": "response.in_progress", "response": _response("in_progress")}),
+        ("response.output_item.added", {"type": "response.output_item.added", "output_index": 0,
+                                        "item": _message("in_progress", None)}),
+        ("response.content_part.added", {"type": "response.content_part.added", "item_id": "msg_1", "output_index": 0,
+                                         "content_index": 0,
+                                         "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}}),
+    ]
+    for piece in ANSWER:
         events.append(("response.output_text.delta", {
-            "type": "response.output_text.delta", "sequence_number": i, "item_id": "msg_1", "output_index": 0,
-            "content_index": 0, "delta": text, "logprobs": []}))
+            "type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0, "content_index": 0,
+            "delta": piece, "logprobs": []}))
+    events += [
+        ("response.output_text.done", {"type": "response.output_text.done", "item_id": "msg_1", "output_index": 0,
+                                       "content_index": 0, "text": text, "logprobs": []}),
+        ("response.content_part.done", {"type": "response.content_part.done", "item_id": "msg_1", "output_index": 0,
+                                        "content_index": 0,
+                                        "part": {"type": "output_text", "text": text, "annotations": [], "logprobs": []}}),
+        ("response.output_item.done", {"type": "response.output_item.done", "output_index": 0,
+                                       "item": _message("completed", text)}),
+    ]
     if final == "response.completed":
-        events.append((final, {"type": final, "sequence_number": 3, "response": _response("completed", RESP_USAGE)}))
+        events.append((final, {"type": final,
+                               "response": _response("completed", RESP_USAGE, [_message("completed", text)])}))
     elif final == "response.failed":
         failed = {**_response("failed"), "error": {"code": "server_error", "message": "boom"}}
-        events.append((final, {"type": final, "sequence_number": 3, "response": failed}))
-    return sse(events)
+        events.append((final, {"type": final, "response": failed}))
+    return sse([(name, {**data, "sequence_number": i}) for i, (name, data) in enumerate(events)])
 
 
 def test_openai_responses_stream_publishes_usage_from_response_completed():
