@@ -14,7 +14,9 @@ publish **exactly one** usage event per call (a `_done` flag guards it), at the 
 | the `with` / `async with` block exits before the end | same as `close()` | `context_exit` |
 | the proxy is garbage collected without any of the above (`__del__`, last resort) | same as `close()` | `gc` |
 
-All events of a streamed call carry `attributes["stream"]="true"`.
+All events of a streamed call carry `attributes["stream"]="true"`. A caller that stops right after the last
+content chunk (e.g. on `finish_reason`) has left only OpenAI's usage chunk and `[DONE]` unread: `close()` and
+context exit read those (at most 8 items) before publishing, so the usage is exact; GC never reads.
 
 **Estimated usage.** When the provider's usage never arrived (the caller stopped before the final chunk, the
 stream broke, or `include_usage` was turned off), the quantities are estimated and the event carries
@@ -44,6 +46,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CHARS_PER_TOKEN = 4
+_MAX_DRAIN = 8   # items read at close, at most, to reach a usage chunk that is due
 _SKIP_KEYS = frozenset({"role", "type", "id", "name", "image_url", "source", "file_id", "cache_control",
                         "tool_call_id", "tool_use_id", "detail", "file_data", "image"})
 
@@ -112,6 +115,12 @@ class _Accumulator:
     def usage_complete(self) -> bool:
         return self.usage is not None
 
+    @property
+    def wants_drain(self) -> bool:
+        """True when generation has finished but the usage has not been read yet (the caller stopped between
+        the last content chunk and the usage chunk): closing reads the few remaining items first."""
+        return False
+
     def observe(self, item: Any) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
@@ -128,11 +137,21 @@ class _Accumulator:
 class OpenAIChatAccumulator(_Accumulator):
     """Chat Completions chunks: content / refusal / tool-call argument deltas; usage on the final chunk."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.finished = False     # a choice carried finish_reason: only the usage chunk and [DONE] follow
+
+    @property
+    def wants_drain(self) -> bool:
+        return self.finished and self.usage is None
+
     def observe(self, chunk: Any) -> None:
         self.model = _attr(chunk, "model") or self.model
         self.id = _attr(chunk, "id") or self.id
         self.service_tier = _attr(chunk, "service_tier") or self.service_tier
         for choice in _attr(chunk, "choices") or ():
+            if _attr(choice, "finish_reason"):
+                self.finished = True
             delta = _attr(choice, "delta")
             for name in ("content", "refusal", "reasoning_content"):
                 text = _attr(delta, name)
@@ -284,11 +303,26 @@ class MeteredStream:
     def close(self) -> None:
         self._end("closed")
 
+    def _settle(self, end: str) -> None:
+        """Publish now, for a stream the caller is done with (reading the usage chunk first if it is due)."""
+        if self._meter.done:
+            return
+        try:
+            for _ in range(_MAX_DRAIN):
+                if not self._meter.acc.wants_drain:
+                    break
+                self._meter.observe(next(self._stream))
+        except StopIteration:
+            pass
+        except Exception:
+            log.debug("spendstream: reading the usage chunk of a closed stream failed", exc_info=True)
+        self._meter.finish(end)
+
     def _end(self, end: str) -> None:
         try:
-            self._stream.close()
+            self._settle(end)
         finally:
-            self._meter.finish(end)
+            self._stream.close()
 
     def __enter__(self) -> "MeteredStream":
         return self
@@ -332,11 +366,25 @@ class AsyncMeteredStream:
     async def close(self) -> None:
         await self._end("closed")
 
+    async def _settle(self, end: str) -> None:
+        if self._meter.done:
+            return
+        try:
+            for _ in range(_MAX_DRAIN):
+                if not self._meter.acc.wants_drain:
+                    break
+                self._meter.observe(await self._stream.__anext__())
+        except StopAsyncIteration:
+            pass
+        except Exception:
+            log.debug("spendstream: reading the usage chunk of a closed stream failed", exc_info=True)
+        self._meter.finish(end)
+
     async def _end(self, end: str) -> None:
         try:
-            await self._stream.close()
+            await self._settle(end)
         finally:
-            self._meter.finish(end)
+            await self._stream.close()
 
     async def __aenter__(self) -> "AsyncMeteredStream":
         return self
@@ -438,7 +486,7 @@ class HelperStreamManager:
         try:
             raw = _metered_raw(self._stream)
             if raw is not None:
-                raw._meter.finish("context_exit")
+                raw._settle("context_exit")
         finally:
             self._manager.__exit__(*exc)
 
@@ -457,6 +505,6 @@ class AsyncHelperStreamManager:
         try:
             raw = _metered_raw(self._stream)
             if raw is not None:
-                raw._meter.finish("context_exit")
+                await raw._settle("context_exit")
         finally:
             await self._manager.__aexit__(*exc)

@@ -161,6 +161,30 @@ def test_openai_chat_stream_abandoned_after_the_first_chunk_publishes_an_estimat
     assert ev["model"] == "gpt-4o-2024-08-06" and ev["request_id"] == "chatcmpl-s1"
 
 
+def test_openai_chat_stream_closed_after_finish_reason_reads_the_usage_chunk_first():
+    server, rec = OpenAIServer(), Recorder()
+    client = instrument_openai(server.sync_client(), rec, tags=TAGS)
+    stream = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].finish_reason:
+            break                                       # the usage chunk is still unread
+    stream.close()
+    [ev] = rec.events
+    assert (ev["input_tokens"], ev["output_tokens"], ev["status"]) == (86, 236, "success")
+    assert ev["attributes"] == {"stream": "true", "stream_end": "closed"}
+
+    async def go():
+        aclient = instrument_openai(server.async_client(), rec, tags=TAGS)
+        async with aclient.chat.completions.stream(model="gpt-4o", messages=MESSAGES) as astream:
+            async for event in astream:
+                if event.type == "content.done":
+                    break
+    asyncio.run(go())
+    ev = rec.events[1]
+    assert (ev["input_tokens"], ev["output_tokens"], ev["status"]) == (86, 236, "success")
+    assert ev["attributes"] == {"stream": "true", "stream_end": "context_exit"}
+
+
 def test_openai_chat_stream_abandoned_inside_with_publishes_on_context_exit():
     server, rec = OpenAIServer(), Recorder()
     client = instrument_openai(server.sync_client(), rec, tags=TAGS)
