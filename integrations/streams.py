@@ -256,6 +256,17 @@ class _Meter:
         except Exception:
             log.exception("spendstream: could not read usage from a stream item")
 
+    def rejected(self, exc: BaseException) -> None:
+        """The request failed before any stream existed (e.g. 429): an error event with no quantities, as for a
+        failed non-streamed call (nothing was generated, so nothing is estimated)."""
+        if self.done:
+            return
+        self.done = True
+        try:
+            self.publish(None, "error", {"stream": "true", "stream_end": "error", "error_type": type(exc).__name__})
+        except Exception:
+            log.exception("spendstream: could not publish a streamed usage event")
+
     def finish(self, end: str, exc: BaseException | None = None) -> None:
         if self.done:
             return
@@ -422,7 +433,7 @@ class MeteredMessageStreamManager:
         try:
             stream = self._manager.__enter__()
         except Exception as exc:
-            self._meter.finish("error", exc)
+            self._meter.rejected(exc)
             raise
         self._proxy = _meter_raw_stream(stream, MeteredStream, self._meter)
         return stream
@@ -445,7 +456,7 @@ class AsyncMeteredMessageStreamManager:
         try:
             stream = await self._manager.__aenter__()
         except Exception as exc:
-            self._meter.finish("error", exc)
+            self._meter.rejected(exc)
             raise
         self._proxy = _meter_raw_stream(stream, AsyncMeteredStream, self._meter)
         return stream

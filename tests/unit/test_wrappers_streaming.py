@@ -517,6 +517,25 @@ def test_anthropic_stream_error_event_mid_way_publishes_one_error_event():
     assert ev["attributes"]["usage_estimated"] == "true" and ev["input_tokens"] == 21 and ev["output_tokens"] == 5
 
 
+def test_anthropic_stream_rejected_before_streaming_publishes_error_without_estimate():
+    def handle(request):
+        return httpx2.Response(429, json={"type": "error", "error": {"type": "rate_limit_error", "message": "slow"}})
+    rec = Recorder()
+    client = instrument_anthropic(anthropic.Anthropic(
+        api_key="sk-ant-test", base_url="http://api.test", max_retries=0,
+        http_client=httpx2.Client(transport=httpx2.MockTransport(handle))), rec, tags=TAGS)
+    with pytest.raises(anthropic.RateLimitError):
+        with client.messages.stream(model="claude-sonnet-4-5", max_tokens=1024, messages=MESSAGES):
+            pass
+    with pytest.raises(anthropic.RateLimitError):
+        client.messages.create(model="claude-sonnet-4-5", max_tokens=1024, messages=MESSAGES, stream=True)
+    assert len(rec.events) == 2
+    for ev in rec.events:
+        assert (ev["status"], ev["model"], ev["attributes"]["error_type"]) == ("error", "claude-sonnet-4-5", "RateLimitError")
+        assert ev.get("input_tokens", 0) == 0 and ev.get("output_tokens", 0) == 0
+        assert "usage_estimated" not in ev["attributes"]
+
+
 def test_async_anthropic_create_stream_and_messages_stream():
     async def go():
         rec = Recorder()
