@@ -40,7 +40,7 @@ from typing import Any, Callable
 __all__ = [
     "MeteredStream", "AsyncMeteredStream", "MeteredMessageStreamManager", "AsyncMeteredMessageStreamManager",
     "OpenAIChatAccumulator", "OpenAIResponsesAccumulator", "AnthropicAccumulator", "estimate_tokens",
-    "with_include_usage", "StreamResult",
+    "with_include_usage", "StreamResult", "HelperStreamManager", "AsyncHelperStreamManager", "new_meter",
 ]
 
 log = logging.getLogger(__name__)
