@@ -37,9 +37,12 @@ def publish(
 ) -> None:
     """Validate every line against the contract and send the valid ones; rejects are listed, never sent.
 
-    Exit code 0 when every line was sent, 1 when some were rejected or could not be delivered."""
+    event_time: epoch ms, or an RFC 3339 timestamp with an offset (2026-11-03T10:15:00Z, ...+01:00).
+    null for an optional field means its default. Exit code 0 when every line was sent, 1 when some were
+    rejected or could not be delivered."""
     from integrations.publisher import Publisher, producer_config
     from integrations.spool import DiskSpool
+    from schemas.import_lines import EventFieldError, normalize_event
     from schemas.models import UsageEvent
 
     settings = settings_or_exit()
@@ -58,9 +61,10 @@ def publish(
                 continue
             try:
                 raw = json.loads(line)
-                raw.setdefault("source", "import")
-                event = UsageEvent.model_validate(raw)
-            except (ValueError, ValidationError) as exc:
+                if isinstance(raw, dict) and raw.get("source") is None:
+                    raw["source"] = "import"      # absent or null: this command's default, not the schema's "sdk"
+                event = UsageEvent.model_validate(normalize_event(raw))
+            except (EventFieldError, ValueError, ValidationError) as exc:
                 rejects.append((no, _short(exc)))
                 continue
             if pub is not None:
@@ -76,6 +80,10 @@ def publish(
 
 
 def _short(exc: Exception) -> str:
+    from schemas.import_lines import EventFieldError
+
+    if isinstance(exc, EventFieldError):
+        return str(exc)
     if isinstance(exc, ValidationError):
         return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'line'}: {e['msg']}" for e in exc.errors()[:3])
     return f"not JSON: {exc}"
