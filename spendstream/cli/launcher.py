@@ -1,4 +1,5 @@
-"""Starts and stops the dev servers: tansu (Kafka protocol), redis-server, and the chdb data directory.
+"""Starts and stops the dev servers: tansu (Kafka protocol), redis-server, the chdb data directory, and on request a
+Redis Cluster (6 redis-server nodes, `spendstream/cli/redis_cluster.py`).
 
 Everything listens on 127.0.0.1 and lives in one state directory: `<state>/run/*.pid`, `<state>/log/*.log`,
 `<state>/clickhouse/`. `down` stops exactly the processes whose pid files `up` wrote (and checks the pid still
@@ -84,14 +85,23 @@ class Launcher:
     """`tied=True` (tests, demo, benchmarks): the servers die with the process that started them, even when it is
     killed before its clean-up runs; `spendstream services up` leaves them running (tied=False)."""
 
-    def __init__(self, state_dir: Path, kafka_port: int, redis_port: int, tied: bool = False) -> None:
+    def __init__(self, state_dir: Path, kafka_port: int, redis_port: int, tied: bool = False,
+                 redis_cluster: bool = False, cluster_base_port: int = 17000) -> None:
         self.tied = tied
+        self.redis_cluster = redis_cluster
+        self.cluster_base_port = cluster_base_port
         self.state = state_dir.resolve()
         self.kafka_port = kafka_port
         self.redis_port = redis_port
         self.run_dir = self.state / "run"
         self.log_dir = self.state / "log"
         self.clickhouse_dir = self.state / "clickhouse"
+
+    def cluster(self):
+        """The Redis Cluster launcher on the same state directory (its nodes have their own pid files)."""
+        from spendstream.cli.redis_cluster import RedisClusterLauncher
+
+        return RedisClusterLauncher(self.state, self.cluster_base_port, tied=self.tied)
 
     def _pidfile(self, name: str) -> Path:
         return self.run_dir / f"{name}.pid"
@@ -131,10 +141,13 @@ class Launcher:
         self._spawn("redis", [str(redis_binary()), "--port", str(self.redis_port), "--bind", "127.0.0.1",
                               "--save", "", "--appendonly", "no", "--dir", str(self.state)], self.redis_port)
         self.clickhouse_dir.mkdir(parents=True, exist_ok=True)
+        if self.redis_cluster:
+            self.cluster().up()
         return self.status()
 
     def down(self) -> list[str]:
-        stopped = []
+        """Stops kafka, redis and every Redis Cluster node that has a pid file (with or without `redis_cluster`)."""
+        stopped = self.cluster().down()
         for name in ("kafka", "redis"):
             known = self._read_pid(name)
             if known and _alive(*known):
@@ -156,4 +169,6 @@ class Launcher:
             pid = known[0] if known and _alive(*known) else None
             out.append(ServiceStatus(name, pid, f"127.0.0.1:{port}", pid is not None and _port_open(port)))
         out.append(ServiceStatus("clickhouse", None, f"chdb://{self.clickhouse_dir}", self.clickhouse_dir.is_dir()))
+        cluster = self.cluster()
+        out.extend(cluster.status() if self.redis_cluster else cluster.started_status())
         return out

@@ -9,14 +9,18 @@ from spendstream.cli._common import console, settings_or_exit
 from spendstream.cli.launcher import Launcher
 from spendstream.settings import Settings
 
+CLUSTER_BASE_PORT = 17000
+
 __all__ = ["register", "launcher_for", "create_topics"]
 
-services = typer.Typer(help="Start / stop the dev servers (tansu Kafka broker, redis-server, chdb data dir) on 127.0.0.1.", no_args_is_help=True)
+services = typer.Typer(help="Start / stop the dev servers (tansu Kafka broker, redis-server, chdb data dir, optionally a "
+                       "6-node Redis Cluster) on 127.0.0.1.", no_args_is_help=True)
 topics = typer.Typer(help="Kafka topics of spendstream (created up front, never by broker auto-create).", no_args_is_help=True)
 
 
-def launcher_for(s: Settings) -> Launcher:
-    return Launcher(s.services.state_dir, s.services.kafka_port, s.services.redis_port)
+def launcher_for(s: Settings, redis_cluster: bool = False, cluster_base_port: int = CLUSTER_BASE_PORT) -> Launcher:
+    return Launcher(s.services.state_dir, s.services.kafka_port, s.services.redis_port,
+                    redis_cluster=redis_cluster, cluster_base_port=cluster_base_port)
 
 
 def _show(statuses) -> None:
@@ -27,10 +31,18 @@ def _show(statuses) -> None:
 
 
 @services.command("up")
-def up() -> None:
-    """Start tansu and redis-server (idempotent) and prepare the ClickHouse data directory."""
+def up(
+    redis_cluster: bool = typer.Option(False, "--redis-cluster", help="also start a Redis Cluster: 6 redis-server "
+                                       "nodes (3 masters + 3 replicas) joined by redis-cli --cluster create"),
+    cluster_base_port: int = typer.Option(CLUSTER_BASE_PORT, "--cluster-base-port", help="first of the 6 consecutive "
+                                          "cluster ports (each node's bus port is +10000)"),
+) -> None:
+    """Start tansu and redis-server (idempotent), prepare the ClickHouse data directory and, with --redis-cluster,
+    start a Redis Cluster and wait until every node reports cluster_state:ok."""
     s = settings_or_exit()
-    _show(launcher_for(s).up())
+    _show(launcher_for(s, redis_cluster, cluster_base_port).up())
+    if redis_cluster:
+        console.print(f"redis cluster: redis://127.0.0.1:{cluster_base_port}/0 (cluster mode; any node bootstraps)")
 
 
 @services.command("down")
