@@ -91,11 +91,9 @@ def test_not_an_object_is_rejected():
     assert err.value.field is None
 
 
-def test_publish_dry_run_accepts_real_exports_and_names_line_field_and_reason(tmp_path, monkeypatch):
+def test_publish_dry_run_accepts_real_exports_and_names_line_field_and_reason(tmp_path):
     from spendstream.cli import app
-    from spendstream.cli._common import console
 
-    monkeypatch.setattr(console, "width", 240)
     lines = [
         {**BASE, "event_id": "a", "event_time": "2026-11-03T10:15:00Z"},
         {**BASE, "event_id": "b", "event_time": "2026-11-03T11:15:00.250+01:00", "team": None, "output_tokens": None,
@@ -106,7 +104,7 @@ def test_publish_dry_run_accepts_real_exports_and_names_line_field_and_reason(tm
     ]
     path = tmp_path / "export.jsonl"
     path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
-    result = CliRunner().invoke(app, ["publish", "--file", str(path), "--dry-run"])
+    result = CliRunner().invoke(app, ["publish", "--file", str(path), "--dry-run"], env={"COLUMNS": "200"})
     assert result.exit_code == 1, result.output
     assert "3 valid, 2 rejected" in result.output
     rows = [" ".join(line.replace("│", " ").split()) for line in result.output.splitlines()]
@@ -114,5 +112,5 @@ def test_publish_dry_run_accepts_real_exports_and_names_line_field_and_reason(tm
     assert any(r.startswith("5 event_id: required, but null") for r in rows), result.output
 
     path.write_text("\n".join(json.dumps(x) for x in lines[:3]) + "\n")
-    ok = CliRunner().invoke(app, ["publish", "--file", str(path), "--dry-run"])
+    ok = CliRunner().invoke(app, ["publish", "--file", str(path), "--dry-run"], env={"COLUMNS": "200"})
     assert ok.exit_code == 0 and "3 valid, 0 rejected" in ok.output
