@@ -1,0 +1,177 @@
+"""The chdb engine behind the dev server: one chdb Session on the data directory, every call serialized by
+one lock (chdb runs one query at a time per engine anyway — measured: two concurrent ``sleep(1)`` take
+2 s), per-request settings and current database applied with SET / USE inside that lock, and chdb's
+exception text turned into ClickHouse's (code, name, message)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass, field
+
+from devservers.clickhouse_sql import is_identifier, quote_string
+
+log = logging.getLogger("devservers.clickhouse")
+
+_CODE_RE = re.compile(r"Code:\s*(\d+)\.")
+_NAME_RE = re.compile(r"\(([A-Z][A-Z0-9_]+)\)\s*$")
+
+
+class EngineError(Exception):
+    def __init__(self, code: int, message: str, name: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.name = name
+
+
+def engine_error(ex: BaseException) -> EngineError:
+    if isinstance(ex, EngineError):
+        return ex
+    text = str(ex).strip()
+    for prefix in ("Streaming insert append failed: ", "Streaming insert finish failed: "):
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+    m = _CODE_RE.search(text)
+    code = int(m.group(1)) if m else 1001
+    # chdb sometimes nests "Code: N. DB::Exception: Code: N. DB::Exception: ..."; keep the innermost text
+    msg = text
+    while True:
+        m2 = re.match(r"Code:\s*\d+\.\s*DB::Exception:\s*", msg)
+        if not m2:
+            break
+        msg = msg[m2.end() :]
+    msg = re.sub(r"\s*\(version [^)]*\)", "", msg)
+    nm = _NAME_RE.search(msg)
+    name = nm.group(1) if nm else None
+    if nm:
+        msg = msg[: nm.start()].rstrip()
+    msg = msg.rstrip(". ")
+    return EngineError(code, msg, name)
+
+
+@dataclass
+class Result:
+    data: bytes
+    rows_read: int = 0
+    bytes_read: int = 0
+    rows_written: int = 0
+    bytes_written: int = 0
+    result_rows: int = 0
+    elapsed: float = 0.0
+
+
+@dataclass
+class _Applied:
+    database: str = "default"
+    settings: dict[str, str] = field(default_factory=dict)
+
+
+class Engine:
+    def __init__(self, data_dir: str):
+        from chdb import session as chs
+
+        self.data_dir = data_dir
+        self._session = chs.Session(data_dir)
+        self._lock = threading.Lock()
+        self._applied = _Applied()
+        self.version = self._raw("SELECT version()").decode().strip()
+        self.error_names = self._load_error_names()
+
+    def _raw(self, sql: str, fmt: str = "TabSeparated", params: dict | None = None):
+        r = self._session.query(sql, fmt, params=params or {})
+        return r.bytes()
+
+    def _load_error_names(self) -> dict[int, str]:
+        out = self._raw("SELECT number, errorCodeToName(number) FROM numbers(1200) WHERE errorCodeToName(number) != ''")
+        names = {}
+        for line in out.decode().splitlines():
+            code, _, name = line.partition("\t")
+            names[int(code)] = name
+        return names
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._session.close()
+            except Exception:  # noqa: BLE001
+                log.exception("closing the chdb session")
+
+    # --- state sync (lock held) ---------------------------------------------------------------------
+    def _sync(self, database: str, settings: dict[str, str]) -> None:
+        """settings: name -> SQL literal."""
+        ap = self._applied
+        for name in [k for k in ap.settings if k not in settings]:
+            try:
+                self._raw(f"SET {name} = DEFAULT")
+            except Exception as ex:
+                raise engine_error(ex) from None
+            del ap.settings[name]
+        for name, value in settings.items():
+            if ap.settings.get(name) == value:
+                continue
+            if not is_identifier(name):
+                raise EngineError(115, f"Unknown setting '{name}'", "UNKNOWN_SETTING")
+            try:
+                self._raw(f"SET {name} = {value}")
+            except Exception as ex:
+                raise engine_error(ex) from None
+            ap.settings[name] = value
+        if database != ap.database:
+            try:
+                self._raw(f"USE `{database.replace('`', '``')}`")
+            except Exception as ex:
+                raise engine_error(ex) from None
+            ap.database = database
+
+    def database_exists(self, database: str) -> bool:
+        with self._lock:
+            out = self._raw(f"SELECT count() FROM system.databases WHERE name = {quote_string(database)}")
+        return out.strip() == b"1"
+
+    def query(self, sql: str, fmt: str, *, database: str, settings: dict[str, str], params: dict[str, str]) -> Result:
+        with self._lock:
+            self._sync(database, settings)
+            try:
+                r = self._session.query(sql, fmt, params=params)
+            except Exception as ex:
+                raise engine_error(ex) from None
+            data = r.bytes()
+            return Result(
+                data,
+                rows_read=_int(r, "rows_read"),
+                bytes_read=_int(r, "bytes_read"),
+                rows_written=_int(r, "rows_written"),
+                bytes_written=_int(r, "bytes_written"),
+                elapsed=float(getattr(r, "elapsed", lambda: 0.0)() or 0.0),
+            )
+
+    def insert(self, prefix: str, fmt: str, data: bytes, *, database: str, settings: dict[str, str]) -> Result:
+        with self._lock:
+            self._sync(database, settings)
+            try:
+                ins = self._session.send_insert(prefix, fmt)
+            except Exception as ex:
+                raise engine_error(ex) from None
+            try:
+                if data:
+                    ins.append(data)
+                res = ins.finish()
+            except Exception as ex:
+                try:
+                    ins.cancel()
+                except Exception:  # noqa: BLE001
+                    pass
+                raise engine_error(ex) from None
+            return Result(
+                b"", rows_written=res.rows_written, bytes_written=res.bytes_written, elapsed=res.elapsed or 0.0
+            )
+
+
+def _int(r, name: str) -> int:
+    try:
+        v = getattr(r, name)
+        return int(v() if callable(v) else v)
+    except Exception:  # noqa: BLE001
+        return 0
