@@ -43,11 +43,14 @@ def engine_error(ex: BaseException) -> EngineError:
             break
         msg = msg[m2.end() :]
     msg = re.sub(r"\s*\(version [^)]*\)", "", msg)
-    nm = _NAME_RE.search(msg)
-    name = nm.group(1) if nm else None
-    if nm:
-        msg = msg[: nm.start()].rstrip()
-    msg = msg.rstrip(". ")
+    name = None
+    while True:  # drop trailing "(NAME)" markers (chdb may repeat them)
+        msg = msg.rstrip(". ")
+        nm = _NAME_RE.search(msg)
+        if not nm:
+            break
+        name = name or nm.group(1)
+        msg = msg[: nm.start()]
     return EngineError(code, msg, name)
 
 
@@ -76,6 +79,11 @@ class Engine:
         self._session = chs.Session(data_dir)
         self._lock = threading.Lock()
         self._applied = _Applied()
+        # clickhouse-local (hence chdb) defaults that differ from clickhouse-server's; restored after each request
+        # that overrides them. implicit_select=1 would run "SELEC" as "SELECT SELEC".
+        self._baseline = {"implicit_select": "0"}
+        for name, value in self._baseline.items():
+            self._raw(f"SET {name} = {value}")
         self.version = self._raw("SELECT version()").decode().strip()
         self.error_names = self._load_error_names()
 
@@ -104,7 +112,7 @@ class Engine:
         ap = self._applied
         for name in [k for k in ap.settings if k not in settings]:
             try:
-                self._raw(f"SET {name} = DEFAULT")
+                self._raw(f"SET {name} = {self._baseline.get(name, 'DEFAULT')}")
             except Exception as ex:
                 raise engine_error(ex) from None
             del ap.settings[name]
