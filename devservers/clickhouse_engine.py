@@ -71,95 +71,107 @@ class _Applied:
     settings: dict[str, str] = field(default_factory=dict)
 
 
+class _Conn:
+    """One chdb session on the data directory (they share the engine and the data, not settings / USE)."""
+
+    def __init__(self, session):
+        self.session = session
+        self.applied = _Applied()
+
+
 class Engine:
+    """Sessions per readonly level: 0 (writer), 1 (read-only users: the engine refuses writes and setting
+    changes), 2 (GET requests: no writes, settings allowed). All engine calls go through one lock."""
+
+    # clickhouse-local (hence chdb) defaults that differ from clickhouse-server's. implicit_select=1 would run
+    # "SELEC" as "SELECT SELEC". They are startup options of every session and restored after a request
+    # that overrides them.
+    BASELINE = {"implicit_select": "0"}
+
     def __init__(self, data_dir: str):
         from chdb import session as chs
 
         self.data_dir = data_dir
-        self._session = chs.Session(data_dir)
+        opts = "&".join(f"{k}={v}" for k, v in self.BASELINE.items())
         self._lock = threading.Lock()
-        self._applied = _Applied()
-        # clickhouse-local (hence chdb) defaults that differ from clickhouse-server's; restored after each request
-        # that overrides them. implicit_select=1 would run "SELEC" as "SELECT SELEC".
-        self._baseline = {"implicit_select": "0"}
-        for name, value in self._baseline.items():
-            self._raw(f"SET {name} = {value}")
-        self.version = self._raw("SELECT version()").decode().strip()
+        self._conns = {level: _Conn(chs.Session(f"{data_dir}?readonly={level}&{opts}")) for level in (0, 1, 2)}
+        self.version = self._raw(self._conns[0], "SELECT version()").decode().strip()
         self.error_names = self._load_error_names()
 
-    def _raw(self, sql: str, fmt: str = "TabSeparated", params: dict | None = None):
-        r = self._session.query(sql, fmt, params=params or {})
-        return r.bytes()
+    @staticmethod
+    def _raw(conn: _Conn, sql: str, fmt: str = "TabSeparated") -> bytes:
+        return conn.session.query(sql, fmt).bytes()
 
     def _load_error_names(self) -> dict[int, str]:
-        out = self._raw("SELECT number, errorCodeToName(number) FROM numbers(1200) WHERE errorCodeToName(number) != ''")
+        sql = "SELECT number, errorCodeToName(number) FROM numbers(1200) WHERE errorCodeToName(number) != ''"
         names = {}
-        for line in out.decode().splitlines():
+        for line in self._raw(self._conns[0], sql).decode().splitlines():
             code, _, name = line.partition("\t")
             names[int(code)] = name
         return names
 
     def close(self) -> None:
         with self._lock:
-            try:
-                self._session.close()
-            except Exception:  # noqa: BLE001
-                log.exception("closing the chdb session")
+            for conn in self._conns.values():
+                try:
+                    conn.session.close()
+                except Exception:  # noqa: BLE001
+                    log.exception("closing a chdb session")
 
     # --- state sync (lock held) ---------------------------------------------------------------------
-    def _sync(self, database: str, settings: dict[str, str]) -> None:
+    def _sync(self, conn: _Conn, database: str, settings: dict[str, str]) -> None:
         """settings: name -> SQL literal."""
-        ap = self._applied
-        for name in [k for k in ap.settings if k not in settings]:
-            try:
-                self._raw(f"SET {name} = {self._baseline.get(name, 'DEFAULT')}")
-            except Exception as ex:
-                raise engine_error(ex) from None
-            del ap.settings[name]
-        for name, value in settings.items():
-            if ap.settings.get(name) == value:
-                continue
-            if not is_identifier(name):
-                raise EngineError(115, f"Unknown setting '{name}'", "UNKNOWN_SETTING")
-            try:
-                self._raw(f"SET {name} = {value}")
-            except Exception as ex:
-                raise engine_error(ex) from None
-            ap.settings[name] = value
-        if database != ap.database:
-            try:
-                self._raw(f"USE `{database.replace('`', '``')}`")
-            except Exception as ex:
-                raise engine_error(ex) from None
-            ap.database = database
+        ap = conn.applied
+        try:
+            for name in [k for k in ap.settings if k not in settings]:
+                self._raw(conn, f"SET {name} = {self.BASELINE.get(name, 'DEFAULT')}")
+                del ap.settings[name]
+            for name, value in settings.items():
+                if ap.settings.get(name) == value:
+                    continue
+                if not is_identifier(name):
+                    raise EngineError(115, f"Unknown setting '{name}'", "UNKNOWN_SETTING")
+                self._raw(conn, f"SET {name} = {value}")
+                ap.settings[name] = value
+            if database != ap.database:
+                self._raw(conn, f"USE `{database.replace('`', '``')}`")
+                ap.database = database
+        except Exception as ex:
+            raise engine_error(ex) from None
 
     def database_exists(self, database: str) -> bool:
         with self._lock:
-            out = self._raw(f"SELECT count() FROM system.databases WHERE name = {quote_string(database)}")
-        return out.strip() == b"1"
+            sql = f"SELECT count() FROM system.databases WHERE name = {quote_string(database)}"
+            return self._raw(self._conns[0], sql).strip() == b"1"
 
-    def query(self, sql: str, fmt: str, *, database: str, settings: dict[str, str], params: dict[str, str]) -> Result:
+    def query(
+        self, sql: str, fmt: str, *, database: str, settings: dict[str, str], params: dict[str, str], readonly: int = 0
+    ) -> Result:
+        conn = self._conns[min(readonly, 2)]
         with self._lock:
-            self._sync(database, settings)
+            self._sync(conn, database, settings)
             try:
-                r = self._session.query(sql, fmt, params=params)
+                r = conn.session.query(sql, fmt, params=params)
             except Exception as ex:
                 raise engine_error(ex) from None
             data = r.bytes()
             return Result(
                 data,
-                rows_read=_int(r, "rows_read"),
-                bytes_read=_int(r, "bytes_read"),
-                rows_written=_int(r, "rows_written"),
-                bytes_written=_int(r, "bytes_written"),
-                elapsed=float(getattr(r, "elapsed", lambda: 0.0)() or 0.0),
+                rows_read=_stat(r, "rows_read"),
+                bytes_read=_stat(r, "bytes_read"),
+                rows_written=_stat(r, "rows_written"),
+                bytes_written=_stat(r, "bytes_written"),
+                elapsed=float(_stat(r, "elapsed")),
             )
 
-    def insert(self, prefix: str, fmt: str, data: bytes, *, database: str, settings: dict[str, str]) -> Result:
+    def insert(
+        self, prefix: str, fmt: str, data: bytes, *, database: str, settings: dict[str, str], readonly: int = 0
+    ) -> Result:
+        conn = self._conns[min(readonly, 2)]
         with self._lock:
-            self._sync(database, settings)
+            self._sync(conn, database, settings)
             try:
-                ins = self._session.send_insert(prefix, fmt)
+                ins = conn.session.send_insert(prefix, fmt)
             except Exception as ex:
                 raise engine_error(ex) from None
             try:
@@ -172,14 +184,12 @@ class Engine:
                 except Exception:  # noqa: BLE001
                     pass
                 raise engine_error(ex) from None
-            return Result(
-                b"", rows_written=res.rows_written, bytes_written=res.bytes_written, elapsed=res.elapsed or 0.0
-            )
+            return Result(b"", rows_written=res.rows_written, bytes_written=res.bytes_written, elapsed=res.elapsed or 0.0)
 
 
-def _int(r, name: str) -> int:
+def _stat(r, name: str) -> float:
     try:
         v = getattr(r, name)
-        return int(v() if callable(v) else v)
+        return v() if callable(v) else v
     except Exception:  # noqa: BLE001
         return 0

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from devservers import clickhouse_codecs as codecs
 from devservers.clickhouse_engine import EngineError, Result
-from devservers.clickhouse_sql import READ_KINDS, SETTINGS_KINDS, analyze, is_identifier, setting_literal, tokens
+from devservers.clickhouse_sql import READ_KINDS, analyze, is_identifier, setting_literal, tokens
 
 log = logging.getLogger("devservers.clickhouse")
 
@@ -114,6 +114,7 @@ class Sessions:
 
 class ClickHouseHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # otherwise delayed ACKs add ~40 ms to every keep-alive round trip
     server_version = "ClickHouse-devserver"
     sys_version = ""
 
@@ -143,9 +144,11 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
         else:
             self.send_header("Keep-Alive", "timeout=30")
-        self.end_headers()
+        self._headers_buffer.append(b"\r\n")  # end_headers(), with the body in the same write
         if self.command != "HEAD":
-            self.wfile.write(body)
+            self._headers_buffer.append(body)
+        self.wfile.write(b"".join(self._headers_buffer))
+        self._headers_buffer = []
 
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
@@ -308,12 +311,12 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         fmt = st.fmt or params.get("default_format") or "TabSeparated"
         if kind == "INSERT" and st.data_start is not None:
             prefix = raw[: st.insert_prefix_end].decode("utf-8", errors="replace")
-            res = srv.engine.insert(prefix, fmt, raw[st.data_start :], database=database, settings=settings)
+            res = srv.engine.insert(
+                prefix, fmt, raw[st.data_start :], database=database, settings=settings, readonly=readonly
+            )
             return self._ok(res, fmt, headers, params)
         sql = raw[: st.end].decode("utf-8", errors="replace")
-        if readonly and kind in SETTINGS_KINDS:
-            sql += f"\nSETTINGS readonly={readonly}"
-        res = srv.engine.query(sql, fmt, database=database, settings=settings, params=qparams)
+        res = srv.engine.query(sql, fmt, database=database, settings=settings, params=qparams, readonly=readonly)
         self._ok(res, fmt, headers, params)
 
     # ---- answers -------------------------------------------------------------------------------------

@@ -65,7 +65,11 @@ def serve(args: argparse.Namespace) -> int:
     )
     users = Users.from_sources(args.users_file, args.user)
     os.makedirs(args.data_dir, exist_ok=True)
-    engine = Engine(os.path.abspath(args.data_dir))
+    try:
+        engine = Engine(os.path.abspath(args.data_dir))
+    except Exception as ex:  # noqa: BLE001
+        log.error("cannot open chdb data directory %s (is another process using it?): %s", args.data_dir, ex)
+        return 1
     server = ClickHouseHTTPServer((args.host, args.port), engine, users, args.display_name)
     stopping = threading.Event()
 

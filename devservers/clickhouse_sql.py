@@ -14,8 +14,6 @@ _WS = " \t\n\r\f\v"
 
 # Statement kinds a read-only user may run (first keyword). SET and USE are handled by the server itself.
 READ_KINDS = frozenset({"SELECT", "WITH", "SHOW", "DESC", "DESCRIBE", "EXISTS", "EXPLAIN", "("})
-# Kinds that take a trailing ``SETTINGS readonly=N`` clause.
-SETTINGS_KINDS = frozenset({"SELECT", "WITH", "("})
 
 
 @dataclass

@@ -452,3 +452,57 @@ def test_sigkill_then_restart_keeps_data(tmp_path):
         assert c.command("SELECT count() FROM keep.t") == 1001
     finally:
         assert stop_server(proc) == 0
+
+
+def test_ten_column_native_insert(server):
+    """A Native block with 10 columns starts with byte 0x0a ('\\n'): it must not be eaten as the separator."""
+    c = client(server)
+    cols = ", ".join(f"c{i} UInt16" for i in range(10))
+    c.command(f"CREATE TABLE ten ({cols}) ENGINE = MergeTree ORDER BY c0")
+    c.insert("ten", [[r * 10 + i for i in range(10)] for r in range(50)])
+    assert c.query("SELECT count(), sum(c9) FROM ten").result_rows == [(50, sum(r * 10 + 9 for r in range(50)))]
+
+
+def test_decompress_1_native_blocks(server):
+    import lz4.block
+
+    client(server).command("CREATE TABLE dec (a UInt8, b String) ENGINE = MergeTree ORDER BY a")
+    payload = b"1\tx\n2\ty\n"
+    comp = lz4.block.compress(payload, store_size=False)
+    block = bytes(16) + b"\x82" + (len(comp) + 9).to_bytes(4, "little") + len(payload).to_bytes(4, "little") + comp
+    status, _, body = raw(server, "POST", "/", block, params={"query": "INSERT INTO dec FORMAT TSV", "decompress": "1"})
+    assert status == 200, body
+    assert raw(server, "POST", "/", b"SELECT groupArray(b) FROM (SELECT b FROM dec ORDER BY a)")[2] == b"['x','y']\n"
+
+
+# --- pieces, in-process -------------------------------------------------------------------------------------
+def test_statement_analysis():
+    from devservers.clickhouse_sql import analyze
+
+    st = analyze("SELECT 'FORMAT CSV' AS x /* FORMAT JSON */ -- FORMAT TSV\n FORMAT JSONEachRow ;  ")
+    assert (st.kind, st.fmt, st.multi) == ("SELECT", "JSONEachRow", False)
+    assert analyze("select 1; drop table t").multi
+    assert not analyze("SELECT ';' ;;").multi
+    text = "INSERT INTO t (a, `b c`) FORMAT Native\n\n\x00rest"
+    st = analyze(text)
+    assert (st.kind, st.fmt, text[st.data_start :]) == ("INSERT", "Native", "\n\x00rest")
+    assert text[: st.insert_prefix_end].strip() == "INSERT INTO t (a, `b c`)"
+    assert analyze("INSERT INTO t VALUES ('FORMAT x')").data_start is None
+    assert analyze("SELECT * FROM t INTO OUTFILE 'x'").into_outfile
+    assert analyze("WITH 1 AS x SELECT x").kind == "WITH"
+
+
+def test_users_sources(tmp_path):
+    from devservers.clickhouse_users import Users, parse_user_spec
+
+    u = parse_user_spec("bob:pa:ss:ro")
+    assert (u.name, u.password, u.readonly) == ("bob", "pa:ss", True)
+    assert parse_user_spec("w:pw").readonly is False
+    f = tmp_path / "users.yaml"
+    f.write_text("users:\n  default: {password: ''}\n  analyst: {password: 'p', readonly: true}\n")
+    users = Users.from_sources(str(f), ["extra:x:rw"], env={"DEVSERVERS_CH_USERS": "envuser:e:ro"})
+    assert users.authenticate("analyst", "p").readonly
+    assert users.authenticate("analyst", "nope") is None
+    assert users.authenticate("default", "").readonly is False
+    assert users.authenticate("envuser", "e").readonly and users.authenticate("extra", "x")
+    assert Users.from_sources(None, [], env={}).authenticate("default", "") is not None
