@@ -18,7 +18,8 @@ import threading
 from http.server import ThreadingHTTPServer
 
 from devservers.clickhouse_engine import Engine
-from devservers.clickhouse_handler import ClickHouseHandler, Sessions
+from devservers.clickhouse_handler import ClickHouseHandler
+from devservers.clickhouse_protocol import Sessions
 from devservers.clickhouse_users import Users
 
 log = logging.getLogger("devservers.clickhouse")
