@@ -23,6 +23,7 @@ class BrokenBody(Exception):
 
 class ClickHouseHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = 120  # idle keep-alive connections (and stalled uploads) are closed after this many seconds
     disable_nagle_algorithm = True  # otherwise delayed ACKs add ~40 ms to every keep-alive round trip
     server_version = "ClickHouse-devserver"
     sys_version = ""
@@ -97,6 +98,10 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         try:
             url = urlsplit(self.path)
             params = dict(parse_qsl(url.query, keep_blank_values=True))
+            # ClickHouse also takes the database and the default format as request headers
+            for header, name in (("X-ClickHouse-Database", "database"), ("X-ClickHouse-Format", "default_format")):
+                if self.headers.get(header) and name not in params:
+                    params[name] = self.headers[header]
             query_id = params.get("query_id") or query_id
             try:
                 body = self._read_body()

@@ -339,6 +339,23 @@ def test_keep_alive_connection_reuse(server):
     conn.close()
 
 
+def test_server_stays_responsive_during_a_slow_query(server):
+    done = {}
+
+    def slow():
+        done["body"] = raw(server, "POST", "/", b"SELECT sleep(1.5) + 1")[2]
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    assert raw(server, "GET", "/ping", auth=None)[2] == b"Ok.\n"
+    assert time.monotonic() - t0 < 0.5  # /ping never waits for the engine
+    assert raw(server, "POST", "/", b"SELECT 2")[2] == b"2\n"  # queued behind the slow query, then answered
+    t.join(10)
+    assert done["body"] == b"1\n"
+
+
 # --- users --------------------------------------------------------------------------------------------------
 def test_readonly_user(server):
     w = client(server)
