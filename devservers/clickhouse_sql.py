@@ -6,11 +6,13 @@ It works on bytes decoded as latin-1 so every character offset is a byte offset 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 _WORD_START = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 _WORD_CHARS = _WORD_START | set("0123456789$")
 _WS = " \t\n\r\f\v"
+_HEREDOC = re.compile(r"\$([A-Za-z0-9_]*)\$")
 
 # Statement kinds a read-only user may run (first keyword). SET and USE are handled by the server itself.
 READ_KINDS = frozenset({"SELECT", "WITH", "SHOW", "DESC", "DESCRIBE", "EXISTS", "EXPLAIN", "("})
@@ -48,6 +50,13 @@ def tokens(s: str, pos: int = 0):
             pos = n if end < 0 else end + 2
             continue
         start = pos
+        if c == "$":  # heredoc string: $$...$$ or $tag$...$tag$
+            m = _HEREDOC.match(s, pos)
+            if m:
+                close = s.find(m.group(0), m.end())
+                pos = n if close < 0 else close + len(m.group(0))
+                yield Token("str", start, pos, depth, s[start:pos])
+                continue
         if c in "'\"`":
             pos += 1
             while pos < n:

@@ -413,6 +413,11 @@ def test_sessions_keep_settings_per_session_only(server):
     # URL settings apply to one request
     assert raw(server, "POST", "/", b"SELECT getSetting('max_block_size')", params={"max_block_size": "777"})[2] == b"777\n"
     assert raw(server, "POST", "/", b"SELECT getSetting('max_block_size')")[2] == base
+    db = {"session_id": "s-2"}
+    assert raw(server, "POST", "/", b"USE system", params=db)[0] == 200
+    assert raw(server, "POST", "/", b"SELECT currentDatabase()", params=db)[2] == b"system\n"
+    assert raw(server, "POST", "/", b"SELECT currentDatabase()")[2] == b"default\n"
+    assert raw(server, "POST", "/", b"USE no_such_db", params=db)[1]["X-ClickHouse-Exception-Code"] == "81"
     status, headers, _ = raw(server, "POST", "/", b"SELECT 1", params={"no_such_setting_xyz": "1"})
     assert headers["X-ClickHouse-Exception-Code"] == "115"
     assert c.command("SELECT 1") == 1
@@ -507,6 +512,7 @@ def test_statement_analysis():
     assert analyze("INSERT INTO t VALUES ('FORMAT x')").data_start is None
     assert analyze("SELECT * FROM t INTO OUTFILE 'x'").into_outfile
     assert analyze("WITH 1 AS x SELECT x").kind == "WITH"
+    assert not analyze("SELECT $$a; b$$, $t$ ; $t$").multi
 
 
 def test_users_sources(tmp_path):
