@@ -210,7 +210,10 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             if session is not None:
                 for name, lit in changes.items():
                     if name == "readonly":
-                        session.readonly = int(lit.strip("'") or 0)
+                        try:
+                            session.readonly = int(lit.strip("'\" ") or 0)
+                        except ValueError:
+                            raise EngineError(27, f"Cannot parse readonly value {lit}", "CANNOT_PARSE_INPUT_ASSERTION_FAILED") from None
                     else:
                         session.settings[name] = lit
             return self._ok(Result(b""), "TabSeparated", headers, params)
