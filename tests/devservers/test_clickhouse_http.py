@@ -9,6 +9,7 @@ import gzip
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -354,6 +355,42 @@ def test_server_stays_responsive_during_a_slow_query(server):
     assert raw(server, "POST", "/", b"SELECT 2")[2] == b"2\n"  # queued behind the slow query, then answered
     t.join(10)
     assert done["body"] == b"1\n"
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+def test_with_curl(server):
+    """The examples of ClickHouse's HTTP interface docs, with the real curl."""
+    base = f"http://127.0.0.1:{server}/"
+    auth = ["-u", f"{WRITER[0]}:{WRITER[1]}"]
+
+    def curl(*args, data=None):
+        return subprocess.run(["curl", "-sS", *auth, *args], input=data, capture_output=True, check=True, timeout=30).stdout
+
+    assert curl(base + "ping") == b"Ok.\n"
+    assert curl(base + "?database=system", "--data-binary", "@-", data=b"SELECT number FROM numbers LIMIT 3") == b"0\n1\n2\n"
+    assert curl("--data-binary", "@-", "-H", "Content-Encoding: gzip", base, data=gzip.compress(b"SELECT 1")) == b"1\n"
+    out = curl(base + "?enable_http_compression=1", "-H", "Accept-Encoding: gzip", "-d", "SELECT number FROM system.numbers LIMIT 3")
+    assert gzip.decompress(out) == b"0\n1\n2\n"
+    assert curl(base + "?param_arg1=abc%5C%09123", "-d", "SELECT splitByChar('\\t', {arg1:String})") == b"['abc','123']\n"
+    curl(base, "-d", "CREATE TABLE curl_t (a UInt8) ENGINE = Memory")
+    curl(base + "?query=INSERT%20INTO%20curl_t%20VALUES", "--data-binary", "@-", data=b"(4),(5),(6)")
+    big = b"".join(b"%d\n" % (i % 200) for i in range(200_000))  # > 1 MB: curl sends Expect: 100-continue
+    curl(base + "?query=INSERT%20INTO%20curl_t%20FORMAT%20TSV", "--data-binary", "@-", data=big)
+    assert curl(base, "-d", "SELECT count(), sum(a) FROM curl_t FORMAT CSV") == b"200003,%d\n" % (15 + sum(i % 200 for i in range(200_000)))
+
+
+def test_async_client(server):
+    import asyncio
+
+    async def go():
+        c = await clickhouse_connect.get_async_client(host="127.0.0.1", port=server, username=WRITER[0], password=WRITER[1])
+        try:
+            results = await asyncio.gather(*(c.query(f"SELECT {i} * 2") for i in range(5)))
+            return [r.result_rows[0][0] for r in results]
+        finally:
+            await c.close()
+
+    assert asyncio.run(go()) == [0, 2, 4, 6, 8]
 
 
 # --- users --------------------------------------------------------------------------------------------------
