@@ -264,6 +264,13 @@ def test_arrow_and_dataframe(server):
     assert [str(x) for x in t.column("s").to_pylist()] == ["0", "2", "4", "6", "8"]
     df = c.query_df("SELECT number AS n FROM numbers(3)")
     assert df["n"].tolist() == [0, 1, 2]
+    # and back in: Arrow and DataFrame inserts
+    c.command("CREATE TABLE arrow_in (n UInt64, s String) ENGINE = MergeTree ORDER BY n")
+    c.insert_arrow("arrow_in", t)
+    c.insert_df("arrow_in", c.query_df("SELECT number + 100 AS n, 'df' AS s FROM numbers(2)"))
+    assert c.query("SELECT groupArray(n), groupArray(s) FROM (SELECT * FROM arrow_in ORDER BY n)").result_rows == [
+        ([0, 1, 2, 3, 4, 100, 101], ["0", "2", "4", "6", "8", "df", "df"])
+    ]
 
 
 # --- compression --------------------------------------------------------------------------------------------
