@@ -56,8 +56,12 @@ class RedisSettings(_Section):
 
 
 class ClickHouseSettings(_Section):
-    dsn: str = "chdb://./.spendstream/clickhouse"
+    dsn: str = Field(default="http://default:@127.0.0.1:18123",
+                           description="http(s)://user:password@host:port of a ClickHouse server (in dev: the one "
+                                       "`spendstream services up` starts)")
     database: str = "spendstream"
+    timeout_s: float = Field(default=30.0, gt=0, description="per-request send/receive timeout (the client's own "
+                                                              "default is 300 s: a hung server would stall a flush)")
     flush_rows: int = Field(default=50_000, ge=1)
     flush_interval_s: float = Field(default=1.0, gt=0)
     max_pending_rows: int = Field(default=1_000_000, ge=1, description="rows buffered while ClickHouse is slow or "
@@ -66,15 +70,10 @@ class ClickHouseSettings(_Section):
     @field_validator("dsn")
     @classmethod
     def _scheme(cls, v: str) -> str:
-        if not v.startswith(("chdb://", "http://", "https://")):
-            raise ValueError(f"expected chdb:///abs/path or http(s)://host:port, got {v!r}")
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("expected http(s)://user:password@host:port of a ClickHouse server "
+                             "(the embedded chdb:// path is gone: `spendstream services up` serves it over HTTP)")
         return v
-
-    def resolved_dsn(self) -> str:
-        """chdb:// with an absolute path (one process per data dir)."""
-        if self.dsn.startswith("chdb://"):
-            return "chdb://" + str(Path(self.dsn.removeprefix("chdb://")).resolve())
-        return self.dsn
 
 
 class ApiSettings(_Section):
@@ -112,6 +111,10 @@ class ServiceSettings(_Section):
     state_dir: Path = Path(".spendstream")
     kafka_port: int = 19092
     redis_port: int = 16379
+    clickhouse_port: int = Field(default=18123, ge=1, le=65535, description="the dev ClickHouse HTTP server")
+    clickhouse_password: SecretStr = Field(default=SecretStr(""), description="its writer user `default`")
+    clickhouse_analyst_password: SecretStr = Field(default=SecretStr("analyst"),
+                                                   description="its readonly user `analyst`")
 
 
 class Settings(BaseSettings):

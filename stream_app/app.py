@@ -70,7 +70,7 @@ def build_worker(settings: Settings, prices: PriceBook, rules: AllocationRules |
         datadir=str(datadir),
         producer_acks=-1,
     )
-    ch = connect(settings.clickhouse.resolved_dsn())
+    ch = connect(settings.clickhouse.dsn, settings.clickhouse.timeout_s)
     migrate(ch, settings.clickhouse.database)
     redis_client = make_redis(settings.redis.url, timeout_s=5.0)
     store = RedisSpendStore(redis_client, settings.redis.prefix)

@@ -174,13 +174,20 @@ class UsageConsumer(Service):
         (the block is back in the buffer, nothing committed)."""
         async with self._flush_lock:
             consumed, self._consumed = self._consumed, {}
-            block = self.writer.take()
+            block = None
             try:
-                if len(block):
-                    await asyncio.to_thread(self.writer.write, block)
+                while True:  # a block that failed before goes first, unchanged; then the buffer up to now
+                    retrying = self.writer.has_retry
+                    block = self.writer.take()
+                    if len(block):
+                        await asyncio.to_thread(self.writer.write, block)
+                    if not retrying:
+                        break
+                block = None
                 await asyncio.to_thread(self.dlq.flush)
             except BaseException:
-                self.writer.restore(block, {(self.topic, p) for p in self._assigned})
+                if block is not None:
+                    self.writer.restore(block, {(self.topic, p) for p in self._assigned})
                 for p, o in consumed.items():  # not committed: keep them for the next flush
                     if p in self._assigned and o > self._consumed.get(p, -1):
                         self._consumed[p] = o

@@ -1,10 +1,11 @@
-"""Shared fixtures. Integration fixtures start REAL servers (tansu, redis-server, the chdb engine) once per
-session through the project's own launcher; each test gets its own topics, Redis key prefix, ClickHouse database
+"""Shared fixtures. Integration fixtures start REAL servers (tansu, redis-server, the ClickHouse engine behind
+ClickHouse's HTTP interface) once per session through the project's own launcher; each test gets its own topics, Redis key prefix, ClickHouse database
 and consumer group, so tests never see each other's data."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -25,11 +26,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+ANALYST_PASSWORD = "analyst-pw"
+
+
 @dataclass
 class Servers:
     state_dir: Path
     kafka_port: int
     redis_port: int
+    clickhouse_port: int
+    launcher: object = None
+
+    @property
+    def clickhouse_dsn(self) -> str:
+        return f"http://default:@127.0.0.1:{self.clickhouse_port}"
+
+    @property
+    def analyst_dsn(self) -> str:
+        return f"http://analyst:{ANALYST_PASSWORD}@127.0.0.1:{self.clickhouse_port}"
 
     @property
     def bootstrap(self) -> str:
@@ -45,8 +59,10 @@ def servers(tmp_path_factory) -> Servers:
     from spendstream.cli.launcher import Launcher
 
     state = tmp_path_factory.mktemp("services")
-    srv = Servers(state, free_port(), free_port())
-    launcher = Launcher(state, srv.kafka_port, srv.redis_port, tied=True)
+    srv = Servers(state, free_port(), free_port(), free_port())
+    launcher = Launcher(state, srv.kafka_port, srv.redis_port, tied=True, clickhouse_port=srv.clickhouse_port,
+                        clickhouse_users=f"default::rw,analyst:{ANALYST_PASSWORD}:ro")
+    srv.launcher = launcher
     launcher.up()
     yield srv
     launcher.down()
@@ -94,7 +110,7 @@ def isolated(servers, tmp_path, monkeypatch) -> Isolated:
         "SPENDSTREAM_KAFKA__CONSUMER_GROUP": f"{name}-usage",
         "SPENDSTREAM_REDIS__URL": servers.redis_url,
         "SPENDSTREAM_REDIS__PREFIX": name,
-        "SPENDSTREAM_CLICKHOUSE__DSN": f"chdb://{tmp_path / 'clickhouse'}",
+        "SPENDSTREAM_CLICKHOUSE__DSN": servers.clickhouse_dsn,
         "SPENDSTREAM_CLICKHOUSE__DATABASE": name,
         "SPENDSTREAM_CLICKHOUSE__FLUSH_INTERVAL_S": "0.2",
         "SPENDSTREAM_SERVICES__STATE_DIR": str(servers.state_dir),
@@ -127,8 +143,8 @@ def child(args: list[str], env: dict[str, str], log: Path, stop_timeout: float =
 
 
 def query_clickhouse(env: dict[str, str], sql: str) -> list[list]:
-    """Run SQL through `spendstream db query --json` in a child process. The embedded engine (chdb) allows one
-    data dir per process, and the test process keeps its own; a worker's data dir is read from a child."""
+    """Run SQL through `spendstream db query --json` in a child process: the analyst's own path (the CLI over
+    HTTP), while the worker keeps writing."""
     import json
 
     out = subprocess.run(
@@ -150,12 +166,6 @@ def wait_until(predicate, timeout: float = 60.0, interval: float = 0.2, what: st
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
-@pytest.fixture(scope="session")
-def chdb_path(tmp_path_factory) -> Path:
-    """The ONE embedded ClickHouse data dir this test process may open (chdb: one data dir per process)."""
-    return tmp_path_factory.mktemp("chdb-inprocess")
-
-
 @dataclass
 class ClickHouseDb:
     client: object
@@ -164,11 +174,11 @@ class ClickHouseDb:
 
 
 @pytest.fixture
-def clickhouse(chdb_path) -> ClickHouseDb:
-    """A fresh, migrated database on the real ClickHouse engine, private to the test."""
+def clickhouse(servers) -> ClickHouseDb:
+    """A fresh, migrated database on the real ClickHouse engine (over HTTP), private to the test."""
     from sinks.clickhouse.schema import connect, migrate
 
-    dsn = f"chdb://{chdb_path}"
+    dsn = servers.clickhouse_dsn
     client = connect(dsn)
     db = "t" + uuid.uuid4().hex[:10]
     migrate(client, db)
@@ -234,3 +244,58 @@ class PrivateRedis:
             self.proc.wait(10)
 
     stop = kill
+
+
+class PrivateClickHouse:
+    """A dev ClickHouse HTTP server of the test's own (devservers/clickhouse_http.py on the real engine), on its
+    own port and data dir, so a fault test can kill (SIGKILL), freeze (SIGSTOP) and restart it while the shared one
+    keeps serving other tests."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.data_dir = workdir / "clickhouse"
+        self.log = workdir / "clickhouse.log"
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    @property
+    def dsn(self) -> str:
+        return f"http://default:@127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        import urllib.request
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "devservers.clickhouse_http", "--data-dir", str(self.data_dir), "--port",
+             str(self.port)], stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, cwd=ROOT,
+            env={**os.environ, "DEVSERVERS_CH_USERS": f"default::rw,analyst:{ANALYST_PASSWORD}:ro"})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"clickhouse dev server exited; see {self.log}"
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{self.port}/ping", timeout=1).read() == b"Ok.\n":
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("the ClickHouse dev server did not answer /ping")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def freeze(self) -> None:
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()

@@ -1,6 +1,8 @@
-"""ClickHouse connection and versioned migrations. Same SQL on the embedded engine (chdb://) and on a server.
+"""ClickHouse connection and versioned migrations: one client path, clickhouse-connect over HTTP, against a ClickHouse
+server in production and against the dev server `spendstream services up` starts (the real engine, chdb, behind
+ClickHouse's HTTP interface: devservers/clickhouse_http.py) everywhere else.
 
-`connect(dsn)` accepts `chdb:///abs/path` (in-process engine, one process per data dir) or `http(s)://host:port`.
+`connect(dsn)` takes `http(s)://user:password@host:port`.
 Migrations are the numbered files in sinks/clickhouse/migrations/, applied once each and recorded in `schema_migrations`.
 """
 
@@ -21,16 +23,19 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def connect(dsn: str) -> Client:
-    """A clickhouse-connect client for `dsn`. Raises ConfigError on an unusable DSN."""
-    if dsn.startswith("chdb://"):
-        path = Path(dsn.removeprefix("chdb://"))
-        path.mkdir(parents=True, exist_ok=True)
-        return clickhouse_connect.get_client(dsn=f"chdb://{path.resolve()}")
+def connect(dsn: str, timeout_s: float = 30.0) -> Client:
+    """A clickhouse-connect client for `dsn`, with `timeout_s` per request (the client's default is 300 s, long
+    enough for a hung server to stall a flush). Raises ConfigError on an unusable DSN."""
     u = urlparse(dsn)
     if u.scheme not in ("http", "https") or not u.hostname:
-        raise ConfigError(f"unusable ClickHouse DSN {dsn!r}")
-    return clickhouse_connect.get_client(dsn=dsn)
+        raise ConfigError(f"unusable ClickHouse DSN {_redacted(dsn)!r}: expected http(s)://user:password@host:port")
+    return clickhouse_connect.get_client(dsn=dsn, connect_timeout=min(10.0, timeout_s),
+                                         send_receive_timeout=timeout_s, autogenerate_session_id=False)
+
+
+def _redacted(dsn: str) -> str:
+    u = urlparse(dsn)
+    return dsn.replace(f":{u.password}@", ":***@") if u.password else dsn
 
 
 def _statements(sql: str) -> list[str]:

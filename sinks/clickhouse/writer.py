@@ -3,10 +3,12 @@
 add -> take -> write -> (caller commits Kafka offsets). Rows are buffered per Kafka partition in offset order, so a
 revoked partition's rows can be dropped on purpose (`drop`): its next owner redelivers them and, guided by what
 ClickHouse holds (`written_offsets`), inserts them itself. `take()` swaps the buffer out on the event loop; `write()`
-inserts the block from a worker thread (the consume loop keeps booking Redis meanwhile); a failed write `restore`s
-the block in front of what arrived since, so nothing is lost and order is kept. After a restart the worker asks
-ClickHouse for the highest offset it holds per partition and skips those, so a redelivered batch is never inserted
-twice and the rollup materialized views never double count.
+inserts the block from a worker thread (the consume loop keeps booking Redis meanwhile), one INSERT per partition
+carrying an `insert_deduplication_token` (topic:partition:first-last:rows). A failed write is `restore`d as the
+same block, retried unchanged before anything newer: so an INSERT a hung server executes after the client timed out
+and its retry are one insert (migration 0006 keeps the tokens; `deduplicate_blocks_in_dependent_materialized_views`
+keeps the rollups exact too). After a restart the worker asks ClickHouse for the highest offset it holds per
+partition and skips those, so a redelivered batch is never inserted twice and the rollups never double count.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from sinks.clickhouse.priced_rows import PRICED_COLUMNS
 
 __all__ = ["ClickHouseWriter", "Block"]
 
+_OFFSET = PRICED_COLUMNS.index("kafka_offset")
+
 log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
@@ -33,6 +37,7 @@ class Block:
 
     rows: dict[TP, list[list[Any]]] = field(default_factory=dict)
     marks: dict[TP, int] = field(default_factory=dict)  # highest offset of each partition in the block
+    firsts: dict[TP, int] = field(default_factory=dict)  # lowest offset of each partition in the block
     ledger: dict[tuple[str, tuple[str, ...]], list[list[Any]]] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -48,6 +53,7 @@ class ClickHouseWriter:
         self.table = f"{database}.{table}"
         self._database = database
         self._buffer = Block()
+        self._retry: Block | None = None  # a block whose write failed: retried exactly as it was
         self._io = threading.Lock()
 
     def written_offsets(self, topic: str) -> dict[int, int]:
@@ -61,6 +67,7 @@ class ClickHouseWriter:
     def add(self, rows: list[list[Any]], topic: str, partition: int, last_offset: int) -> None:
         tp = (topic, partition)
         self._buffer.rows.setdefault(tp, []).extend(rows)
+        self._buffer.firsts.setdefault(tp, rows[0][_OFFSET] if rows else last_offset)
         if last_offset > self._buffer.marks.get(tp, -1):
             self._buffer.marks[tp] = last_offset
 
@@ -71,17 +78,27 @@ class ClickHouseWriter:
     def drop(self, topic: str, partitions: Sequence[int]) -> int:
         """Forget the buffered rows of partitions this worker no longer owns; returns how many were dropped."""
         n = 0
-        for p in partitions:
-            n += len(self._buffer.rows.pop((topic, p), ()))
-            self._buffer.marks.pop((topic, p), None)
+        for block in (self._buffer, self._retry):
+            for p in partitions if block is not None else ():
+                n += len(block.rows.pop((topic, p), ()))
+                block.marks.pop((topic, p), None)
+                block.firsts.pop((topic, p), None)
         return n
 
     @property
     def pending(self) -> int:
-        return len(self._buffer)
+        return len(self._buffer) + (len(self._retry) if self._retry is not None else 0)
+
+    @property
+    def has_retry(self) -> bool:
+        return self._retry is not None
 
     def take(self) -> Block:
-        """Swap the buffer out (call on the thread that adds)."""
+        """The block to write next (call on the thread that adds): a failed block again, unchanged, else the
+        buffer swapped out."""
+        if self._retry is not None:
+            block, self._retry = self._retry, None
+            return block
         block, self._buffer = self._buffer, Block()
         return block
 
@@ -91,28 +108,33 @@ class ClickHouseWriter:
             for (table, columns), rows in list(block.ledger.items()):
                 self.client.insert(f"{self._database}.{table}", rows, column_names=columns)
                 del block.ledger[(table, columns)]  # written: a retry of the block does not resend it
-            rows = [r for tp_rows in block.rows.values() for r in tp_rows]
-            if rows:
-                self.client.insert(self.table, rows, column_names=PRICED_COLUMNS)
-                log.debug("inserted %d priced events", len(rows))
+            for tp, rows in list(block.rows.items()):
+                if rows:
+                    token = f"{tp[0]}:{tp[1]}:{block.firsts.get(tp, -1)}-{block.marks.get(tp, -1)}:{len(rows)}"
+                    self.client.insert(self.table, rows, column_names=PRICED_COLUMNS,
+                                       settings={"insert_deduplication_token": token,
+                                                 "deduplicate_blocks_in_dependent_materialized_views": 1})
+                del block.rows[tp]  # written: a retry of the block does not resend it
 
     def restore(self, block: Block, owned: set[TP] | None = None) -> None:
-        """Put a block that failed to write back in front of the buffer (call on the thread that adds). Rows of
-        partitions not in `owned` (revoked meanwhile) are dropped: their next owner writes them."""
-        for tp, rows in block.rows.items():
-            if owned is not None and tp not in owned:
-                continue
-            self._buffer.rows[tp] = rows + self._buffer.rows.get(tp, [])
-            self._buffer.marks[tp] = max(block.marks.get(tp, -1), self._buffer.marks.get(tp, -1))
-        for key, rows in block.ledger.items():
-            self._buffer.ledger[key] = rows + self._buffer.ledger.get(key, [])
+        """Keep a block that failed to write, to be retried unchanged by the next `take` (call on the thread that
+        adds). Rows of partitions not in `owned` (revoked meanwhile) are dropped: their next owner writes them."""
+        for tp in [tp for tp in block.rows if owned is not None and tp not in owned]:
+            del block.rows[tp]
+        self._retry = block
 
     def flush(self) -> dict[TP, int]:
-        """take + write, synchronously (CLI, tests): returns the offsets written. Raises (block kept) on failure."""
-        block = self.take()
-        try:
-            self.write(block)
-        except Exception:
-            self.restore(block)
-            raise
-        return block.marks
+        """A failed block (if any) then the buffer, synchronously (CLI, tests): returns the offsets written. Raises
+        (the failed block kept for a retry) on failure."""
+        marks: dict[TP, int] = {}
+        while True:
+            retrying = self.has_retry
+            block = self.take()
+            try:
+                self.write(block)
+            except Exception:
+                self.restore(block)
+                raise
+            marks.update(block.marks)
+            if not retrying:
+                return marks

@@ -25,7 +25,7 @@ def clickhouse_client():
     from sinks.clickhouse.schema import connect
 
     s = settings_or_exit()
-    return connect(s.clickhouse.resolved_dsn()), s.clickhouse.database
+    return connect(s.clickhouse.dsn, s.clickhouse.timeout_s), s.clickhouse.database
 
 
 def settings_or_exit() -> Settings:

@@ -8,7 +8,7 @@ from spendstream.cli._common import console, settings_or_exit
 
 __all__ = ["register"]
 
-db = typer.Typer(help="ClickHouse schema: versioned migrations, same SQL on chdb:// and a server.", no_args_is_help=True)
+db = typer.Typer(help="ClickHouse schema (versioned migrations) and read-only queries, over HTTP.", no_args_is_help=True)
 
 
 @db.command("migrate")
@@ -17,7 +17,7 @@ def migrate_cmd() -> None:
     from sinks.clickhouse.schema import connect, migrate
 
     s = settings_or_exit()
-    applied = migrate(connect(s.clickhouse.resolved_dsn()), s.clickhouse.database)
+    applied = migrate(connect(s.clickhouse.dsn, s.clickhouse.timeout_s), s.clickhouse.database)
     console.print(f"applied: {', '.join(applied) or 'nothing (up to date)'}")
 
 
@@ -27,7 +27,7 @@ def status_cmd() -> None:
     from sinks.clickhouse.schema import connect, pending_migrations
 
     s = settings_or_exit()
-    client = connect(s.clickhouse.resolved_dsn())
+    client = connect(s.clickhouse.dsn, s.clickhouse.timeout_s)
     client.command(f"CREATE DATABASE IF NOT EXISTS {s.clickhouse.database}")
     client.command(
         f"CREATE TABLE IF NOT EXISTS {s.clickhouse.database}.schema_migrations (version String, applied_at DateTime DEFAULT now()) "
@@ -42,8 +42,7 @@ def query_cmd(
     sql: str = typer.Argument(..., help="One SELECT; `{db}` is replaced by the configured database"),
     as_json: bool = typer.Option(False, "--json", help="Print rows as a JSON array of arrays"),
 ) -> None:
-    """Run a read-only query against ClickHouse (the embedded engine allows one process per data dir: stop the
-    worker first when using chdb://)."""
+    """Run a read-only query against ClickHouse (over HTTP: works while the worker runs)."""
     import json
 
     from rich.table import Table
@@ -51,7 +50,7 @@ def query_cmd(
     from sinks.clickhouse.schema import connect
 
     s = settings_or_exit()
-    res = connect(s.clickhouse.resolved_dsn()).query(sql.replace("{db}", s.clickhouse.database), settings={"readonly": 1})
+    res = connect(s.clickhouse.dsn, s.clickhouse.timeout_s).query(sql.replace("{db}", s.clickhouse.database), settings={"readonly": 2})  # no writes; settings may change
     if as_json:
         typer.echo(json.dumps([list(r) for r in res.result_rows], default=str))
         return

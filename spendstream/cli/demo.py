@@ -28,7 +28,7 @@ __all__ = ["register"]
 EXAMPLE_BUDGETS = Path(__file__).resolve().parents[2] / "examples" / "budgets.yaml"
 
 
-def _env(state: Path, kafka_port: int, redis_port: int, api_port: int, web_port: int) -> dict[str, str]:
+def _env(state: Path, kafka_port: int, redis_port: int, api_port: int, web_port: int, ch_port: int) -> dict[str, str]:
     env = dict(os.environ)
     env.update({
         "SPENDSTREAM_SERVICES__STATE_DIR": str(state),
@@ -36,7 +36,8 @@ def _env(state: Path, kafka_port: int, redis_port: int, api_port: int, web_port:
         "SPENDSTREAM_SERVICES__REDIS_PORT": str(redis_port),
         "SPENDSTREAM_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka_port}",
         "SPENDSTREAM_REDIS__URL": f"redis://127.0.0.1:{redis_port}/0",
-        "SPENDSTREAM_CLICKHOUSE__DSN": f"chdb://{state / 'clickhouse'}",
+        "SPENDSTREAM_SERVICES__CLICKHOUSE_PORT": str(ch_port),
+        "SPENDSTREAM_CLICKHOUSE__DSN": f"http://default:@127.0.0.1:{ch_port}",
         "SPENDSTREAM_API__PORT": str(api_port),
         "SPENDSTREAM_WORKER__WEB_PORT": str(web_port),
     })
@@ -60,19 +61,18 @@ def _stop(proc: subprocess.Popen, timeout: float = 20.0) -> None:
             proc.wait()
 
 
-def run_demo(seconds: float, rate: int, state: Path, ports: tuple[int, int, int, int]) -> int:
+def run_demo(seconds: float, rate: int, state: Path, ports: tuple[int, int, int, int, int]) -> int:
     import httpx
     from confluent_kafka import Producer
 
     from schemas.codec import UsageCodec
     from spendstream.cli.budgets import load_budgets, store_for
-    from spendstream.cli.launcher import Launcher
     from spendstream.cli.services import create_topics
     from spendstream.settings import load_settings
     from spendstream.synthetic import TEAMS, SyntheticStream
     from spendstream.windows import window_ids
 
-    kafka_port, redis_port, api_port, web_port = ports
+    kafka_port, redis_port, api_port, web_port, ch_port = ports
     if state.exists():
         shutil.rmtree(state)
     env = _env(state.resolve(), *ports)
@@ -80,9 +80,12 @@ def run_demo(seconds: float, rate: int, state: Path, ports: tuple[int, int, int,
     settings = load_settings()
     t_start = time.monotonic()
     with ExitStack() as stack:
-        launcher = Launcher(state, kafka_port, redis_port, tied=True)
+        from spendstream.cli.services import launcher_for
+
+        launcher = launcher_for(settings)
+        launcher.tied = True
         stack.callback(launcher.down)
-        console.print("[bold]1/5[/] starting tansu (Kafka), redis-server, ClickHouse engine (chdb) ...")
+        console.print("[bold]1/5[/] starting tansu (Kafka), redis-server, ClickHouse (the chdb engine over HTTP) ...")
         launcher.up()
         create_topics(settings)
         (state / "log").mkdir(parents=True, exist_ok=True)
@@ -160,11 +163,11 @@ def run_demo(seconds: float, rate: int, state: Path, ports: tuple[int, int, int,
             decisions[team] = r.json()
             console.print(f"  {team:10s} -> [bold]{r.json()['decision']}[/]: {r.json()['reason']}")
 
-        _stop(worker)  # the worker flushes ClickHouse and releases the embedded engine's data dir
+        _stop(worker)  # its last ClickHouse flush: the summary below is complete
         console.print("[bold]5/5[/] summary read back from ClickHouse:")
         from sinks.clickhouse.schema import connect
 
-        ch = connect(settings.clickhouse.resolved_dsn())
+        ch = connect(settings.clickhouse.dsn, settings.clickhouse.timeout_s)
         rows = ch.query(
             f"SELECT team, count(), sum(cost), countIf(fully_tagged = 0) FROM {settings.clickhouse.database}.priced_events FINAL "
             "GROUP BY team ORDER BY sum(cost) DESC"
@@ -186,6 +189,9 @@ def run_demo(seconds: float, rate: int, state: Path, ports: tuple[int, int, int,
         console.print(f"total: ClickHouse {format_usd(total_ch, 9)} USD, Redis {format_usd(redis_total, 9)} USD "
                       f"({'equal' if total_ch == redis_total else 'DIFFERENT'}), {sent:,} events published")
         console.print(f"demo wall time {time.monotonic() - t_start:.1f}s; logs in {state / 'log'}")
+        console.print(f"analysts query ClickHouse over HTTP, e.g. curl 'http://127.0.0.1:{ch_port}/?user=analyst&"
+                      f"password=analyst' --data-binary 'SELECT team, sum(cost) FROM "
+                      f"{settings.clickhouse.database}.priced_events GROUP BY team' (while the demo runs)")
         ok = decisions["payments"]["decision"] == "deny" and all(int(r[2]) > 0 for r in rows)
         return 0 if ok else 1
 
@@ -198,10 +204,11 @@ def register(app: typer.Typer) -> None:
         state_dir: Path = typer.Option(Path(".spendstream/demo"), help="Fresh state directory (wiped first)"),
         kafka_port: int = typer.Option(19192), redis_port: int = typer.Option(16479),
         api_port: int = typer.Option(18180), web_port: int = typer.Option(16166),
+        clickhouse_port: int = typer.Option(18223),
     ) -> None:
         """Run spendstream end to end on embedded servers: publish a synthetic stream, watch spend, see a deny."""
         try:
-            code = run_demo(seconds, rate, state_dir, (kafka_port, redis_port, api_port, web_port))
+            code = run_demo(seconds, rate, state_dir, (kafka_port, redis_port, api_port, web_port, clickhouse_port))
         except KeyboardInterrupt:
             console.print("interrupted: everything the demo started is stopped")
             code = 130

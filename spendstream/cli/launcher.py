@@ -1,4 +1,5 @@
-"""Starts and stops the dev servers: tansu (Kafka protocol), redis-server, the chdb data directory, and on request a
+"""Starts and stops the dev servers: tansu (Kafka protocol), redis-server, the dev ClickHouse HTTP server (the chdb
+engine in its own process), and on request a
 Redis Cluster (6 redis-server nodes, `spendstream/cli/redis_cluster.py`).
 
 Everything listens on 127.0.0.1 and lives in one state directory: `<state>/run/*.pid`, `<state>/log/*.log`,
@@ -14,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,7 +88,8 @@ class Launcher:
     killed before its clean-up runs; `spendstream services up` leaves them running (tied=False)."""
 
     def __init__(self, state_dir: Path, kafka_port: int, redis_port: int, tied: bool = False,
-                 redis_cluster: bool = False, cluster_base_port: int = 17000) -> None:
+                 redis_cluster: bool = False, cluster_base_port: int = 17000, clickhouse_port: int = 18123,
+                 clickhouse_users: str = "default::rw,analyst:analyst:ro") -> None:
         self.tied = tied
         self.redis_cluster = redis_cluster
         self.cluster_base_port = cluster_base_port
@@ -96,6 +99,8 @@ class Launcher:
         self.run_dir = self.state / "run"
         self.log_dir = self.state / "log"
         self.clickhouse_dir = self.state / "clickhouse"
+        self.clickhouse_port = clickhouse_port
+        self._clickhouse_users = clickhouse_users  # name:password:rw|ro,... (passed by env, never on a command line)
 
     def cluster(self):
         """The Redis Cluster launcher on the same state directory (its nodes have their own pid files)."""
@@ -113,7 +118,7 @@ class Launcher:
         pid, _, binary = f.read_text().partition(" ")
         return int(pid), binary.strip()
 
-    def _spawn(self, name: str, argv: list[str], port: int) -> int:
+    def _spawn(self, name: str, argv: list[str], port: int, env: dict[str, str] | None = None) -> int:
         known = self._read_pid(name)
         if known and _alive(*known):
             return known[0]
@@ -123,7 +128,8 @@ class Launcher:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "ab")
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                                preexec_fn=_die_with_parent if self.tied else None)
+                                preexec_fn=_die_with_parent if self.tied else None,
+                                env={**os.environ, **env} if env else None)
         self._pidfile(name).write_text(f"{proc.pid} {argv[0]}")
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -140,35 +146,51 @@ class Launcher:
                               "--storage-engine", "memory://tansu/"], self.kafka_port)
         self._spawn("redis", [str(redis_binary()), "--port", str(self.redis_port), "--bind", "127.0.0.1",
                               "--save", "", "--appendonly", "no", "--dir", str(self.state)], self.redis_port)
-        self.clickhouse_dir.mkdir(parents=True, exist_ok=True)
+        self.start_clickhouse()
         if self.redis_cluster:
             self.cluster().up()
         return self.status()
 
+    def start_clickhouse(self) -> int:
+        """The real ClickHouse engine (chdb) in its own process, owning the data directory and serving ClickHouse's
+        HTTP interface on 127.0.0.1 (devservers/clickhouse_http.py): every client, any number at once, uses
+        clickhouse-connect over HTTP as against a ClickHouse server."""
+        self.clickhouse_dir.mkdir(parents=True, exist_ok=True)
+        return self._spawn("clickhouse", [sys.executable, "-m", "devservers.clickhouse_http", "--data-dir",
+                                          str(self.clickhouse_dir), "--port", str(self.clickhouse_port)],
+                           self.clickhouse_port, env={"DEVSERVERS_CH_USERS": self._clickhouse_users})
+
+    def stop(self, name: str) -> bool:
+        """Stop one service this launcher started (SIGTERM, SIGKILL after 5 s). False when it was not running."""
+        known = self._read_pid(name)
+        running = bool(known and _alive(*known))
+        if running:
+            os.kill(known[0], signal.SIGTERM)
+            for _ in range(100):
+                if not _alive(*known):
+                    break
+                time.sleep(0.05)
+            else:
+                os.kill(known[0], signal.SIGKILL)
+        self._pidfile(name).unlink(missing_ok=True)
+        return running
+
+    def pid(self, name: str) -> int | None:
+        known = self._read_pid(name)
+        return known[0] if known and _alive(*known) else None
+
     def down(self) -> list[str]:
         """Stops kafka, redis and every Redis Cluster node that has a pid file (with or without `redis_cluster`)."""
         stopped = self.cluster().down()
-        for name in ("kafka", "redis"):
-            known = self._read_pid(name)
-            if known and _alive(*known):
-                os.kill(known[0], signal.SIGTERM)
-                for _ in range(100):
-                    if not _alive(*known):
-                        break
-                    time.sleep(0.05)
-                else:
-                    os.kill(known[0], signal.SIGKILL)
-                stopped.append(name)
-            self._pidfile(name).unlink(missing_ok=True)
+        stopped += [name for name in ("kafka", "redis", "clickhouse") if self.stop(name)]
         return stopped
 
     def status(self) -> list[ServiceStatus]:
         out = []
-        for name, port in (("kafka", self.kafka_port), ("redis", self.redis_port)):
-            known = self._read_pid(name)
-            pid = known[0] if known and _alive(*known) else None
+        for name, port in (("kafka", self.kafka_port), ("redis", self.redis_port),
+                           ("clickhouse", self.clickhouse_port)):
+            pid = self.pid(name)
             out.append(ServiceStatus(name, pid, f"127.0.0.1:{port}", pid is not None and _port_open(port)))
-        out.append(ServiceStatus("clickhouse", None, f"chdb://{self.clickhouse_dir}", self.clickhouse_dir.is_dir()))
         cluster = self.cluster()
         out.extend(cluster.status() if self.redis_cluster else cluster.started_status())
         return out

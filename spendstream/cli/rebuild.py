@@ -28,7 +28,7 @@ def rebuild_counters(settings, budgets_file: Path | None, now_ms: int | None = N
 
     budgets = load_budgets(budgets_file) if budgets_file else None  # fail before touching anything
     db = settings.clickhouse.database
-    ch = connect(settings.clickhouse.resolved_dsn())
+    ch = connect(settings.clickhouse.dsn, settings.clickhouse.timeout_s)
     job = CounterRebuild(settings.redis.prefix, now_ms if now_ms is not None else wall_ms())
     with ch.query_row_block_stream(PRICED_SQL.replace("{db}", db)) as blocks:
         for block in blocks:

@@ -13,14 +13,18 @@ CLUSTER_BASE_PORT = 17000
 
 __all__ = ["register", "launcher_for", "create_topics"]
 
-services = typer.Typer(help="Start / stop the dev servers (tansu Kafka broker, redis-server, chdb data dir, optionally a "
+services = typer.Typer(help="Start / stop the dev servers (tansu Kafka broker, redis-server, ClickHouse over HTTP on "
+                       ":18123 (the chdb engine in its own process), optionally a "
                        "6-node Redis Cluster) on 127.0.0.1.", no_args_is_help=True)
 topics = typer.Typer(help="Kafka topics of spendstream (created up front, never by broker auto-create).", no_args_is_help=True)
 
 
 def launcher_for(s: Settings, redis_cluster: bool = False, cluster_base_port: int = CLUSTER_BASE_PORT) -> Launcher:
-    return Launcher(s.services.state_dir, s.services.kafka_port, s.services.redis_port,
-                    redis_cluster=redis_cluster, cluster_base_port=cluster_base_port)
+    sv = s.services
+    users = (f"default:{sv.clickhouse_password.get_secret_value()}:rw,"
+             f"analyst:{sv.clickhouse_analyst_password.get_secret_value()}:ro")
+    return Launcher(sv.state_dir, sv.kafka_port, sv.redis_port, redis_cluster=redis_cluster,
+                    cluster_base_port=cluster_base_port, clickhouse_port=sv.clickhouse_port, clickhouse_users=users)
 
 
 def _show(statuses) -> None:
@@ -37,7 +41,7 @@ def up(
     cluster_base_port: int = typer.Option(CLUSTER_BASE_PORT, "--cluster-base-port", help="first of the 6 consecutive "
                                           "cluster ports (each node's bus port is +10000)"),
 ) -> None:
-    """Start tansu and redis-server (idempotent), prepare the ClickHouse data directory and, with --redis-cluster,
+    """Start tansu, redis-server and the dev ClickHouse HTTP server (idempotent) and, with --redis-cluster,
     start a Redis Cluster and wait until every node reports cluster_state:ok."""
     s = settings_or_exit()
     _show(launcher_for(s, redis_cluster, cluster_base_port).up())

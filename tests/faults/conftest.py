@@ -1,16 +1,11 @@
-"""Fixtures and helpers for the fault tests: everything here drives REAL servers (tansu, redis-server, the chdb
-engine) and breaks them on purpose. Shared fixtures (`servers`, `isolated`) come from tests/conftest.py."""
+"""Fixtures and helpers for the fault tests: everything here drives REAL servers (tansu, redis-server, the ClickHouse
+engine over HTTP) and breaks them on purpose. Shared fixtures (`servers`, `isolated`) come from tests/conftest.py."""
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
-import subprocess
-import time
 import urllib.request
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 import redis
@@ -18,7 +13,7 @@ import redis
 from schemas.codec import UsageCodec
 from spendstream.pricing import default_price_book
 from spendstream.synthetic import SyntheticStream
-from tests.conftest import PrivateRedis
+from tests.conftest import PrivateClickHouse, PrivateRedis
 
 
 # ---- a stream whose every message's fate is known in advance ---------------------------------------------------
@@ -98,55 +93,22 @@ def redis_snapshot(r: redis.Redis, prefix: str) -> dict[str, object]:
 
 
 @pytest.fixture
+def own_clickhouse(tmp_path):
+    """A ClickHouse dev server of the test's own (data in <tmp_path>/clickhouse), to kill, freeze and restart."""
+    server = PrivateClickHouse(tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
 def own_redis(tmp_path):
     server = PrivateRedis(tmp_path)
     try:
         yield server
     finally:
         server.kill()
-
-
-# ---- ClickHouse on a tmpfs we can make read-only -------------------------------------------------------------
-def _mount(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["mount", *args], capture_output=True, text=True, timeout=30)
-
-
-@pytest.fixture
-def chdb_store_tmpfs(tmp_path):
-    """A 512 MB tmpfs mounted at `<the test's chdb dir>/store`, where the engine keeps every table part.
-
-    Why `store` and not the whole data dir: the engine keeps `<dir>/status` open for writing, and Linux refuses to
-    remount a filesystem read-only while a file on it is open for writing (EBUSY). Table data lives under `store/`,
-    so a read-only `store` makes every INSERT fail with "Read-only file system" — a real ClickHouse outage for the
-    writer — while the process stays up. Skips when this process may not mount. Always unmounted after."""
-    d = tmp_path / "clickhouse" / "store"  # the `isolated` fixture's DSN is chdb://<tmp_path>/clickhouse
-    d.mkdir(parents=True)
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("making ClickHouse unavailable needs `mount -t tmpfs` (root); not permitted here")
-    res = _mount("-t", "tmpfs", "-o", "size=512m", "tmpfs", str(d))
-    if res.returncode != 0:
-        pytest.skip(f"mount -t tmpfs not permitted here: {res.stderr.strip()}")
-    try:
-        yield d
-    finally:
-        _mount("-o", "remount,rw", str(d))
-        for _ in range(20):  # the worker child may still be exiting: retry, then lazy-unmount
-            if subprocess.run(["umount", str(d)], capture_output=True, timeout=30).returncode == 0:
-                break
-            time.sleep(0.5)
-        else:
-            subprocess.run(["umount", "-l", str(d)], capture_output=True, timeout=30)
-
-
-def set_read_only(d: Path, read_only: bool) -> None:
-    """Remount `d` ro / rw; retried briefly, since a background merge holding a part open makes it EBUSY."""
-    deadline = time.monotonic() + 20
-    while True:
-        res = _mount("-o", "remount," + ("ro" if read_only else "rw"), str(d))
-        if res.returncode == 0:
-            return
-        assert time.monotonic() < deadline, res.stderr
-        time.sleep(0.1)
 
 
 # ---- worker metrics --------------------------------------------------------------------------------------------

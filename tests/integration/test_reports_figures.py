@@ -42,10 +42,10 @@ def generate(n: int, seed: int = 11) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def dataset(chdb_path):
+def dataset(servers):
     from sinks.clickhouse.schema import connect, migrate
 
-    client = connect(f"chdb://{chdb_path}")
+    client = connect(servers.clickhouse_dsn)
     db = "r" + uuid.uuid4().hex[:10]
     migrate(client, db)
     rows = generate(12_000)
