@@ -8,7 +8,7 @@ Every endpoint needs an API key (`Authorization: Bearer <key>` or `X-API-Key: <k
 
 
 import time
-from typing import Annotated
+from typing import Annotated, Callable
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from pydantic import BaseModel
 
 from enforcement.api_admin import admin_router
+from enforcement.api_usage import HistoryUnavailable, usage_router
 from enforcement.auth import ApiKeys, Principal
 from enforcement.checker import STORE_UNAVAILABLE, Checker, CheckRequest, CheckResponse
 from enforcement.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
@@ -28,7 +29,8 @@ __all__ = ["create_app", "Metrics"]
 
 _STATUS: list[tuple[type[SpendstreamError], int]] = [
     (Unauthorized, 401), (Forbidden, 403), (NotFound, 404), (Conflict, 409), (InvalidRequest, 422),
-    (ConfigError, 422), (InvalidEvent, 422), (StoreUnavailable, 503), (SpendstreamError, 400),
+    (ConfigError, 422), (InvalidEvent, 422), (StoreUnavailable, 503), (HistoryUnavailable, 503),
+    (SpendstreamError, 400),
 ]
 
 
@@ -55,9 +57,10 @@ _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API k
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the API key")
 
 
-def create_app(checker: Checker, keys: ApiKeys, *,
-               metrics: Metrics | None = None) -> FastAPI:
-    """The API over `checker` (budgets, spend, reservations) and `keys` (authentication)."""
+def create_app(checker: Checker, keys: ApiKeys, *, metrics: Metrics | None = None,
+               history: Callable[..., list] | None = None) -> FastAPI:
+    """The API over `checker` (budgets, spend, reservations) and `keys` (authentication); with `history` (the
+    ClickHouse rollup reader, reports.usage.usage_history bound to a client) also GET /v1/usage."""
     app = FastAPI(title="spendstream enforcement API", version="1",
                   description="Ask before calling a model: budgets, reservations, live spend.")
     metrics = metrics or Metrics()
@@ -123,6 +126,8 @@ def create_app(checker: Checker, keys: ApiKeys, *,
                                released=await checker.reservations.release(reservation_id))
 
     app.include_router(admin_router(checker, queries, principal))
+    if history is not None:
+        app.include_router(usage_router(history, principal))
     return app
 
 

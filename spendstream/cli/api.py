@@ -28,7 +28,10 @@ def build_api(settings):
     keys = ApiKeys(r, settings.redis.prefix, bootstrap_admin_key=bootstrap.get_secret_value() if bootstrap else None)
     checker = Checker(store, Reservations(r, settings.redis.prefix), Throttle(r, settings.redis.prefix), prices,
                       SystemClock())
-    return create_app(checker, keys)
+    from reports.usage import UsageHistory
+
+    history = UsageHistory(settings.clickhouse.dsn, settings.clickhouse.database, min(settings.clickhouse.timeout_s, 10))
+    return create_app(checker, keys, history=history)
 
 
 def register(app: typer.Typer) -> None:

@@ -26,6 +26,9 @@ def _up(url: str) -> bool:
 
 
 def test_no_generated_request_makes_the_api_answer_5xx(isolated, tmp_path):
+    from sinks.clickhouse.schema import connect, migrate
+
+    migrate(connect(isolated.ch_dsn), isolated.database)  # GET /v1/usage reads its rollups
     env = {**isolated.env, "SPENDSTREAM_API__BOOTSTRAP_ADMIN_KEY": ADMIN_KEY}
     url = f"http://127.0.0.1:{isolated.settings().api.port}"
     with child(["api"], env, tmp_path / "api.log"):

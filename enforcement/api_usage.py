@@ -1,0 +1,97 @@
+"""`GET /v1/usage`: spend, events and tokens of one scope over [from, to) from the ClickHouse rollups, so services
+and dashboards can ask about last month, not only the live window. Read scope, team-limited like /v1/spend."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Callable, Literal
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from enforcement.auth import Principal
+from enforcement.errors import InvalidRequest
+from enforcement.queries import parse_scope
+from spendstream.errors import SpendstreamError
+from spendstream.money import format_usd
+from spendstream.scopes import scope_team
+
+__all__ = ["usage_router", "UsageReport", "HistoryUnavailable", "MAX_BUCKETS"]
+
+MAX_BUCKETS = 5_000  # periods x breakdown keys one answer may hold
+_SPAN = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1), "month": timedelta(days=28)}
+
+
+class HistoryUnavailable(SpendstreamError):
+    """ClickHouse did not answer the history query (HTTP 503)."""
+
+
+class UsagePoint(BaseModel):
+    period_start: datetime
+    key: str | None = Field(default=None, description="the model (provider/model) or use case, with `by`")
+    spend_usd: str
+    events: int
+    requests: int
+    input_tokens: int
+    output_tokens: int
+
+
+class UsageReport(BaseModel):
+    scope: str
+    start: datetime = Field(description="inclusive, UTC")
+    end: datetime = Field(description="exclusive, UTC")
+    group_by: str
+    by: str | None
+    total_spend_usd: str
+    points: list[UsagePoint]
+
+
+def _utc(text: str, name: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be an ISO 8601 date or date-time (UTC when no offset), not {text!r}") from None
+    return (t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC))
+
+
+def usage_router(history: Callable[..., list[Any]], principal: Callable[..., Any]) -> APIRouter:
+    """`history(kind, value, start, end, grain, by)` reads the rollups (reports.usage.usage_history bound to a
+    client); it runs in a worker thread so the event loop (and /v1/check) never waits for ClickHouse."""
+    r = APIRouter(prefix="/v1", tags=["budgets and spend"])
+    Caller = Annotated[Principal, Depends(principal)]
+
+    @r.get("/usage", response_model=UsageReport, responses={503: {"description": "ClickHouse unavailable"}})
+    async def usage(
+        who: Caller,
+        scope: Annotated[str, Query(min_length=3, max_length=300, examples=["team:payments"])],
+        start: Annotated[str, Query(alias="from", min_length=10, max_length=40, examples=["2026-11-01"])],
+        end: Annotated[str, Query(alias="to", min_length=10, max_length=40, examples=["2026-12-01"])],
+        group_by: Literal["hour", "day", "week", "month"] = "day",
+        by: Literal["model", "use_case"] | None = None,
+    ) -> UsageReport:
+        """Spend history of one scope (kind:value) over [from, to), per hour / day / week / month, optionally per
+        model or use case. Served from the hourly rollup: figures equal the priced events to the nano-USD."""
+        try:
+            s = parse_scope(scope)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from exc
+        who.require_read(scope_team(s.kind, s.value))
+        t0, t1 = _utc(start, "from"), _utc(end, "to")
+        if t1 <= t0:
+            raise InvalidRequest(f"`to` ({t1.isoformat()}) must be after `from` ({t0.isoformat()})")
+        if (t1 - t0) / _SPAN[group_by] > MAX_BUCKETS:
+            raise InvalidRequest(f"[from, to) holds more than {MAX_BUCKETS} {group_by} periods: narrow it or group "
+                                 "by a longer period")
+        try:
+            rows = await asyncio.to_thread(history, s.kind, s.value, t0, t1, group_by, by)
+        except Exception as exc:  # any failure to reach or query ClickHouse: a 503 with the reason
+            raise HistoryUnavailable(f"usage history unavailable: {type(exc).__name__}: {str(exc)[:200]}") from exc
+        if len(rows) > MAX_BUCKETS:
+            raise InvalidRequest(f"more than {MAX_BUCKETS} points: narrow [from, to) or drop `by`")
+        return UsageReport(
+            scope=f"{s.kind}:{s.value}", start=t0, end=t1, group_by=group_by, by=by,
+            total_spend_usd=format_usd(sum(x.cost_nanos for x in rows)),
+            points=[UsagePoint(period_start=x.period_start.replace(tzinfo=UTC), key=x.key,
+                               spend_usd=format_usd(x.cost_nanos), events=x.events, requests=x.requests,
+                               input_tokens=x.input_tokens, output_tokens=x.output_tokens) for x in rows])
+
+    return r
