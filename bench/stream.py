@@ -1,6 +1,6 @@
 """Stream benchmark: the bare-Faust ceiling vs the full pipeline per worker, and freshness at 5k events/s.
 
-Prints one JSON object. Everything runs here on real servers started for the run (tansu, redis-server, chdb):
+Prints one JSON object. Everything runs here on real servers started for the run (tansu, redis-server, ClickHouse over HTTP):
   bare_faust          an agent that does nothing, one event per Kafka message (the per-message ceiling)
   pipeline_single     `spendstream worker`, one Avro event per message: decode, validate, dedupe, price,
                       allocate, aggregate, Redis (3 round trips per batch), ClickHouse buffer
@@ -44,8 +44,8 @@ def _percentile(xs: list[float], q: float) -> float:
 class Run:
     def __init__(self, state: Path) -> None:
         self.state = state
-        self.kafka, self.redis_port = free_port(), free_port()
-        self.launcher = Launcher(state, self.kafka, self.redis_port, tied=True)
+        self.kafka, self.redis_port, self.ch_port = free_port(), free_port(), free_port()
+        self.launcher = Launcher(state, self.kafka, self.redis_port, tied=True, clickhouse_port=self.ch_port)
         self.bootstrap = f"127.0.0.1:{self.kafka}"
         self.r = redis.Redis(port=self.redis_port)
         self.codec = UsageCodec()
@@ -57,7 +57,8 @@ class Run:
                 "SPENDSTREAM_KAFKA__ALERTS_TOPIC": f"{name}.alerts", "SPENDSTREAM_KAFKA__DECISIONS_TOPIC": f"{name}.decisions",
                 "SPENDSTREAM_KAFKA__CONSUMER_GROUP": f"{name}-g", "SPENDSTREAM_WORKER__APP_ID": f"{name}-app",
                 "SPENDSTREAM_REDIS__URL": f"redis://127.0.0.1:{self.redis_port}/0", "SPENDSTREAM_REDIS__PREFIX": name,
-                "SPENDSTREAM_CLICKHOUSE__DSN": f"chdb://{self.state / name / 'ch'}",
+                "SPENDSTREAM_CLICKHOUSE__DSN": f"http://default:@127.0.0.1:{self.ch_port}",
+                "SPENDSTREAM_CLICKHOUSE__DATABASE": f"b_{name.replace('-', '_')}",
                 "SPENDSTREAM_WORKER__WEB_PORT": str(free_port())}
 
     def settings(self, name: str) -> Settings:

@@ -1,7 +1,6 @@
 """`spendstream rebuild-counters`: restore the Redis spend store from ClickHouse after Redis lost its data.
 
-Stop every worker first. Besides the race (a worker booking while the rebuild writes is overwritten), on chdb://
-the embedded engine allows one process per data dir and a running worker holds it.
+Stop every worker first: a worker booking while the rebuild writes is overwritten.
 """
 
 from __future__ import annotations
@@ -54,7 +53,7 @@ def register(app: typer.Typer) -> None:
                                           "current budgets are kept"),
     ) -> None:
         """Rebuild Redis (open windows, applied offsets, dedupe markers, budgets, active decisions, alert markers)
-        from ClickHouse after Redis lost its data. Run it with every worker STOPPED (required on chdb://)."""
+        from ClickHouse after Redis lost its data. Run it with every worker STOPPED."""
         s = settings_or_exit()
         rep = rebuild_counters(s, budgets)
         t = Table("restored", "count")
