@@ -50,8 +50,9 @@ class RedisSettings(_Section):
     @field_validator("url")
     @classmethod
     def _scheme(cls, v: str) -> str:
-        if not v.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(f"expected redis://host:port/db, got {v!r}")
+        if not v.startswith(("redis://", "rediss://", "unix://", "redis+cluster://")):
+            raise ValueError(f"expected redis://host:port/db (or redis+cluster://host:port for a Redis Cluster), "
+                             f"got {v!r}")
         return v
 
 

@@ -1,14 +1,20 @@
-"""The one way to build the async Redis client that the worker, the API and the CLI share."""
+"""The one way to build the async Redis client that the worker, the API and the CLI share: a single Redis for
+`redis://…`, a Redis Cluster (redis-py's asyncio `RedisCluster`) for `redis+cluster://host:port` (any node
+bootstraps; the client learns the slot map). Every Lua call touches one hash slot, so the same code runs on both."""
 
 from __future__ import annotations
 
+from typing import Union
+
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-__all__ = ["RedisClient", "make_redis"]
+__all__ = ["RedisClient", "make_redis", "CLUSTER_SCHEME"]
 
-RedisClient = aioredis.Redis
+RedisClient = Union[aioredis.Redis, RedisCluster]
+CLUSTER_SCHEME = "redis+cluster://"
 
 
 def make_redis(url: str, timeout_s: float = 0.05, max_connections: int = 64) -> RedisClient:
@@ -17,6 +23,10 @@ def make_redis(url: str, timeout_s: float = 0.05, max_connections: int = 64) -> 
     default exponential back-off. The pool is bounded and callers queue for a connection (up to 0.25 s) instead
     of failing with "Too many connections" under a burst. The API passes its tight timeout (default 50 ms); the
     worker and the CLI pass seconds."""
+    if url.startswith(CLUSTER_SCHEME):
+        return RedisCluster.from_url(
+            "redis://" + url.removeprefix(CLUSTER_SCHEME), socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s, max_connections=max_connections)
     pool = aioredis.BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=0.25, socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 1))

@@ -45,7 +45,9 @@ return out
 # KEYS: cells (w, z, a)...   ARGV: now_ms, hold_expiry_ms, reservation_id, estimate, then per cell: limit, expire_at
 # (limit -1: no blocking budget on this cell, hold without refusing; expire_at: the window's EXPIREAT, epoch s).
 # All-or-nothing within the slot: a cell refuses when spend + held + estimate > limit, or spend + held >= limit
-# (the same rule as spendstream.budgets.decide). Idempotent per reservation id (HSETNX).
+# (the same rule as spendstream.budgets.decide). Idempotent per reservation id: a cell that already holds this
+# id admits it again without adding (a pipeline re-sent after a NOSCRIPT reply on another node must not turn an
+# admission into a refusal).
 # Returns {admitted 0|1, spend_1, held_1, spend_2, held_2, ...} with held BEFORE this reservation.
 RESERVE = _PRUNE + """
 local now = tonumber(ARGV[1])
@@ -58,8 +60,12 @@ for c = 1, #KEYS, 3 do
   prune(KEYS[c], KEYS[c + 1], KEYS[c + 2], now)
   local spend = num(redis.call('HGET', KEYS[c], 'spend'))
   local held = num(redis.call('HGET', KEYS[c], 'held'))
+  local mine = redis.call('HGET', KEYS[c + 2], rid)
+  if mine then
+    held = held - tonumber(mine)
+  end
   local limit = tonumber(ARGV[5 + (c - 1) / 3 * 2])
-  if limit >= 0 and (spend + held + e > limit or spend + held >= limit) then ok = 0 end
+  if limit >= 0 and not mine and (spend + held + e > limit or spend + held >= limit) then ok = 0 end
   out[#out + 1] = spend
   out[#out + 1] = held
 end

@@ -1,8 +1,9 @@
 """The one way spendstream runs Redis commands and Lua scripts: by SHA, pipelined, cluster-safe per call, and the
 one place a RedisError (or a raw socket error) becomes StoreUnavailable.
 
-Every script is idempotent (DEDUPE per record, JOURNAL per offset range, APPLY_SCOPE per watermark, RESERVE /
-RELEASE per reservation id), so re-sending a pipeline after a NOSCRIPT reply cannot double-apply anything.
+A NOSCRIPT reply (a node that restarted or was promoted and never saw the script; on a Redis Cluster, each node
+of a pipeline answers for itself) re-sends only the calls that got it. Every script is idempotent anyway (DEDUPE
+per record, APPLY_SCOPE per watermark, RESERVE / RELEASE per reservation id).
 
 redis-py's `Script` inside a pipeline sends SCRIPT EXISTS before every execute (an extra round trip on the hot
 path); here EVALSHA goes out directly and a NOSCRIPT reply (a restarted or failed-over Redis) loads the scripts
@@ -39,24 +40,35 @@ class ScriptRunner:
         return sha
 
     async def run(self, calls: Sequence[Call]) -> list[Any]:
+        """Replies in call order. A call answered NOSCRIPT (a restarted or failed-over node that never saw the
+        script) is re-sent alone after loading the script; the calls that ran are not sent twice."""
         try:
-            try:
-                return await self._send(calls)
-            except NoScriptError:
-                for src in {c[0] for c in calls if c[0] is not None}:
+            replies = await self._send(calls)
+            missing = [i for i, rep in enumerate(replies) if isinstance(rep, NoScriptError)]
+            if missing:
+                for src in {calls[i][0] for i in missing}:
                     await self.r.script_load(src)
-                return await self._send(calls)
+                for i, rep in zip(missing, await self._send([calls[i] for i in missing])):
+                    replies[i] = rep
+            for rep in replies:
+                if isinstance(rep, Exception):
+                    raise rep
+            return replies
         except RedisError as exc:
             raise StoreUnavailable(f"spend store unavailable: {type(exc).__name__}: {exc}") from exc
         except OSError as exc:  # a socket error redis-py did not wrap
             raise StoreUnavailable(f"spend store unavailable: {exc}") from exc
 
     async def _send(self, calls: Sequence[Call]) -> list[Any]:
+        """One round trip; a reply that is a server error comes back as the exception object, in its place."""
         if len(calls) == 1:
             src, keys, args = calls[0]
-            if src is None:
-                return [await self.r.execute_command(*args)]
-            return [await self.r.execute_command("EVALSHA", self._sha_of(src), len(keys), *keys, *args)]
+            try:
+                if src is None:
+                    return [await self.r.execute_command(*args)]
+                return [await self.r.execute_command("EVALSHA", self._sha_of(src), len(keys), *keys, *args)]
+            except NoScriptError as exc:
+                return [exc]
         pipe = self.r.pipeline(transaction=False)
         for src, keys, args in calls:
             if src is None:
@@ -65,4 +77,4 @@ class ScriptRunner:
                 # not pipe.evalsha: redis-py refuses EVALSHA in a cluster pipeline (as of 8.1); the raw command
                 # goes through on both clients, routed by its first key
                 pipe.execute_command("EVALSHA", self._sha_of(src), len(keys), *keys, *args)
-        return await pipe.execute()
+        return await pipe.execute(raise_on_error=False)

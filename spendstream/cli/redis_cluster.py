@@ -20,7 +20,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from spendstream.cli.launcher import LaunchError, ServiceStatus, _alive, _die_with_parent, _port_open, redis_binary
+from spendstream.cli.processes import LaunchError, ServiceStatus, alive, die_with_parent, port_open, redis_binary
 
 __all__ = ["RedisClusterLauncher", "redis_cli_binary", "free_cluster_base_port", "NODES", "BUS_OFFSET"]
 
@@ -139,13 +139,13 @@ class RedisClusterLauncher:
         out = {}
         for port in self.ports:
             known = self._read_pid(port)
-            if known and _alive(*known):
+            if known and alive(*known):
                 out[port] = known[0]
         return out
 
     # ---- up ------------------------------------------------------------------------------------------------------
     def _spawn(self, server: Path, port: int) -> subprocess.Popen:
-        if _port_open(port) or not _bindable(port + BUS_OFFSET):
+        if port_open(port) or not _bindable(port + BUS_OFFSET):
             raise LaunchError(f"127.0.0.1:{port} or its cluster bus port {port + BUS_OFFSET} is taken; "
                               "choose another base port (--cluster-base-port)")
         node_dir = self.cluster_dir / str(port)
@@ -159,7 +159,7 @@ class RedisClusterLauncher:
                 "--repl-diskless-sync-delay", "0", "--repl-ping-replica-period", "1"]
         log = open(self.log_dir / f"redis-cluster-{port}.log", "ab")
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, preexec_fn=_die_with_parent if self.tied else None)
+                                start_new_session=True, preexec_fn=die_with_parent if self.tied else None)
         log.close()
         self._pidfile(port).write_text(f"{proc.pid} {argv[0]}")
         return proc
@@ -172,7 +172,7 @@ class RedisClusterLauncher:
                 if proc.poll() is not None:
                     raise LaunchError(f"redis cluster node 127.0.0.1:{port} exited with {proc.returncode}; "
                                       f"see {self.log_dir / f'redis-cluster-{port}.log'}")
-                if _port_open(port):
+                if port_open(port):
                     del waiting[port]
             time.sleep(0.05)
         if waiting:
@@ -256,16 +256,16 @@ class RedisClusterLauncher:
         stopped, waiting = [], []
         for port in self._started_ports():
             known = self._read_pid(port)
-            if known and _alive(*known):
+            if known and alive(*known):
                 os.kill(known[0], signal.SIGTERM)
                 waiting.append((port, known))
         deadline = time.monotonic() + 5
         for port, known in waiting:
-            while _alive(*known) and time.monotonic() < deadline:
+            while alive(*known) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            if _alive(*known):
+            if alive(*known):
                 os.kill(known[0], signal.SIGKILL)
-                while _alive(*known):
+                while alive(*known):
                     time.sleep(0.02)
             stopped.append(f"redis-cluster-{port}")
         for port in self._started_ports():
@@ -277,7 +277,7 @@ class RedisClusterLauncher:
         out = []
         for port in ports if ports is not None else self.ports:
             known = self._read_pid(port)
-            pid = known[0] if known and _alive(*known) else None
+            pid = known[0] if known and alive(*known) else None
             ok = pid is not None and "cluster_state:ok" in _info(port, "CLUSTER INFO")
             out.append(ServiceStatus(f"redis-cluster-{port}", pid, f"127.0.0.1:{port}", ok))
         return out

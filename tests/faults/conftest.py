@@ -102,6 +102,20 @@ def own_clickhouse(tmp_path):
         server.stop()
 
 
+@pytest.fixture(params=["redis", "redis-cluster"])
+def wipeable_redis_url(request, tmp_path):
+    """A Redis a test may FLUSHALL: a redis-server of its own, or the session's real Redis Cluster (every test
+    there keeps its own key prefix, and no test relies on keys another test left)."""
+    if request.param == "redis-cluster":
+        yield request.getfixturevalue("redis_cluster")
+        return
+    server = PrivateRedis(tmp_path)
+    try:
+        yield server.url
+    finally:
+        server.kill()
+
+
 @pytest.fixture
 def own_redis(tmp_path):
     server = PrivateRedis(tmp_path)

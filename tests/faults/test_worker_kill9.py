@@ -10,13 +10,12 @@ import threading
 import time
 
 import pytest
-import redis
 
 from spendstream.cli.dlq import read_dead_letters
 from spendstream.cli.services import create_topics
 from spendstream.pricing import default_price_book
 from spendstream.windows import window_ids
-from tests.conftest import child, produce, query_clickhouse, wait_until
+from tests.conftest import sync_redis, child, produce, query_clickhouse, wait_until
 from tests.faults.conftest import mixed_stream
 
 pytestmark = pytest.mark.faults
@@ -25,13 +24,14 @@ N = 200_000
 KILLS = 3
 
 
-def test_three_kill9s_under_200k_events_leave_redis_clickhouse_and_the_produced_sum_equal(isolated, tmp_path):
+def test_three_kill9s_under_200k_events_leave_redis_clickhouse_and_the_produced_sum_equal(isolated_backend, tmp_path):
+    isolated = isolated_backend
     settings = isolated.settings()
     create_topics(settings)
     now = int(time.time() * 1000)
     stream = mixed_stream(N, now, seed=21)
     expected = stream.expected_cost
-    r = redis.Redis.from_url(settings.redis.url)
+    r = sync_redis(settings.redis.url)
     org = f"{isolated.prefix}:{{org:all}}:{window_ids(now).month}"
 
     def booked() -> int:

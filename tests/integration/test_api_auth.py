@@ -41,8 +41,8 @@ class Api:
 
 
 @pytest_asyncio.fixture
-async def api(isolated):
-    env = make_env(isolated.servers.redis_url, isolated.prefix)
+async def api(isolated, redis_url):
+    env = make_env(redis_url, isolated.prefix)  # single Redis and Redis Cluster (parametrized)
     ak = ApiKeys(env.r, isolated.prefix)
     keys = {
         "admin": (await ak.create("ops", "admin"))[0],

@@ -74,8 +74,9 @@ def ask(team: str = "payments", cost: str = "1", reserve: bool = True, **kw) -> 
 
 
 @pytest_asyncio.fixture
-async def env(isolated):
-    e = make_env(isolated.servers.redis_url, isolated.prefix)
+async def env(isolated, redis_url):
+    """A Checker on a single Redis and on a Redis Cluster (parametrized: the same assertions run on both)."""
+    e = make_env(redis_url, isolated.prefix)
     yield e
     await e.r.aclose()
 
@@ -86,7 +87,7 @@ async def test_200_concurrent_reservations_admit_exactly_the_50_that_fit(env):
                       budget("org", "org", "all", "1000", mode="enforce", action="deny"))
     answers = await asyncio.gather(*(env.checker.check(ask(cost="0.1")) for _ in range(200)))
     admitted = [a for a in answers if a.reservation_id]
-    assert len(admitted) == 50
+    assert len(admitted) == 50, {a.reason for a in answers if not a.reservation_id}
     assert {a.decision for a in admitted} == {"allow", "warn"}  # warn past the 50 % and 80 % thresholds
     assert {a.decision for a in answers if not a.reservation_id} == {"deny"}, [a for a in answers if not a.reservation_id and a.decision != "deny"][:1]
     assert (await env.cell("team", "payments"))["held"] == usd_to_nanos("5")
@@ -176,3 +177,18 @@ async def test_a_check_without_reserve_holds_nothing_and_lists_nested_budgets(en
     assert (answer.decision, answer.reservation_id) == ("allow", None)
     assert sorted(b.budget_id for b in answer.budgets) == ["org", "pay"]
     assert (await env.cell("team", "payments")).get("held", 0) == 0
+
+
+async def test_a_resent_reservation_is_admitted_again_never_refused_by_its_own_hold(env):
+    """A pipeline re-sent after a NOSCRIPT reply on another cluster node repeats RESERVE on slots that already ran
+    it: the same reservation id must be admitted again without holding twice."""
+    from spendstream.ports import Cell
+
+    window = period_window("month", env.clock.ms)
+    cells = [Cell("team", "payments", window, usd_to_nanos("1"), 2_000_000_000)]
+    first = await env.checker.reservations.reserve("same", "payments", cells, usd_to_nanos("1"), env.clock.ms, 60_000)
+    again = await env.checker.reservations.reserve("same", "payments", cells, usd_to_nanos("1"), env.clock.ms, 60_000)
+    other = await env.checker.reservations.reserve("other", "payments", cells, usd_to_nanos("1"), env.clock.ms, 60_000)
+    assert (first[0], again[0], other[0]) == (True, True, False)
+    assert again[1] == [(0, 0)]  # held before this reservation, its own hold excluded
+    assert (await env.cell("team", "payments"))["held"] == usd_to_nanos("1")

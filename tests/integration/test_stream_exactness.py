@@ -8,13 +8,12 @@ import signal
 import time
 
 import pytest
-import redis
 
 from spendstream.cli.services import create_topics
 from spendstream.pricing import default_price_book
 from spendstream.synthetic import SyntheticStream
 from spendstream.windows import window_ids
-from tests.conftest import child, encode_events, produce, query_clickhouse, wait_until
+from tests.conftest import sync_redis, child, encode_events, produce, query_clickhouse, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +21,8 @@ N = 50_000
 DUPLICATES = 2_500
 
 
-def test_duplicates_and_a_kill9_mid_stream_leave_every_total_exact(isolated, tmp_path):
+def test_duplicates_and_a_kill9_mid_stream_leave_every_total_exact(isolated_backend, tmp_path):
+    isolated = isolated_backend
     settings = isolated.settings()
     create_topics(settings)
     now = int(time.time() * 1000)
@@ -34,7 +34,7 @@ def test_duplicates_and_a_kill9_mid_stream_leave_every_total_exact(isolated, tmp
     stream = events + dups
     rng.shuffle(stream)  # duplicates land after or before their original; either copy may be booked
 
-    r = redis.Redis.from_url(settings.redis.url)
+    r = sync_redis(settings.redis.url)
     org = f"{isolated.prefix}:{{org:all}}:{window_ids(now).month}"
 
     def booked() -> int:

@@ -17,7 +17,8 @@ import pytest
 import redis
 from redis.asyncio.cluster import RedisCluster
 
-from spendstream.cli.launcher import LaunchError, Launcher, _alive
+from spendstream.cli.launcher import Launcher
+from spendstream.cli.processes import LaunchError, alive as _alive
 from spendstream.cli.redis_cluster import NODES, RedisClusterLauncher, free_cluster_base_port
 from tests.conftest import ROOT, free_port
 
