@@ -14,10 +14,10 @@ import redis
 
 from spendstream.cli.dlq import read_dead_letters
 from spendstream.cli.services import create_topics
-from spendstream.pricing import default_price_book
 from spendstream.windows import window_ids
 from tests.conftest import child, produce, query_clickhouse, wait_until
 from tests.faults.conftest import mixed_stream
+from tests.oracle import oracle_nanos
 
 pytestmark = pytest.mark.faults
 
@@ -61,18 +61,19 @@ def test_three_kill9s_under_200k_events_leave_redis_clickhouse_and_the_produced_
     # the child exits with SIGTERM: the final flush wrote ClickHouse
 
     assert (booked(), int(r.hget(org, "spend"))) == (N, expected), f"kills at {killed_at}"
-    book = default_price_book()
     teams: dict[str, int] = {}
     for e in stream.unique.values():
         t = e["team"] or "unallocated"
-        teams[t] = teams.get(t, 0) + book.price(e).charged_nanos
+        teams[t] = teams.get(t, 0) + oracle_nanos(e)
     for team, cost in teams.items():
         assert int(r.hget(f"{isolated.prefix}:{{team:{team}}}:{window_ids(now).month}", "spend")) == cost, team
 
     count, total, distinct = query_clickhouse(
         isolated.env, "SELECT count(), sum(cost), uniqExact(event_id) FROM {db}.priced_events FINAL")[0]
-    raw_count = query_clickhouse(isolated.env, "SELECT count() FROM {db}.priced_events")[0][0]
-    assert (count, int(total), distinct, raw_count) == (N, expected, N, N)
+    raw_count, raw_total = query_clickhouse(isolated.env, "SELECT count(), sum(cost) FROM {db}.priced_events")[0]
+    assert (count, int(total), distinct, raw_count, int(raw_total)) == (N, expected, N, N, expected)
+    roll_events, roll_total = query_clickhouse(isolated.env, "SELECT sum(events), sum(cost) FROM {db}.cost_hourly")[0]
+    assert (int(roll_events), int(roll_total)) == (N, expected)  # the rollups saw every insert: none doubled
 
     # every event is accounted for: booked once + duplicates skipped + dead-lettered once = events produced.
     # A kill between the DLQ send and the offset commit redelivers a bad message, so a letter may be sent twice;
