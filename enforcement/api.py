@@ -2,7 +2,7 @@
 
 Errors map to HTTP here, in one place (`_STATUS`): bad body / query -> 422 with a message, no or unknown key -> 401,
 a key outside its scope or teams -> 403, unknown budget -> 404, existing budget -> 409, spend store unreachable
-on an admin or read call -> 503. /v1/check never answers 5xx for the store: it answers by the budgets' fail modes.
+on an admin or read call -> 503, a body over `max_body_bytes` -> 413. /v1/check never answers 5xx for the store: it answers by the budgets' fail modes.
 Every endpoint needs an API key (`Authorization: Bearer <key>` or `X-API-Key: <key>`); /openapi.json is public.
 """
 
@@ -24,7 +24,9 @@ from enforcement.errors import Conflict, Forbidden, InvalidRequest, NotFound, Un
 from enforcement.queries import Queries
 from spendstream.errors import ConfigError, InvalidEvent, SpendstreamError, StoreUnavailable
 
-__all__ = ["create_app", "Metrics"]
+__all__ = ["create_app", "Metrics", "MAX_BODY_BYTES"]
+
+MAX_BODY_BYTES = 1 << 20  # 1 MiB: a check or a budget is a few hundred bytes
 
 _STATUS: list[tuple[type[SpendstreamError], int]] = [
     (Unauthorized, 401), (Forbidden, 403), (NotFound, 404), (Conflict, 409), (InvalidRequest, 422),
@@ -56,10 +58,11 @@ _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the API 
 
 
 def create_app(checker: Checker, keys: ApiKeys, *,
-               metrics: Metrics | None = None) -> FastAPI:
+               metrics: Metrics | None = None, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     """The API over `checker` (budgets, spend, reservations) and `keys` (authentication)."""
     app = FastAPI(title="spendstream enforcement API", version="1",
                   description="Ask before calling a model: budgets, reservations, live spend.")
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
     metrics = metrics or Metrics()
     queries = Queries(checker)
 
@@ -124,6 +127,49 @@ def create_app(checker: Checker, keys: ApiKeys, *,
 
     app.include_router(admin_router(checker, queries, principal))
     return app
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over `limit` bytes is answered 413 with a JSON message before any route
+    reads it — by its Content-Length, or (chunked, no length) by buffering at most `limit` bytes."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if length is not None:
+            if length.isdigit() and int(length) <= self.limit:
+                return await self.app(scope, receive, send)
+            return await self._too_large(send, int(length) if length.isdigit() else None)
+        if scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS"):
+            return await self.app(scope, receive, send)
+        chunks, size = [], 0
+        while True:  # no Content-Length: read (bounded) before the app does
+            msg = await receive()
+            if msg["type"] != "http.request":
+                chunks.append(msg)
+                break
+            size += len(msg.get("body", b""))
+            if size > self.limit:
+                return await self._too_large(send, None)
+            chunks.append(msg)
+            if not msg.get("more_body"):
+                break
+
+        async def replay():
+            return chunks.pop(0) if chunks else await receive()
+
+        return await self.app(scope, replay, send)
+
+    async def _too_large(self, send, length: int | None) -> None:
+        size = f"{length} bytes" if length is not None else f"more than {self.limit} bytes"
+        resp = JSONResponse({"error": f"request body too large: {size}; at most {self.limit} bytes"},
+                            status_code=413)
+        await send({"type": "http.response.start", "status": 413, "headers": resp.raw_headers})
+        await send({"type": "http.response.body", "body": resp.body})
 
 
 def _handler(status: int):
