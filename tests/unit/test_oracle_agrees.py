@@ -34,6 +34,11 @@ def _spread() -> list[dict]:
         out.append({"event_id": f"g-{n}", "event_time": NOW, "provider": "internal-gpu", "model": "h100-pool",
                     "gpu_seconds": rng.choice([0.0000005, 0.0000015, 1e-7, 12.5, rng.uniform(0, 10_000)]),
                     "accelerator_type": rng.choice(["h100", "a100", "l4", "unknown-x"])})
+    for n in range(100):  # unknown models (no catalog pattern catches these names): the fallback rule
+        out.append({"event_id": f"u-{n}", "event_time": NOW, "provider": "nobody", "model": f"zz-unknown-{n}",
+                    "input_tokens": rng.randrange(0, 10**6), "output_tokens": rng.randrange(0, 10**6),
+                    "cached_input_tokens": rng.randrange(0, 1000), "reasoning_tokens": rng.randrange(0, 1000),
+                    "gpu_seconds": rng.choice([0.0, 3.25]), "accelerator_type": "h100", "_fallback": True})
     out.append({"event_id": "egress", "event_time": NOW, "provider": "aws", "model": "s3-transfer",
                 "egress_bytes": 1_200_000_000_000})
     return out
@@ -43,9 +48,11 @@ def test_oracle_and_price_book_agree_per_component_on_a_spread_of_events():
     book = default_price_book()
     events = _spread()
     for e, p in zip(events, book.price_batch(events)):
-        expected = oracle_components(e)
+        fallback = e.get("_fallback", False)
+        expected = oracle_components(e, fallback)
         assert dict(zip(COMPONENTS, p.components)) == expected, e
-        assert p.charged_nanos == oracle_nanos(e) == sum(expected.values()), e
+        assert p.charged_nanos == oracle_nanos(e, fallback) == sum(expected.values()), e
+        assert p.unpriced or not fallback, e  # the fallback rule always flags the event unpriced
 
 
 def test_oracle_worked_examples():
