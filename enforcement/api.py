@@ -14,10 +14,11 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel
 
-from enforcement.api_admin import admin_router
+from enforcement.api_admin import admin_router, error_responses
 from enforcement.auth import ApiKeys, Principal
 from enforcement.checker import STORE_UNAVAILABLE, Checker, CheckRequest, CheckResponse
 from enforcement.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
@@ -77,15 +78,21 @@ def create_app(checker: Checker, keys: ApiKeys, *,
         msgs = [f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in exc.errors()]
         return JSONResponse({"error": "invalid request", "detail": msgs}, status_code=422)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI's "error parsing the body" (e.g. JSON that is not UTF-8): a bad body
+            return JSONResponse({"error": "invalid request", "detail": [f"body: {exc.detail}"]}, status_code=422)
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
     for cls, status in _STATUS:
         app.add_exception_handler(cls, _handler(status))
 
-    @app.get("/healthz", tags=["ops"])
+    @app.get("/healthz", tags=["ops"], responses=error_responses(401))
     async def healthz(who: Caller) -> dict:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"], responses={503: {"description": STORE_UNAVAILABLE}})
+    @app.get("/readyz", tags=["ops"], responses={503: {"description": STORE_UNAVAILABLE}, **error_responses(401)})
     async def readyz(who: Caller) -> JSONResponse:
         """Readiness: the spend store answers."""
         try:
@@ -94,12 +101,12 @@ def create_app(checker: Checker, keys: ApiKeys, *,
             return JSONResponse({"status": STORE_UNAVAILABLE, "detail": type(exc).__name__}, status_code=503)
         return JSONResponse({"status": "ready"})
 
-    @app.get("/metrics", tags=["ops"], response_class=Response)
+    @app.get("/metrics", tags=["ops"], response_class=Response, responses=error_responses(401))
     async def prometheus(who: Caller) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/v1/check", response_model=CheckResponse, tags=["enforcement"],
-              responses={401: {"description": "no or unknown key"}, 403: {"description": "team not allowed"}})
+              responses=error_responses(401, 403, 413, 422))
     async def check(req: CheckRequest, who: Caller) -> Response:
         """Decide allow | warn | throttle | deny | downgrade for a call about to be made; with `reserve: true`
         hold the estimate (released by the priced event carrying reservation_id, by release, or by expiry)."""
@@ -113,7 +120,8 @@ def create_app(checker: Checker, keys: ApiKeys, *,
         # the hot path: serialize once here instead of FastAPI re-validating the response model
         return Response(out.model_dump_json(), media_type="application/json")
 
-    @app.post("/v1/reservations/{reservation_id}/release", response_model=ReleaseResponse, tags=["enforcement"])
+    @app.post("/v1/reservations/{reservation_id}/release", response_model=ReleaseResponse, tags=["enforcement"],
+              responses=error_responses(401, 403, 422))
     async def release(reservation_id: str, who: Caller) -> ReleaseResponse:
         """Release the hold of a call that was not made. Idempotent: released is false when nothing was held
         any more (settled, released or expired)."""

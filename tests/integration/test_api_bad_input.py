@@ -22,7 +22,8 @@ async def _raw(api, method: str, path: str, content, headers=None):
 
 
 @pytest.mark.parametrize("method,path", POSTS)
-@pytest.mark.parametrize("body", ["[]", "[1, 2]", '"payments"', "1", "null", "true", "{", "not json", ""])
+@pytest.mark.parametrize("body", ["[]", "[1, 2]", '"payments"', "1", "null", "true", "{", "not json", "",
+                                  b'{"team": "\xff\xfe"}'])  # the last: JSON that is not UTF-8 (was a bare 400)
 async def test_a_body_that_is_not_a_json_object_is_a_422(api, method, path, body):
     resp = await _raw(api, method, path, body)
     assert resp.status_code == 422, resp.text
@@ -32,11 +33,12 @@ async def test_a_body_that_is_not_a_json_object_is_a_422(api, method, path, body
 @pytest.mark.parametrize("field,value", [
     ("estimated_input_tokens", -1), ("estimated_output_tokens", -1), ("estimated_input_tokens", -(2**63)),
     ("estimated_input_tokens", 100_000_001), ("estimated_output_tokens", 2**63), ("estimated_input_tokens", 10**40),
-    ("estimated_input_tokens", 1.5),
+    ("estimated_input_tokens", 1.5), ("estimated_input_tokens", "12"), ("estimated_output_tokens", True),
+    ("hold_ttl_s", "60"), ("reserve", "yes"), ("reserve", 1),
     ("team", ""), ("hold_ttl_s", 0), ("hold_ttl_s", -5), ("hold_ttl_s", 86_401), ("hold_ttl_s", 10**18),
 ])
 async def test_out_of_range_check_fields_are_a_422_naming_the_field(api, field, value):
-    body = {**CHECK, "estimated_cost_usd": None, "estimated_input_tokens": 10, field: value, "reserve": True}
+    body = {**CHECK, "estimated_cost_usd": None, "estimated_input_tokens": 10, "reserve": True, field: value}
     resp = await api.call("admin", "POST", "/v1/check", body)
     assert resp.status_code == 422, resp.text
     assert field in " ".join(resp.json()["detail"]), resp.json()
