@@ -2,7 +2,7 @@
 
 Errors map to HTTP here, in one place (`_STATUS`): bad body / query -> 422 with a message, no or unknown key -> 401,
 a key outside its scope or teams -> 403, unknown budget -> 404, existing budget -> 409, spend store unreachable
-on an admin or read call -> 503. /v1/check never answers 5xx for the store: it answers by the budgets' fail modes.
+on an admin or read call -> 503, a body over `max_body_bytes` -> 413. /v1/check never answers 5xx for the store: it answers by the budgets' fail modes.
 Every endpoint needs an API key (`Authorization: Bearer <key>` or `X-API-Key: <key>`); /openapi.json is public.
 """
 
@@ -14,10 +14,11 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel
 
-from enforcement.api_admin import admin_router
+from enforcement.api_admin import admin_router, error_responses
 from enforcement.api_usage import HistoryUnavailable, usage_router
 from enforcement.auth import ApiKeys, Principal
 from enforcement.checker import STORE_UNAVAILABLE, Checker, CheckRequest, CheckResponse
@@ -25,7 +26,9 @@ from enforcement.errors import Conflict, Forbidden, InvalidRequest, NotFound, Un
 from enforcement.queries import Queries
 from spendstream.errors import ConfigError, InvalidEvent, SpendstreamError, StoreUnavailable
 
-__all__ = ["create_app", "Metrics"]
+__all__ = ["create_app", "Metrics", "MAX_BODY_BYTES"]
+
+MAX_BODY_BYTES = 1 << 20  # 1 MiB: a check or a budget is a few hundred bytes
 
 _STATUS: list[tuple[type[SpendstreamError], int]] = [
     (Unauthorized, 401), (Forbidden, 403), (NotFound, 404), (Conflict, 409), (InvalidRequest, 422),
@@ -58,11 +61,12 @@ _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the API 
 
 
 def create_app(checker: Checker, keys: ApiKeys, *, metrics: Metrics | None = None,
-               history: Callable[..., list] | None = None) -> FastAPI:
+               history: Callable[..., list] | None = None, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     """The API over `checker` (budgets, spend, reservations) and `keys` (authentication); with `history` (the
-    ClickHouse rollup reader, reports.usage.usage_history bound to a client) also GET /v1/usage."""
+    ClickHouse rollup reader, reports.usage.UsageHistory) also GET /v1/usage."""
     app = FastAPI(title="spendstream enforcement API", version="1",
                   description="Ask before calling a model: budgets, reservations, live spend.")
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
     metrics = metrics or Metrics()
     queries = Queries(checker)
 
@@ -77,15 +81,21 @@ def create_app(checker: Checker, keys: ApiKeys, *, metrics: Metrics | None = Non
         msgs = [f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in exc.errors()]
         return JSONResponse({"error": "invalid request", "detail": msgs}, status_code=422)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI's "error parsing the body" (e.g. JSON that is not UTF-8): a bad body
+            return JSONResponse({"error": "invalid request", "detail": [f"body: {exc.detail}"]}, status_code=422)
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
     for cls, status in _STATUS:
         app.add_exception_handler(cls, _handler(status))
 
-    @app.get("/healthz", tags=["ops"])
+    @app.get("/healthz", tags=["ops"], responses=error_responses(401))
     async def healthz(who: Caller) -> dict:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"], responses={503: {"description": STORE_UNAVAILABLE}})
+    @app.get("/readyz", tags=["ops"], responses={503: {"description": STORE_UNAVAILABLE}, **error_responses(401)})
     async def readyz(who: Caller) -> JSONResponse:
         """Readiness: the spend store answers."""
         try:
@@ -94,12 +104,12 @@ def create_app(checker: Checker, keys: ApiKeys, *, metrics: Metrics | None = Non
             return JSONResponse({"status": STORE_UNAVAILABLE, "detail": type(exc).__name__}, status_code=503)
         return JSONResponse({"status": "ready"})
 
-    @app.get("/metrics", tags=["ops"], response_class=Response)
+    @app.get("/metrics", tags=["ops"], response_class=Response, responses=error_responses(401))
     async def prometheus(who: Caller) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/v1/check", response_model=CheckResponse, tags=["enforcement"],
-              responses={401: {"description": "no or unknown key"}, 403: {"description": "team not allowed"}})
+              responses=error_responses(401, 403, 413, 422))
     async def check(req: CheckRequest, who: Caller) -> Response:
         """Decide allow | warn | throttle | deny | downgrade for a call about to be made; with `reserve: true`
         hold the estimate (released by the priced event carrying reservation_id, by release, or by expiry)."""
@@ -113,7 +123,8 @@ def create_app(checker: Checker, keys: ApiKeys, *, metrics: Metrics | None = Non
         # the hot path: serialize once here instead of FastAPI re-validating the response model
         return Response(out.model_dump_json(), media_type="application/json")
 
-    @app.post("/v1/reservations/{reservation_id}/release", response_model=ReleaseResponse, tags=["enforcement"])
+    @app.post("/v1/reservations/{reservation_id}/release", response_model=ReleaseResponse, tags=["enforcement"],
+              responses=error_responses(401, 403, 422))
     async def release(reservation_id: str, who: Caller) -> ReleaseResponse:
         """Release the hold of a call that was not made. Idempotent: released is false when nothing was held
         any more (settled, released or expired)."""
@@ -129,6 +140,49 @@ def create_app(checker: Checker, keys: ApiKeys, *, metrics: Metrics | None = Non
     if history is not None:
         app.include_router(usage_router(history, principal))
     return app
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over `limit` bytes is answered 413 with a JSON message before any route
+    reads it — by its Content-Length, or (chunked, no length) by buffering at most `limit` bytes."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if length is not None:
+            if length.isdigit() and int(length) <= self.limit:
+                return await self.app(scope, receive, send)
+            return await self._too_large(send, int(length) if length.isdigit() else None)
+        if scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS"):
+            return await self.app(scope, receive, send)
+        chunks, size = [], 0
+        while True:  # no Content-Length: read (bounded) before the app does
+            msg = await receive()
+            if msg["type"] != "http.request":
+                chunks.append(msg)
+                break
+            size += len(msg.get("body", b""))
+            if size > self.limit:
+                return await self._too_large(send, None)
+            chunks.append(msg)
+            if not msg.get("more_body"):
+                break
+
+        async def replay():
+            return chunks.pop(0) if chunks else await receive()
+
+        return await self.app(scope, replay, send)
+
+    async def _too_large(self, send, length: int | None) -> None:
+        size = f"{length} bytes" if length is not None else f"more than {self.limit} bytes"
+        resp = JSONResponse({"error": f"request body too large: {size}; at most {self.limit} bytes"},
+                            status_code=413)
+        await send({"type": "http.response.start", "status": 413, "headers": resp.raw_headers})
+        await send({"type": "http.response.body", "body": resp.body})
 
 
 def _handler(status: int):

@@ -5,15 +5,35 @@ HTTP by enforcement/api.py."""
 from typing import Annotated, Any, Callable, Literal
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
 
 from enforcement.auth import Principal
-from enforcement.checker import Checker
+from enforcement.checker import STORE_UNAVAILABLE, Checker
 from enforcement.errors import Conflict, InvalidRequest, NotFound
 from enforcement.queries import ActiveDecision, Queries, SpendReport, parse_scope
-from spendstream.scopes import scope_team, split_scope
+from spendstream.scopes import SCOPE_KINDS, scope_team, split_scope
 from schemas.models import Budget
 
-__all__ = ["admin_router"]
+__all__ = ["admin_router", "ErrorBody", "error_responses"]
+
+SCOPE_PATTERN = f"^({'|'.join(SCOPE_KINDS)}):."  # what parse_scope accepts: a known kind, a non-empty value
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: `error`, plus `detail` (what is wrong, one line per field) for a bad body or query."""
+
+    error: str
+    detail: list[str] | None = None
+
+
+_MEANING = {401: "no or unknown key", 403: "key outside its scope or teams", 404: "no such budget",
+            409: "the budget exists", 413: "request body too large", 422: "bad body or query",
+            503: STORE_UNAVAILABLE}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for the error statuses a route can answer, all with the ErrorBody shape."""
+    return {code: {"model": ErrorBody, "description": _MEANING[code]} for code in codes}
 
 
 def _team_of(b: Budget) -> str | None:
@@ -26,7 +46,7 @@ def _validate(b: Budget) -> None:
 
 
 def admin_router(checker: Checker, queries: Queries, principal: Callable[..., Any]) -> APIRouter:
-    r = APIRouter(prefix="/v1", tags=["budgets and spend"])
+    r = APIRouter(prefix="/v1", tags=["budgets and spend"], responses=error_responses(401, 403, 422, 503))
     Caller = Annotated[Principal, Depends(principal)]
     store = checker.store
 
@@ -41,7 +61,7 @@ def admin_router(checker: Checker, queries: Queries, principal: Callable[..., An
         who.require_read(who.teams[0] if who.teams else None)
         return [b for b in await store.budgets() if who.can_read(_team_of(b))]
 
-    @r.get("/budgets/{budget_id}", response_model=Budget)
+    @r.get("/budgets/{budget_id}", response_model=Budget, responses=error_responses(404))
     async def get_budget(budget_id: str, who: Caller) -> Budget:
         b = await _existing(budget_id)
         if b is None:
@@ -50,7 +70,7 @@ def admin_router(checker: Checker, queries: Queries, principal: Callable[..., An
         who.require_read(_team_of(b))
         return b
 
-    @r.post("/budgets", response_model=Budget, status_code=201)
+    @r.post("/budgets", response_model=Budget, status_code=201, responses=error_responses(409, 413))
     async def create_budget(budget: Budget, who: Caller) -> Budget:
         """Create a budget; 409 when the id exists (use PUT to replace)."""
         who.require_admin()
@@ -61,7 +81,7 @@ def admin_router(checker: Checker, queries: Queries, principal: Callable[..., An
         checker.invalidate_budgets()
         return budget
 
-    @r.put("/budgets/{budget_id}", response_model=Budget)
+    @r.put("/budgets/{budget_id}", response_model=Budget, responses=error_responses(413))
     async def put_budget(budget_id: str, budget: Budget, who: Caller) -> Budget:
         """Create or replace the budget `budget_id` (the body's id must match)."""
         who.require_admin()
@@ -72,7 +92,7 @@ def admin_router(checker: Checker, queries: Queries, principal: Callable[..., An
         checker.invalidate_budgets()
         return budget
 
-    @r.delete("/budgets/{budget_id}")
+    @r.delete("/budgets/{budget_id}", responses=error_responses(404))
     async def delete_budget(budget_id: str, who: Caller) -> dict:
         who.require_admin()
         if not await store.delete_budget(budget_id):
@@ -81,7 +101,7 @@ def admin_router(checker: Checker, queries: Queries, principal: Callable[..., An
         return {"deleted": budget_id}
 
     @r.get("/spend", response_model=SpendReport)
-    async def spend(who: Caller, scope: Annotated[str, Query(min_length=3, max_length=300,
+    async def spend(who: Caller, scope: Annotated[str, Query(min_length=3, max_length=300, pattern=SCOPE_PATTERN,
                                                               examples=["team:payments"])],
                     period: Literal["hour", "day", "week", "month"] = "month") -> SpendReport:
         """Live spend of one scope (kind:value, e.g. team:payments) in the current period window."""

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Callable, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
+from enforcement.api_admin import SCOPE_PATTERN, error_responses
 from enforcement.auth import Principal
 from enforcement.errors import InvalidRequest
 from enforcement.queries import parse_scope
@@ -18,6 +19,7 @@ from spendstream.scopes import scope_team
 __all__ = ["usage_router", "UsageReport", "HistoryUnavailable", "MAX_BUCKETS"]
 
 MAX_BUCKETS = 5_000  # periods x breakdown keys one answer may hold
+ISO_TIME = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?$"
 _SPAN = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1), "month": timedelta(days=28)}
 
 
@@ -59,12 +61,12 @@ def usage_router(history: Callable[..., list[Any]], principal: Callable[..., Any
     r = APIRouter(prefix="/v1", tags=["budgets and spend"])
     Caller = Annotated[Principal, Depends(principal)]
 
-    @r.get("/usage", response_model=UsageReport, responses={503: {"description": "ClickHouse unavailable"}})
+    @r.get("/usage", response_model=UsageReport, responses=error_responses(401, 403, 422, 503))
     async def usage(
         who: Caller,
-        scope: Annotated[str, Query(min_length=3, max_length=300, examples=["team:payments"])],
-        start: Annotated[str, Query(alias="from", min_length=10, max_length=40, examples=["2026-11-01"])],
-        end: Annotated[str, Query(alias="to", min_length=10, max_length=40, examples=["2026-12-01"])],
+        scope: Annotated[str, Query(min_length=3, max_length=300, pattern=SCOPE_PATTERN, examples=["team:payments"])],
+        start: Annotated[str, Query(alias="from", pattern=ISO_TIME, examples=["2026-11-01"])],
+        end: Annotated[str, Query(alias="to", pattern=ISO_TIME, examples=["2026-12-01"])],
         group_by: Literal["hour", "day", "week", "month"] = "day",
         by: Literal["model", "use_case"] | None = None,
     ) -> UsageReport:

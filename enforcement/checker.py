@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from schemas.models import Budget
 from spendstream.allocation import UNALLOCATED
@@ -32,10 +32,24 @@ Name = Field(min_length=1, max_length=200)
 _TAGS = ("use_case", "cost_center", "environment")
 
 
+def _json_integer(v: object) -> object:
+    if isinstance(v, (bool, str)):  # the schema says integer: lax mode took "12" and true as numbers
+        raise ValueError("must be a JSON integer")
+    return v
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+
+
 class CheckRequest(BaseModel):
     """A call about to be made. Give token estimates (priced with the price book) or estimated_cost_usd."""
 
-    model_config = ConfigDict(extra="forbid")
+    # the rule `_estimate` enforces, published in the OpenAPI so a schema-valid request is an answerable one
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"required": ["estimated_cost_usd"], "properties": {"estimated_cost_usd": {"type": "string"}}},
+        {"required": ["estimated_input_tokens"], "properties": {"estimated_input_tokens": {"minimum": 1}}},
+        {"required": ["estimated_output_tokens"], "properties": {"estimated_output_tokens": {"minimum": 1}}},
+    ]})
 
     team: str = Name
     use_case: str = Field(default=UNALLOCATED, min_length=1, max_length=200)
@@ -43,11 +57,11 @@ class CheckRequest(BaseModel):
     environment: str = Field(default=UNALLOCATED, min_length=1, max_length=50)
     provider: str = Field(min_length=1, max_length=100)
     model: str = Name
-    estimated_input_tokens: int = Field(default=0, ge=0, le=100_000_000)
-    estimated_output_tokens: int = Field(default=0, ge=0, le=100_000_000)
+    estimated_input_tokens: JsonInt = Field(default=0, ge=0, le=100_000_000)
+    estimated_output_tokens: JsonInt = Field(default=0, ge=0, le=100_000_000)
     estimated_cost_usd: str | None = Field(default=None, pattern=r"^\d{1,9}(\.\d{1,9})?$", description="USD decimal")
-    reserve: bool = Field(default=False, description="hold the estimate until settled, released or expired")
-    hold_ttl_s: int = Field(default=300, ge=1, le=86_400, description="seconds a reservation holds when not settled")
+    reserve: bool = Field(default=False, strict=True, description="hold the estimate until settled, released or expired")
+    hold_ttl_s: JsonInt = Field(default=300, ge=1, le=86_400, description="seconds a reservation holds when not settled")
 
     @model_validator(mode="before")
     @classmethod

@@ -98,7 +98,11 @@ class BudgetScope(BaseModel):
 class Budget(BaseModel):
     """A spend limit for one scope and period. Money is a decimal USD string at this edge."""
 
-    model_config = ConfigDict(frozen=True)
+    # published in the OpenAPI: a downgrade budget names the model to downgrade to (the API refuses it otherwise)
+    model_config = ConfigDict(frozen=True, json_schema_extra={
+        "if": {"properties": {"action": {"const": "downgrade"}}, "required": ["action"]},
+        "then": {"required": ["downgrade_model"], "properties": {"downgrade_model": {"type": "string", "minLength": 1}}},
+    })
 
     id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
     scope: BudgetScope

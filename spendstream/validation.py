@@ -10,11 +10,17 @@ from typing import Any, Mapping
 
 from spendstream.windows import DAY_MS
 
-__all__ = ["Limits", "invalid_reason", "QUANTITY_FIELDS"]
+__all__ = ["Limits", "invalid_reason", "QUANTITY_FIELDS", "STRING_FIELDS"]
 
 QUANTITY_FIELDS = (
     "input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens",
     "request_count", "egress_bytes",
+)
+# every string field but event_id (capped on its own): tags, names, ids — stored in Redis keys and ClickHouse rows
+STRING_FIELDS = (
+    "source", "provider", "model", "operation", "accelerator_type", "status", "service_tier", "team", "cost_center",
+    "use_case", "environment", "workload_type", "project", "customer", "user_hash", "activity_type", "activity_id",
+    "reservation_id", "request_id",
 )
 
 
@@ -26,6 +32,8 @@ class Limits:
     max_egress_bytes: int = 100 * 10**12
     max_future_ms: int = 3_600_000
     retention_ms: int = 62 * DAY_MS
+    max_string_chars: int = 1_000  # any string field, attribute keys and values
+    max_attributes: int = 64
 
 
 def invalid_reason(e: Mapping[str, Any], now_ms: int, limits: Limits) -> tuple[str, str] | None:
@@ -39,6 +47,12 @@ def invalid_reason(e: Mapping[str, Any], now_ms: int, limits: Limits) -> tuple[s
     if not e.get("provider") or not e.get("model"):
         return "missing_model", "provider and model are required to price an event"
     g = e.get
+    cap = limits.max_string_chars
+    longest = max(map(len, filter(None, map(g, STRING_FIELDS))), default=0)
+    attrs = g("attributes") or {}
+    if longest > cap or (attrs and (len(attrs) > limits.max_attributes or max(map(len, attrs)) > cap
+                                    or max(map(len, attrs.values())) > cap)):
+        return _oversized_reason(e, limits)
     tokens = (g("input_tokens", 0), g("output_tokens", 0), g("cached_input_tokens", 0), g("cache_write_tokens", 0),
               g("reasoning_tokens", 0))
     requests, egress, gpu = g("request_count", 0), g("egress_bytes", 0), g("gpu_seconds") or 0.0
@@ -51,6 +65,18 @@ def invalid_reason(e: Mapping[str, Any], now_ms: int, limits: Limits) -> tuple[s
     if t < now_ms - limits.retention_ms:
         return "expired_event_time", f"event_time {t} is older than retention"
     return None
+
+
+def _oversized_reason(e: Mapping[str, Any], limits: Limits) -> tuple[str, str]:
+    cap = limits.max_string_chars
+    for f in STRING_FIELDS:
+        v = e.get(f)
+        if v and len(v) > cap:
+            return "oversized_field", f"{f} has {len(v)} characters, more than {cap}"
+    attrs = e.get("attributes") or {}
+    if len(attrs) > limits.max_attributes:
+        return "oversized_field", f"attributes has {len(attrs)} entries, more than {limits.max_attributes}"
+    return "oversized_field", f"an attribute key or value has more than {cap} characters"
 
 
 def _quantity_reason(e: Mapping[str, Any], limits: Limits) -> tuple[str, str]:

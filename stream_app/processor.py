@@ -145,6 +145,11 @@ class BatchProcessor:
                 res.events += 1
                 res.dead.append(DeadLetter(value, exc.reason, exc.detail, topic, partition, offset, -1, kafka_key))
                 continue
+            if not events:  # an empty batch message: say so, never count it as zero events
+                res.events += 1
+                res.dead.append(DeadLetter(value, "empty_batch", "a batch message with no events", topic, partition,
+                                           offset, -1, kafka_key))
+                continue
             single = len(events) == 1
             for i, e in enumerate(events):
                 res.events += 1

@@ -11,9 +11,9 @@ import pytest
 import redis
 
 from schemas.codec import UsageCodec
-from spendstream.pricing import default_price_book
 from spendstream.synthetic import SyntheticStream
 from tests.conftest import PrivateClickHouse, PrivateRedis
+from tests.oracle import oracle_total
 
 
 # ---- a stream whose every message's fate is known in advance ---------------------------------------------------
@@ -21,7 +21,7 @@ from tests.conftest import PrivateClickHouse, PrivateRedis
 class MixedStream:
     """Messages to publish, and what the worker must make of them.
 
-    `unique` = the distinct valid events (by event_id) with their price of record; `events` counts every event the
+    `unique` = the distinct valid events (by event_id) (priced by the test oracle); `events` counts every event the
     worker will see (valid copies + bad ones); `dead` counts the events that must be dead-lettered."""
 
     messages: list[tuple[bytes | None, bytes | None]] = field(default_factory=list)
@@ -32,8 +32,7 @@ class MixedStream:
 
     @property
     def expected_cost(self) -> int:
-        book = default_price_book()
-        return sum(book.price(e).charged_nanos for e in self.unique.values())
+        return oracle_total(self.unique.values())  # the independent oracle, not the product's pricer
 
 
 def mixed_stream(n: int, now_ms: int, *, seed: int = 11, batch_share: float = 0.8, batch_size: int = 200,

@@ -12,11 +12,11 @@ import pytest
 import redis
 
 from spendstream.cli.services import create_topics
-from spendstream.pricing import default_price_book
 from spendstream.synthetic import SyntheticStream
 from spendstream.windows import window_ids
 from tests.conftest import child, encode_events, produce, query_clickhouse, wait_until
 from tests.faults.conftest import scrape, try_scrape
+from tests.oracle import oracle_total
 
 pytestmark = pytest.mark.faults
 
@@ -49,8 +49,7 @@ def test_clickhouse_away_loses_nothing_doubles_nothing_and_the_backlog_drains(is
     syn = SyntheticStream(seed=71)
     first = list(syn.events(BEFORE, now))
     during = list(syn.events(DURING, now))
-    book = default_price_book()
-    expected = sum(book.price(e).charged_nanos for e in first + during)
+    expected = oracle_total(first + during)
     r = redis.Redis.from_url(settings.redis.url)
     org = f"{isolated.prefix}:{{org:all}}:{window_ids(now).month}"
     web = int(isolated.env["SPENDSTREAM_WORKER__WEB_PORT"])
@@ -109,7 +108,9 @@ def test_clickhouse_away_loses_nothing_doubles_nothing_and_the_backlog_drains(is
     count, total, distinct = query_clickhouse(
         env, "SELECT count(), sum(cost), uniqExact(event_id) FROM {db}.priced_events")[0]
     assert (count, int(total), distinct) == (BEFORE + DURING, expected, BEFORE + DURING)
+    final_count, final_total = query_clickhouse(env, "SELECT count(), sum(cost) FROM {db}.priced_events FINAL")[0]
     events, rolled = query_clickhouse(env, "SELECT sum(events), sum(cost) FROM {db}.cost_hourly")[0]
-    assert (int(events), int(rolled)) == (BEFORE + DURING, expected)
+    assert (final_count, int(final_total), int(events), int(rolled)) == (BEFORE + DURING, expected, BEFORE + DURING,
+                                                                       expected)
     print(f"{mode}: away {outage_s}s, {failures_in_outage:.0f} failed flushes, backlog {pending_in_outage:.0f} rows, "
           f"drained {drain_s:.1f}s after ClickHouse came back")

@@ -45,24 +45,34 @@ class Load:
         self.url = f"http://127.0.0.1:{port}/v1/check"
         self.phase = "up"
         self.answers: list[tuple[str, str, int, dict, float]] = []  # (phase, team, status, body, seconds)
+        self.per_thread: dict[tuple[str, int], int] = defaultdict(int)  # (phase, thread) -> answers
+        self.errors: list[tuple[str, int, str]] = []  # (phase, thread, exception): a hung or failed request
+        self.phase_seconds: dict[str, float] = {}
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
 
     def _run(self, i: int) -> None:
         teams = ("payments", "search", "ml")
         n = i
-        with httpx.Client(headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10.0) as c:
+        # a request that hangs times out (every answer must come in < 1 s while Redis is down; 3 s is generous)
+        # and is recorded as an error, which fails the test — a thread must never die or hang silently
+        with httpx.Client(headers={"Authorization": f"Bearer {ADMIN}"}, timeout=3.0) as c:
             while not self._stop.is_set() and len(self.answers) < 100_000:
                 team = teams[n % 3]
                 n += 1
                 phase = self.phase
                 t0 = time.monotonic()
-                resp = c.post(self.url, json={"team": team, "provider": "openai", "model": "gpt-4o",
-                                              "estimated_cost_usd": "0.001", "reserve": n % 2 == 0})
-                body = resp.json() if resp.headers.get("content-type", "").startswith("application/json") else {}
+                try:
+                    resp = c.post(self.url, json={"team": team, "provider": "openai", "model": "gpt-4o",
+                                                  "estimated_cost_usd": "0.001", "reserve": n % 2 == 0})
+                    body = resp.json() if resp.headers.get("content-type", "").startswith("application/json") else {}
+                except Exception as exc:  # noqa: BLE001 — every failure is collected and fails the test
+                    self.errors.append((phase, i, f"{type(exc).__name__}: {exc} after {time.monotonic() - t0:.2f}s"))
+                    continue
                 # a request in flight across a phase change is judged only on its status
-                self.answers.append((phase if self.phase == phase else "straddle", team, resp.status_code, body,
-                                     time.monotonic() - t0))
+                judged = phase if self.phase == phase else "straddle"
+                self.answers.append((judged, team, resp.status_code, body, time.monotonic() - t0))
+                self.per_thread[(judged, i)] += 1
 
     def __enter__(self) -> "Load":
         for t in self._threads:
@@ -73,9 +83,11 @@ class Load:
         self._stop.set()
         for t in self._threads:
             t.join(30)
+        self.hung = [t.name for t in self._threads if t.is_alive()]
 
     def run_phase(self, name: str, seconds: float) -> None:
         self.phase = name
+        self.phase_seconds[name] = self.phase_seconds.get(name, 0.0) + seconds
         time.sleep(seconds)
 
 
@@ -113,6 +125,15 @@ def test_checks_answer_by_fail_mode_while_redis_hangs_or_dies_and_recover_withou
             load.run_phase("recover-2", 2.5)
             load.run_phase("up-at-last", 2.0)
         assert api.poll() is None, "the API process died"
+    assert load.hung == [], f"load threads still blocked in a request: {load.hung}"
+    assert load.errors == [], f"requests that failed or hung: {load.errors[:10]} ({len(load.errors)} in all)"
+    # every thread kept getting answers in every judged phase: a thread stuck on one request answers too few.
+    # Down-phase answers take < 1 s (asserted below), so a thread answers at least once per second of a phase,
+    # minus the request that straddles each edge.
+    for phase in ("up", "hung", "up-again", "dead", "up-at-last"):
+        least = max(1, int(load.phase_seconds[phase]) - 1)
+        counts = {i: load.per_thread[(phase, i)] for i in range(3)}
+        assert min(counts.values()) >= least, (phase, counts, least)
 
     by_phase = defaultdict(list)
     for phase, team, status, body, secs in load.answers:

@@ -8,20 +8,20 @@ import math
 import struct
 import time
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 import redis
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from schemas.codec import UsageCodec
-from schemas.errors import DecodeError
 from spendstream.cli.dlq import read_dead_letters
 from spendstream.cli.services import create_topics
-from spendstream.pricing import default_price_book
 from spendstream.synthetic import SyntheticStream
-from spendstream.validation import Limits, invalid_reason
 from tests.conftest import child, produce, wait_until
 from tests.faults.conftest import try_scrape
+from tests.oracle import oracle_total
+from tests.oracle_events import event_reason, message_events
 
 pytestmark = pytest.mark.faults
 
@@ -68,6 +68,16 @@ def corpus(now: int) -> tuple[list[tuple[bytes | None, bytes | None]], Counter, 
     bad_event("absurd_quantity", egress_bytes=10**18)
     bad_event("absurd_quantity", gpu_seconds=math.inf)
     bad_event("future_event_time", event_time=now + 3 * 3_600_000)
+    bad_event("bad_event_id", event_id="ctl\x1fchar")  # the dedupe script's separator
+    bad_event("bad_event_id", event_id="new\nline")
+    bad_event("bad_event_id", event_id="x" * 201)
+    bad_event("negative_quantity", request_count=-1)
+    bad_event("absurd_quantity", request_count=10**15)
+    bad_event("oversized_field", team="t" * 1001)
+    bad_event("oversized_field", request_id="r" * 100_000)
+    bad_event("oversized_field", attributes={f"k{i}": "v" for i in range(65)})
+    bad_event("oversized_field", attributes={"region": "v" * 1001})
+    bad(codec.encode_batch([]), "empty_batch")  # an empty batch message: dead-lettered, not counted as zero
     bad_event("expired_event_time", event_time=now - 90 * DAY_MS)
     # a batch with one bad event among good ones: only that event is dead-lettered, by its index
     batch = good[100:110]
@@ -81,6 +91,9 @@ def corpus(now: int) -> tuple[list[tuple[bytes | None, bytes | None]], Counter, 
     valid += good[:100]
     msgs.append((b"k", codec.encode_batch(good[200:400])))
     valid += good[200:400]
+    # the same event_id twice inside one batch message: booked once, the second copy is a duplicate
+    msgs.append((b"k", codec.encode_batch([good[0] | {"event_id": "twice"}, good[1] | {"event_id": "twice"}])))
+    classes += 1
     return msgs, dead, valid, classes
 
 
@@ -122,6 +135,30 @@ def fuzzed(now: int) -> list[bytes]:
     return out
 
 
+def expectations(messages, now: int, max_future_ms: int, retention_ms: int):
+    """What the worker must make of `messages` (in publish order), from the independent oracles only
+    (tests/oracle_events.py, tests/oracle.py): (events in, dead by reason, first bookable copy per id, duplicates)."""
+    dead: Counter = Counter()
+    first: dict[str, dict] = {}
+    events = duplicates = 0
+    for _, value in messages:
+        evs, whole = message_events(value)
+        if whole:
+            events += 1
+            dead[whole] += 1
+            continue
+        for e in evs:
+            events += 1
+            reason = event_reason(e, now, max_future_ms, retention_ms)
+            if reason:
+                dead[reason] += 1
+            elif e["event_id"] in first:
+                duplicates += 1
+            else:
+                first[e["event_id"]] = e
+    return events, dead, first, duplicates
+
+
 def test_malformed_corpus_and_fuzzed_bytes_are_all_accounted_for_and_the_worker_survives(isolated, tmp_path):
     settings = isolated.settings()
     create_topics(settings)
@@ -129,24 +166,25 @@ def test_malformed_corpus_and_fuzzed_bytes_are_all_accounted_for_and_the_worker_
     msgs, dead, valid, classes = corpus(now)
     fuzz = fuzzed(now)
     assert classes >= 12 and len(fuzz) >= 500
+    # fuzzed messages share one key, so one partition reads them in publish order: when mutated copies of one
+    # event_id differ, the FIRST copy is the one booked, and the oracle knows which
+    all_msgs = msgs + [(b"fuzz", b) for b in fuzz]
 
-    # what the worker will see, computed with the codec and the pure validation (an oracle, not the worker's
-    # counts): events per message (a message that does not decode is one dead event)
-    codec = UsageCodec()
-    limits = Limits(max_future_ms=settings.worker.max_future_s * 1000,
-                    retention_ms=settings.worker.retention_days * DAY_MS)
-    fuzz_events = fuzz_invalid = 0
-    for b in fuzz:
-        try:
-            evs = codec.decode(b)
-        except DecodeError:
-            fuzz_events += 1
-            fuzz_invalid += 1
-            continue
-        fuzz_events += len(evs)
-        fuzz_invalid += sum(1 for e in evs if invalid_reason(e, now, limits))
-    published = len(valid) + sum(dead.values()) + fuzz_events
-    all_msgs = msgs + [(None, b) for b in fuzz]
+    # what the worker will see, computed without the worker's code (no UsageCodec.decode, no invalid_reason)
+    published, want_dead, first, want_dups = expectations(
+        all_msgs, now, settings.worker.max_future_s * 1000, settings.worker.retention_days * DAY_MS)
+    corpus_events, corpus_dead, corpus_first, corpus_dups = expectations(
+        msgs, now, settings.worker.max_future_s * 1000, settings.worker.retention_days * DAY_MS)
+    # the oracle agrees with the corpus's own labels (the corpus was built knowing each message's fate)
+    assert corpus_dead == dead and sorted(corpus_first) == sorted({e["event_id"] for e in valid} | {"twice"})
+    assert corpus_dups == 1
+    assert {e["event_id"] for e in valid}.isdisjoint(set(first) - set(corpus_first))  # fuzz ids never collide
+    month = datetime.fromtimestamp(now / 1000, UTC).strftime("%Y%m")
+    assert all(datetime.fromtimestamp(e["event_time"] / 1000, UTC).strftime("%Y%m") == month
+               for e in first.values())  # every booking lands in this month's window
+    want_spend = oracle_total(first.values(), fallback=True)
+    want_dead_n = sum(want_dead.values())
+    assert published == len(first) + want_dups + want_dead_n
 
     web = int(isolated.env["SPENDSTREAM_WORKER__WEB_PORT"])
     with child(["worker"], isolated.env, tmp_path / "worker.log") as w:
@@ -164,7 +202,7 @@ def test_malformed_corpus_and_fuzzed_bytes_are_all_accounted_for_and_the_worker_
         dead_n = m["spendstream_events_dead_lettered_total"]
         assert m["spendstream_events_in_total"] == published
         assert booked + dups + dead_n == published
-        assert dead_n == sum(dead.values()) + fuzz_invalid
+        assert (booked, dups, dead_n) == (len(first), want_dups, want_dead_n)
     assert w.returncode == 0 or w.returncode == -15, f"worker exit {w.returncode}"
 
     letters = read_dead_letters(settings.kafka.bootstrap_servers, settings.kafka.dlq_topic, idle_s=3.0)
@@ -172,20 +210,19 @@ def test_malformed_corpus_and_fuzzed_bytes_are_all_accounted_for_and_the_worker_
     for d in letters:
         assert d["reason"] and d["source_partition"].isdigit() and d["source_offset"].isdigit(), d
         assert d["source_topic"] == settings.kafka.usage_topic and d["source_index"].lstrip("-").isdigit()
-    # the known classes land with their own reason (fuzzed letters add to the same reason codes)
+    # every reason exactly as the oracle says, corpus and fuzz together
     by_reason = Counter(d["reason"] for d in letters)
-    for reason, n in dead.items():
-        assert by_reason[reason] >= n, (reason, by_reason)
+    assert by_reason == want_dead, (by_reason, want_dead)
+    assert all(by_reason[reason] >= n for reason, n in dead.items())
     in_batch = [d for d in letters if d["reason"] == "negative_quantity" and d["source_index"] == "3"]
     # a bad event inside a batch message: the letter carries the ORIGINAL message bytes and the event's index
     assert len(in_batch) == 1
-    message = codec.decode(in_batch[0]["value"])
-    assert len(message) > 1 and message[int(in_batch[0]["source_index"])]["event_id"] == "neg-in-batch"
+    message, whole = message_events(in_batch[0]["value"])
+    assert whole is None and len(message) > 1 and message[int(in_batch[0]["source_index"])]["event_id"] == "neg-in-batch"
 
-    # every valid corpus event was priced and booked exactly (fuzzed survivors add their own bookings on top)
+    # every bookable event was priced and booked exactly once: the count and the spend to the nano-USD
     r = redis.Redis.from_url(settings.redis.url)
     from spendstream.windows import window_ids
     org = r.hgetall(f"{isolated.prefix}:{{org:all}}:{window_ids(now).month}")
-    book = default_price_book()
-    assert int(org[b"events"]) >= len(valid)
-    assert int(org[b"spend"]) >= sum(book.price(e).charged_nanos for e in valid)
+    assert int(org[b"events"]) == len(first) >= len(valid) + 1
+    assert int(org[b"spend"]) == want_spend >= oracle_total(valid)

@@ -9,9 +9,9 @@ import time
 import pytest
 
 from spendstream.cli.services import create_topics
-from spendstream.pricing import default_price_book
 from tests.conftest import child, encode_events, produce, wait_until
 from tests.integration.test_enforcement_reservations import ask, budget, make_env
+from tests.oracle import oracle_nanos
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,7 @@ def test_the_worker_settles_a_reservation_with_the_actual_cost(isolated, tmp_pat
              "input_tokens": 1234, "output_tokens": 321, "team": "payments", "cost_center": "cc-3001",
              "use_case": "fraud-explainer", "environment": "production", "workload_type": "inference",
              "reservation_id": rid}
-    actual = default_price_book().price(event).charged_nanos
+    actual = oracle_nanos(event)
     with child(["worker"], isolated.env, tmp_path / "worker.log"):
         produce(settings.kafka.bootstrap_servers, settings.kafka.usage_topic, encode_events([event]))
         final = wait_until(lambda: (c := asyncio.run(cell())).get("spend") and c.get("held", 0) == 0 and c, 60,

@@ -13,10 +13,10 @@ from schemas.models import Budget, BudgetScope
 from spendstream.allocation import owner_of
 from spendstream.cli.services import create_topics
 from spendstream.money import format_usd
-from spendstream.pricing import default_price_book
 from spendstream.synthetic import SyntheticStream
 from spendstream.windows import window_ids
 from tests.conftest import child, encode_events, produce, query_clickhouse, wait_until
+from tests.oracle import oracle_total
 
 pytestmark = pytest.mark.integration
 
@@ -44,10 +44,9 @@ def test_events_flow_to_redis_clickhouse_and_flip_the_api_decision(isolated, tmp
     create_topics(settings)
     now = int(time.time() * 1000)
     events = list(SyntheticStream(seed=11).events(N, now))
-    book = default_price_book()
-    expected_total = sum(book.price(e).charged_nanos for e in events)
+    expected_total = oracle_total(events)
     payments = [e for e in events if owner_of(e).team == "payments"]
-    payments_total = sum(book.price(e).charged_nanos for e in payments)
+    payments_total = oracle_total(payments)
     assert payments and 0 < payments_total
 
     # A monthly enforce budget for payments that this stream will cross, between the two checks.
@@ -83,6 +82,11 @@ def test_events_flow_to_redis_clickhouse_and_flip_the_api_decision(isolated, tmp
     # ClickHouse (worker stopped: the embedded engine's data dir is free): rows and cost exact.
     count, total = query_clickhouse(isolated.env, "SELECT count(), sum(cost) FROM {db}.priced_events FINAL")[0]
     assert (count, int(total)) == (N, expected_total)
+    # raw rows too: FINAL would hide a double insert, the rollups (materialized views on INSERT) would not
+    raw_count, raw_total = query_clickhouse(isolated.env, "SELECT count(), sum(cost) FROM {db}.priced_events")[0]
+    roll_events, roll_total = query_clickhouse(
+        isolated.env, "SELECT sum(events), sum(cost) FROM {db}.cost_hourly")[0]
+    assert (raw_count, int(raw_total), int(roll_events), int(roll_total)) == (N, expected_total, N, expected_total)
 
 
 def _ok(port: int) -> bool:
