@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import defaultdict
 from typing import Awaitable, Callable
@@ -75,14 +76,23 @@ class UsageConsumer(Service):
         self._flush_due = asyncio.Event()
         self._flush_lock = asyncio.Lock()
         self._flush_failures = 0
+        self._no_write_in_flight = threading.Event()  # cleared while a block's INSERT runs in a worker thread
+        self._no_write_in_flight.set()
+        self.revoke_wait_s = 30.0
 
     # -- rebalance callbacks run inside consume(), on the loop thread: record, drop what is no longer ours ------
     def _on_assign(self, consumer, partitions) -> None:
         self._pending_assign.extend(tp.partition for tp in partitions)
 
     def _on_revoke(self, consumer, partitions) -> None:
+        """Give partitions up. First let an INSERT in flight finish (it may hold rows of these partitions): the
+        group hands them to their next owner only after this returns, so that owner's ClickHouse mark, read at its
+        assignment, covers every row this worker wrote — nothing is inserted twice. Then drop what is buffered."""
         gone = [tp.partition for tp in partitions]
+        if not self._no_write_in_flight.wait(self.revoke_wait_s):
+            log.warning("revoke of %s: an INSERT still in flight after %.0fs", gone, self.revoke_wait_s)
         dropped = self.processor.revoke(self.topic, gone)
+        self.metrics.revoked.inc(len(gone))
         if dropped:
             log.info("revoked %s: dropped %d buffered rows (the next owner writes them)", gone, dropped)
         self._assigned.difference_update(gone)
@@ -160,7 +170,14 @@ class UsageConsumer(Service):
                     res = await self.processor.process(self.topic, partition, records)
                     break
                 except StaleBatch as exc:
-                    log.warning("%s; re-reading the applied mark", exc)
+                    # another owner booked past us (we were a zombie, or it was): drop our rows of this partition
+                    # and take it over afresh from what Redis and ClickHouse hold, as on an assignment
+                    dropped = self.processor.revoke(self.topic, [partition])
+                    self.metrics.stale_batches.inc()
+                    self._consumed.pop(partition, None)  # their rows are gone: never commit past them
+                    log.warning("%s; dropped %d buffered rows, re-reading the Redis and ClickHouse marks", exc, dropped)
+                    written = await asyncio.to_thread(self.writer.written_offsets, self.topic)
+                    await self.processor.assign(self.topic, [partition], written)
             if res.dead:
                 self.dlq.send(res.dead)
             self._consumed[partition] = records[-1][0]
@@ -180,7 +197,11 @@ class UsageConsumer(Service):
                     retrying = self.writer.has_retry
                     block = self.writer.take()
                     if len(block):
-                        await asyncio.to_thread(self.writer.write, block)
+                        self._no_write_in_flight.clear()
+                        try:
+                            await asyncio.to_thread(self.writer.write, block)
+                        finally:
+                            self._no_write_in_flight.set()
                     if not retrying:
                         break
                 block = None

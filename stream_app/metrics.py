@@ -25,6 +25,10 @@ class Metrics:
         self.sink_pending = Gauge("spendstream_clickhouse_pending_rows",
                                   "Rows buffered for ClickHouse, not yet written (grows while ClickHouse is down)", registry=r)
         self.position = Gauge("spendstream_partition_position", "Highest offset processed", ["partition"], registry=r)
+        self.revoked = Counter("spendstream_partitions_revoked_total", "Partitions given up in a rebalance (or lost "
+                               "by a zombie)", registry=r)
+        self.stale_batches = Counter("spendstream_stale_batches_total", "Batches another owner had booked past: "
+                                     "rows dropped, marks re-read", registry=r)
         self.alerts = Counter("spendstream_alerts_total", "Alerts fired", ["kind"], registry=r)
         self.decisions = Counter("spendstream_decisions_total", "Throttle decisions written", ["action"], registry=r)
 
