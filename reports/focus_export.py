@@ -41,11 +41,15 @@ def _dicts(client: Client, sql: str, params: dict[str, Any]) -> Iterator[dict[st
         yield dict(zip(res.column_names, r))
 
 
-def _invoice_ids(client: Client, db: str, s: int, e: int) -> dict[str, str]:
-    """provider -> the invoice id reconciled for that month (the lowest id when several)."""
-    return dict(client.query(f"""SELECT provider, min(invoice_id) FROM {db}.invoices FINAL
+def _invoice_ids(client: Client, db: str, month: str, s: int, e: int) -> dict[str, str]:
+    """provider -> the invoice id reconciled for that month: the latest reconciliation run's, else the lowest id
+    of the imported invoice lines of the month."""
+    from reports.residuals import reconciled_invoice_ids
+
+    imported = dict(client.query(f"""SELECT provider, min(invoice_id) FROM {db}.invoices FINAL
         WHERE day >= toDate(toDateTime(%(s)s, 'UTC')) AND day < toDate(toDateTime(%(e)s, 'UTC'))
         GROUP BY provider""", parameters={"s": s, "e": e}).result_rows)
+    return {**imported, **reconciled_invoice_ids(client, db, month)}
 
 
 def focus_rows(client: Client, db: str, month: str, account: tuple[str, str]) -> Iterator[dict[str, Any]]:
@@ -53,7 +57,7 @@ def focus_rows(client: Client, db: str, month: str, account: tuple[str, str]) ->
     booked in the month, then the month's reconciliation residuals allocated to teams."""
     s, e = month_bounds(month)
     p = {"s": ts(s), "e": ts(e)}
-    invoices = _invoice_ids(client, db, p["s"], p["e"])
+    invoices = _invoice_ids(client, db, month, p["s"], p["e"])
     usage = f"""
         SELECT toDateTime(toStartOfHour(event_time), 'UTC') AS hour, {_KEYS}, price_version, price_rule,
                service_tier, attributes['region'] AS region, {_RESOURCE} AS resource_id,
@@ -82,8 +86,7 @@ def focus_rows(client: Client, db: str, month: str, account: tuple[str, str]) ->
 
 
 def _residuals(client: Client, db: str, month: str) -> list[tuple[str, str, int]]:
-    """(provider, team, nano-USD) of the month's reconciliation residual allocated to teams, when the
-    reconciliation tables exist (migration 0005)."""
+    """(provider, team, nano-USD) of the month's reconciliation residual allocated to teams."""
     from reports.residuals import residual_by_team
 
     return residual_by_team(client, db, month)

@@ -23,8 +23,8 @@ read back from a CSV (strings, '' = null) or a Parquet file (Decimal, datetime, 
   unitprice.required     ListUnitPrice / ContractedUnitPrice null on a Usage/Purchase non-correction row (when
                          the column is present), or set on a Tax row
   cost.list-product      ListCost != ListUnitPrice x PricingQuantity beyond the rounding of the figures shown
-                         (half a last place of the cost and of the quantity; of the unit price only when it is
-                         shown with more than 9 decimals, i.e. is itself a rounded quotient)
+                         (half a last place of the cost — per event when the row declares x_Events — and of
+                         the quantity; of the unit price only when it is shown with more than 9 decimals)
   cost.contracted-product ContractedCost != ContractedUnitPrice x PricingQuantity, likewise
   dependency.null        a column set while the column it depends on is null (SkuPriceId needs SkuId, SkuMeter
                          needs SkuId, SkuPriceDetails needs SkuPriceId, SubAccountName/Type need SubAccountId,
@@ -132,6 +132,15 @@ def _ulp(d: Decimal) -> Decimal:
     return Decimal(1).scaleb(min(int(exp), 0)) / 2 if isinstance(exp, int) else Decimal(0)
 
 
+def _rounded_events(raw: Mapping[str, Any]) -> int:
+    """How many separately rounded charges a row adds up: its `x_Events` when it declares one (each event's cost
+    was rounded once, so each may carry half a last place, twice that counting both sides), else 1."""
+    try:
+        return max(2 * int(raw.get("x_Events") or 0), 1)
+    except (TypeError, ValueError):
+        return 1
+
+
 def _row(n: int, raw: Mapping[str, Any]) -> list[Violation]:
     out: list[Violation] = []
 
@@ -226,7 +235,7 @@ def _conditions(v: dict[str, Any], raw: Mapping[str, Any], bad) -> None:
             # A unit price with up to 9 decimals is an exact rate; one with more is a rounded quotient whose
             # last place may carry rounding. The cost and the quantity may each carry half their last place.
             slack = _ulp(p) * abs(q) if -int(p.as_tuple().exponent) > 9 else Decimal(0)
-            tolerance = slack + _ulp(c) + _ulp(q) * abs(p)
+            tolerance = slack + _ulp(c) * _rounded_events(raw) + _ulp(q) * abs(p)
             if abs(p * q - c) > tolerance:
                 bad(cost, rule, f"{cost} {c} != {price} {p} x PricingQuantity {q} (= {p * q}) beyond rounding")
     for col, needs in _DEPENDS:

@@ -19,7 +19,7 @@ from spendstream.pricing import split_nanos
 from spendstream.reconcile import Reconciliation
 from spendstream.windows import month_bounds
 
-__all__ = ["metered_at_grain", "store_residuals", "residual_trend", "residual_by_team", "TrendRow"]
+__all__ = ["metered_at_grain", "store_residuals", "reconciled_invoice_ids", "residual_trend", "residual_by_team", "TrendRow"]
 
 _LATEST = """(provider, month, reconciled_at) IN (
     SELECT provider, month, max(reconciled_at) FROM {db}.reconciliation_residuals GROUP BY provider, month)"""
@@ -80,6 +80,12 @@ def residual_trend(client: Client, db: str, until: str, months: int = 6) -> list
         WHERE {_LATEST} AND month >= %(s)s AND month < %(e)s GROUP BY provider, month ORDER BY month, provider""",
                s=start, e=end)
     return [TrendRow(p, f"{m[:4]}-{m[4:]}", src, int(i), int(me), int(r)) for p, m, src, i, me, r in got]
+
+
+def reconciled_invoice_ids(client: Client, db: str, month: str) -> dict[str, str]:
+    """provider -> the invoice id of the month's latest reconciliation run (when the source named one)."""
+    return dict(rows(client, db, f"""SELECT provider, max(invoice_id) FROM {{db}}.reconciliation_residuals FINAL
+        WHERE {_LATEST} AND month = %(m)s AND invoice_id != '' GROUP BY provider""", m=month_bounds(month)[0].date()))
 
 
 def residual_by_team(client: Client, db: str, month: str) -> list[tuple[str, str, int]]:

@@ -9,9 +9,9 @@ Contract (per row):
   model x price-book version x price rule x service tier x region x resource. Its ListCost is the exact sum of
   the events' list-price component (each rounded once at pricing); ContractedCost / x_ChargedCost are the
   group's contracted / charged totals split over its components by list-cost share (largest remainder, so the
-  group sums stay exact to the nano). ListUnitPrice = ListCost / PricingQuantity and ContractedUnitPrice =
-  ContractedCost / PricingQuantity, to 12 decimals: the price-book rate within the per-event rounding (at most
-  1 nano-USD per event of the row), so ListCost = ListUnitPrice x PricingQuantity holds within that rounding.
+  group sums stay exact to the nano). ListUnitPrice / ContractedUnitPrice = the shortest decimal (<= 12 places)
+  p with |p x PricingQuantity - cost| <= 1 nano-USD x x_Events: the price-book rate, recovered from the exact
+  sums, so ListCost = ListUnitPrice x PricingQuantity holds within the per-event rounding.
 - PricingCategory: 'Standard' at list price; 'Committed' when a negotiated discount applies (contracted
   enterprise terms); 'Dynamic' when a service-tier multiplier applies (batch / flex / priority: the price depends
   on how the request was served); 'Other' when the model was priced by the fallback rule (an estimate).
@@ -103,8 +103,17 @@ def _common(g: Mapping[str, Any], month: str, account: tuple[str, str]) -> dict[
     return row
 
 
-def _unit_price(cost: Decimal, qty: Decimal) -> Decimal | None:
-    return (cost / qty).quantize(_PRICE) if qty else None
+def _unit_price(cost: Decimal, qty: Decimal, events: int) -> Decimal | None:
+    """The shortest decimal (at most 12 places) whose product with `qty` is within 1 nano-USD per event of
+    `cost`: the book's rate (e.g. 2.5 per 1M tokens) rather than an average blurred by per-event rounding."""
+    if not qty:
+        return None
+    exact, slack = cost / qty, _NANO * max(events, 1)
+    for places in range(13):
+        p = exact.quantize(Decimal(1).scaleb(-places))
+        if abs(p * qty - cost) <= slack:
+            return p
+    return exact.quantize(_PRICE)
 
 
 def usage_rows(g: Mapping[str, Any], month: str, account: tuple[str, str],
@@ -140,7 +149,8 @@ def usage_rows(g: Mapping[str, Any], month: str, account: tuple[str, str],
             "ListCost": list_usd, "ContractedCost": con_usd, "EffectiveCost": con_usd, "BilledCost": con_usd,
             "PricingQuantity": pqty, "PricingUnit": m.pricing_unit, "ConsumedQuantity": cqty,
             "ConsumedUnit": m.consumed_unit, "PricingCategory": category,
-            "ListUnitPrice": _unit_price(list_usd, pqty), "ContractedUnitPrice": _unit_price(con_usd, pqty),
+            "ListUnitPrice": _unit_price(list_usd, pqty, events[i]),
+            "ContractedUnitPrice": _unit_price(con_usd, pqty, events[i]),
             "SkuMeter": m.meter, "SkuPriceId": f"{g['provider']}/{g['model']}/{m.component}@{g['price_version']}"
                                               f"/{tier}",
             "SkuPriceDetails": json.dumps(details, sort_keys=True, separators=(",", ":")),

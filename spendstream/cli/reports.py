@@ -123,15 +123,41 @@ def export_focus(
     out: Path = typer.Option(..., help="FILE.csv or FILE.parquet"),
     account_id: str = typer.Option("spendstream", help="BillingAccountId"),
     account_name: str = typer.Option("AI platform", help="BillingAccountName"),
+    validate: bool = typer.Option(True, "--validate/--no-validate",
+                                  help="Check every written row against the FOCUS 1.2 rules; exit 1 on a violation"),
 ) -> None:
-    """FOCUS 1.2 rows: hourly usage of the month plus reprice corrections booked in it."""
-    from reports.render.focus_file import write_focus
+    """FOCUS 1.2 rows: hourly usage of the month per priced component, reprice corrections booked in it and the
+    month's reconciliation residuals (Adjustments). The written file is validated unless --no-validate."""
     from reports.focus_export import focus_rows
+    from reports.focus_validate import validate_file
+    from reports.render.focus_file import write_focus
 
     client, db = clickhouse_client()
     out.parent.mkdir(parents=True, exist_ok=True)
     n = write_focus(focus_rows(client, db, month, (account_id, account_name)), out)
     console.print(f"{n:,} FOCUS rows -> {out}")
+    if validate:
+        _report_violations(validate_file(out), out)
+
+
+def _report_violations(bad: list, path: Path) -> None:
+    """Print each violation (row, column, rule); exit 1 when there is any."""
+    from rich.markup import escape
+
+    for v in bad[:50]:
+        console.print(f"[red]FOCUS[/red] {escape(str(v))}", soft_wrap=True)
+    if bad:
+        console.print(f"{len(bad):,} FOCUS rule violation(s) in {path}" + (" (first 50 shown)" if len(bad) > 50 else ""))
+        raise typer.Exit(1)
+    console.print("FOCUS 1.2 rules: every row conforms")
+
+
+@export.command("check")
+def export_check(path: Path = typer.Argument(..., exists=True, dir_okay=False, help="FOCUS .csv or .parquet")) -> None:
+    """Validate any FOCUS 1.2 file (ours or a provider's) against the spec's rules; exit 1 naming row, column, rule."""
+    from reports.focus_validate import validate_file
+
+    _report_violations(validate_file(path), path)
 
 
 def reconcile_cmd(

@@ -157,8 +157,8 @@ def test_a_discount_splits_contracted_cost_by_list_share_exactly_and_is_committe
     assert sum(r["ContractedCost"] for r in rows) == Decimal("0.004000001")
     assert sum(r["x_ChargedCost"] for r in rows) == Decimal("0.004400001")
     assert {r["PricingCategory"] for r in rows} == {"Committed"}
-    assert all(abs(r["ContractedUnitPrice"] * r["PricingQuantity"] - r["ContractedCost"]) < Decimal("1e-12")
-               for r in rows)
+    assert all(abs(r["ContractedUnitPrice"] * r["PricingQuantity"] - r["ContractedCost"]) <= Decimal("1e-9") * 3
+               for r in rows)  # within 1 nano per event of the row
 
 
 def test_pricing_category_mapping():
