@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Iterable, Mapping, NamedTuple
 
 __all__ = ["Violation", "validate_rows", "validate_file", "SPEC_COLUMNS"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date, datetime
-from typing import Callable, Iterable, NamedTuple
+from typing import Callable, NamedTuple
 
 from clickhouse_connect.driver.client import Client
 
@@ -34,27 +34,26 @@ class TrendRow(NamedTuple):
     residual: int
 
 
-def metered_at_grain(client: Client, db: str, provider: str, months: Iterable[str], grain: str,
+def metered_at_grain(client: Client, db: str, provider: str, start: datetime, end: datetime, grain: str,
                      model_key: Callable[[str], str] = str) -> dict[tuple[str, str], int]:
-    """Contracted nano-USD of `provider` per (month, grain key) over `months`. grain: 'service' (our ServiceName
-    for the provider), 'project' (the event's project tag; reprice corrections carry none, so they are left
-    out) or 'model' (keyed by `model_key(model)`, e.g. the price book's canonical id; corrections included)."""
+    """Contracted nano-USD of `provider` in [start, end) per (month, grain key). grain: 'service' (our
+    ServiceName for the provider), 'project' (the event's project tag; reprice corrections carry none, so they
+    are left out) or 'model' (keyed by `model_key(model)`, e.g. the price book's catalog id; corrections in)."""
     out: dict[tuple[str, str], int] = defaultdict(int)
-    for m in sorted(set(months)):
-        s, e = (int(t.timestamp()) for t in month_bounds(m))
-        if grain == "project":
-            got = rows(client, db, """SELECT project, sum(contracted_cost) FROM {db}.priced_events FINAL
-                WHERE provider = %(p)s AND event_time >= toDateTime(%(s)s, 'UTC')
-                  AND event_time < toDateTime(%(e)s, 'UTC') GROUP BY project""", p=provider, s=s, e=e)
-            keyed = ((r[0] or "(no project)", r[1]) for r in got)
-        else:
-            got = rows(client, db, """SELECT model, sum(contracted_cost) FROM {db}.cost_hourly
-                WHERE provider = %(p)s AND hour >= toDateTime(%(s)s, 'UTC') AND hour < toDateTime(%(e)s, 'UTC')
-                GROUP BY model""", p=provider, s=s, e=e)
-            service = service_and_issuer(provider, "")[0]
-            keyed = ((service if grain == "service" else model_key(r[0]), r[1]) for r in got)
-        for k, v in keyed:
-            out[(m, k)] += int(v)
+    s, e = int(start.timestamp()), int(end.timestamp())
+    if grain == "project":
+        got = rows(client, db, """SELECT toString(toYYYYMM(event_time)) AS m, project, sum(contracted_cost)
+            FROM {db}.priced_events FINAL WHERE provider = %(p)s AND event_time >= toDateTime(%(s)s, 'UTC')
+              AND event_time < toDateTime(%(e)s, 'UTC') GROUP BY m, project""", p=provider, s=s, e=e)
+        keyed = ((m, k or "(no project)", v) for m, k, v in got)
+    else:
+        got = rows(client, db, """SELECT toString(toYYYYMM(hour)) AS m, model, sum(contracted_cost) FROM {db}.cost_hourly
+            WHERE provider = %(p)s AND hour >= toDateTime(%(s)s, 'UTC') AND hour < toDateTime(%(e)s, 'UTC')
+            GROUP BY m, model""", p=provider, s=s, e=e)
+        service = service_and_issuer(provider, "")[0]
+        keyed = ((m, service if grain == "service" else model_key(k), v) for m, k, v in got)
+    for m, k, v in keyed:
+        out[(f"{m[:4]}-{m[4:]}", k)] += int(v)
     return dict(out)
 
 

@@ -107,7 +107,7 @@ def _unit_price(cost: Decimal, qty: Decimal, events: int) -> Decimal | None:
     """The shortest decimal (at most 12 places) whose product with `qty` is within 1 nano-USD per event of
     `cost`: the book's rate (e.g. 2.5 per 1M tokens) rather than an average blurred by per-event rounding."""
     if not qty:
-        return None
+        return Decimal(0) if not cost else None  # a cost with no quantity has no unit price (the validator says so)
     exact, slack = cost / qty, _NANO * max(events, 1)
     for places in range(13):
         p = exact.quantize(Decimal(1).scaleb(-places))

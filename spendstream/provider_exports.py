@@ -2,8 +2,9 @@
 
 Sources and the grain each one gives (reconciliation happens at that grain, never finer):
 - `focus`: any FOCUS 1.x CSV (cloud providers export it natively). Rows of the provider (ProviderName,
-  PublisherName or InvoiceIssuerName equal to one of `names`, case-insensitive), BilledCost per
-  month of ChargePeriodStart x ServiceName. The InvoiceId column, when present, is kept.
+  PublisherName or InvoiceIssuerName equal to one of `names`, case-insensitive) and of AI spend (ServiceCategory
+  'AI and Machine Learning' when the file has the column: a cloud bill also carries compute, storage, ...),
+  BilledCost per month of ChargePeriodStart x ServiceName. The InvoiceId column, when present, is kept.
 - `openai-costs`: pages of the OpenAI organization Costs API (`GET /v1/organization/costs`, `group_by` project_id
   and/or line_item): `{"object": "page", "data": [{"object": "bucket", "start_time": <unix s>, "results":
   [{"object": "organization.costs.result", "amount": {"value": <number>, "currency": "usd"}, "line_item",
@@ -30,7 +31,8 @@ from spendstream.errors import ConfigError
 from spendstream.money import round_half_even
 from spendstream.windows import month_label
 
-__all__ = ["ExportLine", "GRAINS", "parse_focus", "parse_openai_costs", "parse_anthropic_cost_report", "parse_export"]
+__all__ = ["ExportLine", "GRAINS", "parse_focus", "parse_openai_costs", "parse_anthropic_cost_report", "parse_export",
+           "detect_kind", "model_key_for", "provider_names"]
 
 GRAINS = {"focus": "service", "openai-costs": "project", "anthropic-cost-report": "model"}
 
@@ -79,6 +81,8 @@ def parse_focus(text: str, names: Iterable[str], source: str = "focus") -> list[
     out = []
     for n, r in enumerate(reader, start=2):
         if not {(r.get(c) or "").lower() for c in ("ProviderName", "PublisherName", "InvoiceIssuerName")} & want:
+            continue
+        if r.get("ServiceCategory") and r["ServiceCategory"] != "AI and Machine Learning":
             continue
         where = f"{source} line {n}"
         _usd(r.get("BillingCurrency"), where)
@@ -143,3 +147,35 @@ def parse_export(kind: str, text: str, provider_names: Iterable[str], source: st
     if kind == "anthropic-cost-report":
         return parse_anthropic_cost_report(text, source)
     raise ConfigError(f"unknown export kind {kind!r}; one of {', '.join(GRAINS)} (or the invoice CSV)")
+
+
+def detect_kind(name: str, text: str) -> str:
+    """'invoice-csv' | 'focus' | 'openai-costs' | 'anthropic-cost-report', from the file's content."""
+    head = text.lstrip()[:4096]
+    if head.startswith(("{", "[")):
+        if "organization.costs.result" in head or '"start_time"' in head:
+            return "openai-costs"
+        if '"starting_at"' in head:
+            return "anthropic-cost-report"
+        raise ConfigError(f"{name}: JSON that is neither an OpenAI costs page nor an Anthropic cost report")
+    first = head.splitlines()[0] if head else ""
+    return "focus" if "BilledCost" in first and "ChargePeriodStart" in first else "invoice-csv"
+
+
+def provider_names(provider: str, aliases: dict[str, str], issuer: str) -> set[str]:
+    """The names a provider goes by in someone else's export: our id, its canonical alias, its invoice issuer."""
+    canon = aliases.get(provider.lower(), provider.lower())
+    return {provider.lower(), canon, issuer.lower()}
+
+
+def model_key_for(book, provider: str, day: int):
+    """A model-name normaliser for `provider`: the price book catalog's model id when it lists the name (so
+    'claude-sonnet-4-20250514' and 'claude-sonnet-4' meet), else the lower-case name."""
+    catalog = getattr(book, "catalog", None)
+    canon = book.spec.provider_aliases.get(provider.lower(), provider.lower())
+
+    def key(model: str) -> str:
+        hit = catalog.find(canon, model.lower(), day) if catalog is not None and model else None
+        return hit.model_id if hit is not None else model.lower()
+
+    return key

@@ -1,4 +1,5 @@
-"""`spendstream digest weekly | review monthly | export focus | reconcile`: the analytics CLI.
+"""`spendstream digest weekly | review monthly | export focus | export check`: the analytics CLI (reconcile:
+spendstream/cli/reconcile.py).
 
 Entry point only: builds Settings and the ClickHouse client, calls the report queries (reports/), the pure
 core (spendstream.chargeback / forecast / focus / reconcile) and the renderers (reports/render).
@@ -74,7 +75,8 @@ def review_monthly(
     budget: list[str] = typer.Option([], "--use-case-budget", help="Upfront use-case budget USE_CASE=USD (repeat)"),
     out: Path = typer.Option(Path("reports"), help="Output directory"),
 ) -> None:
-    """Write review-MONTH-MODEL.html plus statement / lines / metrics CSVs; records the allocation in ClickHouse."""
+    """Write review-MONTH-MODEL.html plus statement / lines / metrics / residuals CSVs; records the allocation in ClickHouse."""
+    from reports.render.residuals import residuals_csv
     from reports.render.review import cent_lines, lines_csv, metrics_csv, review_html, statement_csv, variance_by_team
     from reports.review import review_data
     from spendstream.chargeback import build_statement
@@ -101,6 +103,7 @@ def review_monthly(
     (out / f"{stem}-statement.csv").write_text(statement_csv(st, cl))
     (out / f"{stem}-lines.csv").write_text(lines_csv(st, cl))
     (out / f"{stem}-metrics.csv").write_text(metrics_csv(d, variance))
+    (out / f"{stem}-residuals.csv").write_text(residuals_csv(d))
     _record_allocation(client, db, month, st)
     console.print(f"{model}: total {cl.total / 100:,.2f} USD over {len(cl.by_cc)} cost centers -> {out / stem}.html")
 
@@ -160,47 +163,7 @@ def export_check(path: Path = typer.Argument(..., exists=True, dir_okay=False, h
     _report_violations(validate_file(path), path)
 
 
-def reconcile_cmd(
-    invoice: Path = typer.Option(..., exists=True, dir_okay=False, help="Provider invoice / usage CSV"),
-    provider: str = typer.Option(..., help="Provider as in events, e.g. openai"),
-    threshold: str = typer.Option("1", help="Drift alert threshold, percent"),
-) -> None:
-    """Compare metered contracted cost with the invoice per model and day; exit 1 and store an alert on drift."""
-    from datetime import date, timedelta
-
-    from rich.table import Table
-
-    from reports.render.html import usd
-    from reports.reconcile_store import metered_by_key, record_drift_alert, store_invoice, unallocated_share
-    from spendstream.forecast import pct
-    from spendstream.reconcile import invoiced_by_key, parse_invoice_csv, reconcile
-
-    client, db = clickhouse_client()
-    lines = parse_invoice_csv(invoice.read_text(), provider, invoice.name)
-    if not lines:
-        raise ConfigError(f"{invoice}: no invoice lines")
-    days = sorted({ln.day for ln in lines})
-    start = datetime.combine(date.fromisoformat(days[0]), datetime.min.time(), UTC)
-    end = datetime.combine(date.fromisoformat(days[-1]) + timedelta(days=1), datetime.min.time(), UTC)
-    now = datetime.now(UTC)
-    store_invoice(client, db, provider, lines, invoice.name, now)
-    rec = reconcile(metered_by_key(client, db, provider, start, end), invoiced_by_key(lines),
-                    usd_to_nanos(threshold) // 10_000_000)
-    un, tot = unallocated_share(client, db, provider, start, end)
-    t = Table("day", "model", "metered", "invoiced", "residual", "drift", title=f"{provider} {days[0]}..{days[-1]}")
-    for r in rec.rows:
-        t.add_row(r.day, r.model, usd(r.metered, 4), usd(r.invoiced, 4), usd(r.residual, 4), "DRIFT" if r.drifted else "")
-    console.print(t)
-    console.print(f"metered {usd(rec.metered_total, 4)}  invoiced {usd(rec.invoiced_total, 4)}  "
-                  f"residual {usd(rec.residual, 4)} ({rec.residual} nano-USD)  unallocated {pct(un, tot)}%")
-    if rec.drifted or rec.drifted_rows:
-        aid = record_drift_alert(client, db, provider, f"{days[0]}..{days[-1]}", rec, now)
-        console.print(f"[red]ALERT[/red] drift above {threshold}% ({len(rec.drifted_rows)} lines); stored as {aid}")
-        raise typer.Exit(1)
-
-
 def register(app: typer.Typer) -> None:
     app.add_typer(digest, name="digest")
     app.add_typer(review, name="review")
     app.add_typer(export, name="export")
-    app.command("reconcile")(reconcile_cmd)
