@@ -71,7 +71,8 @@ def review_monthly(
     shared_key: str = typer.Option("spend", help="Proration key of shared cost: spend | tokens | requests | even"),
     markup: str = typer.Option("0", help="Markup percent on chargeback lines (real-cost model)"),
     budgets: Path | None = typer.Option(None, exists=True, dir_okay=False,
-                                        help="budgets YAML: team budgets -> variance, use-case budgets -> budget model"),
+                                        help="budgets YAML: team budgets -> variance (default: the budget history), "
+                                             "use-case budgets -> budget model"),
     budget: list[str] = typer.Option([], "--use-case-budget", help="Upfront use-case budget USE_CASE=USD (repeat)"),
     out: Path = typer.Option(Path("reports"), help="Output directory"),
 ) -> None:
@@ -84,7 +85,12 @@ def review_monthly(
     client, db = clickhouse_client()
     bl = _budgets(budgets)
     monthly = [b for b in bl if b.period == "month"]
-    team_budgets = {b.scope.value: b.limit_nanos for b in monthly if b.scope.kind == "team"}
+    if budgets:  # an explicit file wins; otherwise the budgets in effect for the month, from the budget history
+        team_budgets = {b.scope.value: b.limit_nanos for b in monthly if b.scope.kind == "team"}
+    else:
+        from sinks.clickhouse.budget_history import team_month_budgets
+
+        team_budgets = team_month_budgets(client, db, month)
     uc_budgets = {b.scope.value.split("/")[-1]: b.limit_nanos for b in monthly
                   if b.scope.kind in ("use_case", "team_use_case")}
     uc_budgets.update(_pairs(budget, "--use-case-budget"))

@@ -1,4 +1,4 @@
--- [finops] Reconciliation residual history and budget change history.
+-- [finops] Reconciliation residual history; budget history in budget_snapshots.
 -- reconciliation_residuals: one row per reconcile run x provider x month x the source's grain key (service for a
 -- FOCUS file, project for the OpenAI costs API, model for the Anthropic cost report and the invoice CSV). Reports
 -- read the latest run per (provider, month) — a re-run with fewer keys never leaves stale keys behind.
@@ -20,16 +20,14 @@ CREATE TABLE IF NOT EXISTS {db}.reconciliation_residuals
 ENGINE = ReplacingMergeTree(reconciled_at)
 ORDER BY (provider, month, reconciled_at, source, grain_key);
 
--- budget_changes: every budget write through the admin API (who, when, before, after as JSON; after empty on a
--- delete). budget_snapshots (0003) keeps one row per budget x closed window.
-CREATE TABLE IF NOT EXISTS {db}.budget_changes
-(
-    changed_at   DateTime64(3, 'UTC'),
-    budget_id    String,
-    changed_by   String,
-    action       LowCardinality(String) COMMENT 'create | update | delete',
-    before       String,
-    after        String
-)
-ENGINE = ReplacingMergeTree(changed_at)
-ORDER BY (budget_id, changed_at)
+-- budget_snapshots (0003) becomes the one budget history: a 'close' row per budget x window at period close
+-- (changed_at = epoch, so a re-run of the close replaces it) and a 'create' | 'update' | 'delete' row on every
+-- budget write through the admin API (changed_at = when, changed_by = the API key's name, before / after = the
+-- budget as JSON, '' when absent). New columns may join the end of the sorting key in the ALTER that adds them.
+ALTER TABLE {db}.budget_snapshots
+    ADD COLUMN IF NOT EXISTS kind LowCardinality(String),
+    ADD COLUMN IF NOT EXISTS changed_at DateTime64(3, 'UTC'),
+    ADD COLUMN IF NOT EXISTS changed_by String,
+    ADD COLUMN IF NOT EXISTS before String,
+    ADD COLUMN IF NOT EXISTS after String,
+    MODIFY ORDER BY (budget_id, window_id, kind, changed_at)
