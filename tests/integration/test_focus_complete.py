@@ -173,3 +173,15 @@ def test_a_tampered_export_fails_validation_naming_row_column_and_rule(cli_env, 
     assert "row 5, column PricingCategory: [value.allowed]" in res.output
     res = CliRunner().invoke(app, ["export", "focus", "--month", "2026-11", "--out", str(out), "--no-validate"])
     assert res.exit_code == 0 and "conforms" not in res.output
+
+
+def test_the_parquet_export_validates_too(cli_env, tmp_path):
+    import pyarrow.parquet as pq
+
+    _month_end(cli_env)
+    out = tmp_path / "focus.parquet"
+    res = CliRunner().invoke(app, ["export", "focus", "--month", "2026-11", "--out", str(out)])
+    assert res.exit_code == 0 and "every row conforms" in res.output, res.output
+    schema = pq.read_schema(out)
+    assert str(schema.field("ListUnitPrice").type) == "decimal128(38, 12)"
+    assert str(schema.field("BilledCost").type) == "decimal128(38, 9)"
