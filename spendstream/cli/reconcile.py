@@ -41,11 +41,12 @@ def reconcile_cmd(
     """Compare metered contracted cost with the provider's bill; store the residuals; exit 1 on drift."""
     from rich.table import Table
 
-    from reports.reconcile_store import metered_by_key, record_drift_alert, store_invoice
+    from reports.reconcile_store import metered_by_key, record_drift_alert, store_invoice, unallocated_share
     from reports.render.html import usd
     from reports.residuals import metered_at_grain, store_residuals
     from spendstream.cli.files import price_book_for
     from spendstream.focus_skus import service_and_issuer
+    from spendstream.forecast import pct
     from spendstream.pricebook import day_number
     from spendstream.provider_exports import GRAINS, detect_kind, model_key_for, parse_export, provider_names
     from spendstream.reconcile import invoiced_by_key, parse_invoice_csv, reconcile
@@ -93,8 +94,10 @@ def reconcile_cmd(
     for r in rec.rows:
         t.add_row(r.day, r.model, usd(r.metered, 4), usd(r.invoiced, 4), usd(r.residual, 4), "DRIFT" if r.drifted else "")
     console.print(t)
+    un, tot = unallocated_share(client, db, provider, start, end)
     console.print(f"metered {usd(rec.metered_total, 4)}  invoiced {usd(rec.invoiced_total, 4)}  "
-                  f"residual {usd(rec.residual, 4)} ({rec.residual} nano-USD); {stored} residual rows stored")
+                  f"residual {usd(rec.residual, 4)} ({rec.residual} nano-USD); {stored} residual rows stored; "
+                  f"unallocated {pct(un, tot)}%")
     if rec.drifted or rec.drifted_rows:
         aid = record_drift_alert(client, db, provider, label.split(" ")[-1], rec, now)
         console.print(f"[red]ALERT[/red] drift above {threshold}% ({len(rec.drifted_rows)} lines); stored as {aid}")
