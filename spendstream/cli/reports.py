@@ -48,19 +48,11 @@ def digest_weekly(
     budgets: Path | None = typer.Option(None, exists=True, dir_okay=False, help="budgets YAML for the forecast"),
 ) -> None:
     """Write digest-WEEK-TEAM.html/.md/.csv per team (HTML self-contained, charts embedded)."""
-    from reports.render.digest import digest_csv, digest_html, digest_markdown
-    from reports.digest import digest_teams, team_digest
+    from reports.report_files import write_weekly
 
     client, db = clickhouse_client()
-    bl = _budgets(budgets)
-    out.mkdir(parents=True, exist_ok=True)
-    for t in team or digest_teams(client, db, week):
-        d = team_digest(client, db, t, week, bl)
-        stem = out / f"digest-{week}-{t}"
-        stem.with_suffix(".html").write_text(digest_html(d))
-        stem.with_suffix(".md").write_text(digest_markdown(d))
-        stem.with_suffix(".csv").write_text(digest_csv(d))
-        console.print(f"{t}: {stem}.html (.md, .csv)")
+    for d, html in write_weekly(client, db, week, out, _budgets(budgets), team or None):
+        console.print(f"{d.team}: {html.with_suffix('')}.html (.md, .csv)")
 
 
 @review.command("monthly")
@@ -77,53 +69,24 @@ def review_monthly(
     out: Path = typer.Option(Path("reports"), help="Output directory"),
 ) -> None:
     """Write review-MONTH-MODEL.html plus statement / lines / metrics / residuals CSVs; records the allocation in ClickHouse."""
-    from reports.render.residuals import residuals_csv
-    from reports.render.review import cent_lines, lines_csv, metrics_csv, review_html, statement_csv, variance_by_team
-    from reports.review import review_data
-    from spendstream.chargeback import build_statement
+    from reports.report_files import write_review
 
     client, db = clickhouse_client()
     bl = _budgets(budgets)
     monthly = [b for b in bl if b.period == "month"]
-    if budgets:  # an explicit file wins; otherwise the budgets in effect for the month, from the budget history
-        team_budgets = {b.scope.value: b.limit_nanos for b in monthly if b.scope.kind == "team"}
-    else:
-        from sinks.clickhouse.budget_history import team_month_budgets
-
-        team_budgets = team_month_budgets(client, db, month)
+    # an explicit file wins; otherwise (None) the budgets in effect for the month, from the budget history
+    team_budgets = {b.scope.value: b.limit_nanos for b in monthly if b.scope.kind == "team"} if budgets else None
     uc_budgets = {b.scope.value.split("/")[-1]: b.limit_nanos for b in monthly
                   if b.scope.kind in ("use_case", "team_use_case")}
     uc_budgets.update(_pairs(budget, "--use-case-budget"))
-    shared = _pairs(shared_cost, "--shared-cost")
-    markup_bp = usd_to_nanos(markup) // 10_000_000  # percent with up to 2 decimals -> basis points
-    d = review_data(client, db, month)
     try:
-        st = build_statement(model, d.usage, shared, shared_key=shared_key, markup_bp=markup_bp, budgets=uc_budgets)
+        run = write_review(client, db, month, out, model=model, shared=_pairs(shared_cost, "--shared-cost"),
+                           shared_key=shared_key, markup_bp=usd_to_nanos(markup) // 10_000_000,  # percent -> bp
+                           use_case_budgets=uc_budgets, team_budgets=team_budgets, now=datetime.now(UTC))
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
-    cl = cent_lines(st)
-    variance = variance_by_team(d, team_budgets)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"review-{month}-{model}"
-    (out / f"{stem}.html").write_text(review_html(d, st, cl, variance, shared))
-    (out / f"{stem}-statement.csv").write_text(statement_csv(st, cl))
-    (out / f"{stem}-lines.csv").write_text(lines_csv(st, cl))
-    (out / f"{stem}-metrics.csv").write_text(metrics_csv(d, variance))
-    (out / f"{stem}-residuals.csv").write_text(residuals_csv(d))
-    _record_allocation(client, db, month, st)
-    console.print(f"{model}: total {cl.total / 100:,.2f} USD over {len(cl.by_cc)} cost centers -> {out / stem}.html")
-
-
-def _record_allocation(client, db: str, month: str, st) -> None:
-    from spendstream.windows import month_bounds
-
-    now = datetime.now(UTC)
-    client.insert(f"{db}.allocations",
-                  [[f"{month}:{st.model}", month_bounds(month)[0].date(), st.model, ln.cost_center, ln.team,
-                    ln.environment, ln.mode, ln.direct, ln.shared, ln.markup, ln.amount, st.shared_key, now]
-                   for ln in st.lines],
-                  column_names=["run_id", "month", "chargeback_model", "cost_center", "team", "environment", "mode",
-                                "direct", "shared", "markup", "amount", "shared_key", "generated_at"])
+    console.print(f"{model}: total {run.cents.total / 100:,.2f} USD over {len(run.cents.by_cc)} cost centers "
+                  f"-> {run.html}")
 
 
 @export.command("focus")
