@@ -7,8 +7,8 @@ the worker whose SET NX wins runs it. The marker is claimed before the run, so a
 period's delivery (at most once) rather than sending it twice; `spendstream digest weekly` / `review monthly`
 re-run it by hand.
 
-Routing: each team's notifiers from `routes` (team -> notifiers), the `default` notifiers otherwise — the same
-routing the team's budget alerts use when the worker is configured with it.
+Routing: a sinks.notifiers.Routing — each team's own notifiers, the org default otherwise; the worker builds one
+from Settings (stream_app.notify_agent.routing_from) for both budget alerts and these summaries.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any, Callable
 import httpx
 
 from reports.render.html import usd
-from sinks.notifiers import deliver_all
+from sinks.notifiers import Routing, deliver_all
 from spendstream.digest_schedule import Run, Schedule, due_runs
 from spendstream.forecast import pct
 from spendstream.ports import Clock, SpendStore
@@ -59,8 +59,7 @@ class ScheduledReports:
     store: SpendStore
     clock: Clock
     out_dir: Path
-    default: list = field(default_factory=list)
-    routes: dict[str, list] = field(default_factory=dict)
+    routing: Routing = field(default_factory=lambda: Routing([], {}))
     schedule: Schedule = Schedule()
     budgets: list = field(default_factory=list)  # for the digest's forecast (Budget objects)
 
@@ -75,7 +74,7 @@ class ScheduledReports:
             messages = await asyncio.to_thread(self._write, run)
             async with httpx.AsyncClient(timeout=10.0) as http:
                 for team, text in messages:
-                    notifiers = self.routes.get(team, self.default)
+                    notifiers = self.routing.for_team(team)
                     alert = {"kind": run.kind, "budget_id": f"report:{run.kind}:{team}", "team": team,
                              "period": run.period, "message": text}
                     await deliver_all(http, notifiers, alert, attempts=3, base_delay=0.2)

@@ -19,8 +19,8 @@ import httpx
 
 from spendstream.ports import Notifier
 
-__all__ = ["Notifier", "SlackNotifier", "PagerDutyNotifier", "WebhookNotifier", "EmailNotifier", "deliver_all",
-           "sign"]
+__all__ = ["Notifier", "SlackNotifier", "PagerDutyNotifier", "WebhookNotifier", "EmailNotifier", "Routing",
+           "deliver_all", "sign"]
 _REPORTS = ("weekly", "monthly")  # scheduled report summaries, not alerts
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,17 @@ class EmailNotifier:
             if self.username:
                 smtp.login(self.username, self.password or "")
             smtp.send_message(msg)
+
+
+@dataclass
+class Routing:
+    """Which notifiers a team's messages go to: its own when configured, the org default otherwise."""
+
+    default: list
+    teams: dict[str, list]
+
+    def for_team(self, team: str | None) -> list:
+        return self.teams.get(team or "", self.default)
 
 
 async def _deliver(client: httpx.AsyncClient, n: Notifier, alert: dict, attempts: int, base_delay: float) -> bool:

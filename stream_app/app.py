@@ -29,7 +29,7 @@ from spendstream.windows import DAY_MS
 from stream_app.budget_watch import BudgetWatcher
 from stream_app.consumer import UsageConsumer
 from stream_app.metrics import Metrics
-from stream_app.notify_agent import add_notify_agent, notifiers_from
+from stream_app.notify_agent import add_notify_agent, routing_from
 from stream_app.processor import BatchProcessor
 
 __all__ = ["WorkerParts", "build_worker"]
@@ -115,7 +115,10 @@ def build_worker(settings: Settings, prices: PriceBook, rules: AllocationRules |
         loop=None,
     )
     app.add_dependency(usage)
-    add_notify_agent(app, k.alerts_topic, notifiers_from(settings.alerts))
+    routing = routing_from(settings.alerts)
+    add_notify_agent(app, k.alerts_topic, routing)
+    if settings.reports.schedule_enabled:
+        _add_report_timer(app, settings, store, clock, routing)
 
     @app.timer(interval=2.0)
     async def lift_decisions() -> None:
@@ -129,3 +132,23 @@ def build_worker(settings: Settings, prices: PriceBook, rules: AllocationRules |
         return self.bytes(generate_latest(metrics.registry), content_type="text/plain; version=0.0.4")
 
     return WorkerParts(app, usage, metrics, watcher)
+
+
+def _add_report_timer(app: faust.App, settings: Settings, store, clock: Clock, routing) -> None:
+    """The scheduled weekly digest / monthly review: a Faust timer asks every `tick_s` whether one is due (the
+    decision comes from `clock`); a Redis marker makes each period run once across workers and restarts."""
+    from reports.scheduled import ScheduledReports
+    from spendstream.digest_schedule import Schedule
+
+    r = settings.reports
+    reports = ScheduledReports(
+        lambda: connect(settings.clickhouse.resolved_dsn()),  # its own client: never shares the writer's session
+        settings.clickhouse.database, store, clock, r.out_dir, routing,
+        Schedule(r.weekly_weekday, r.weekly_hour, r.monthly_day, r.monthly_hour))
+
+    @app.timer(interval=r.tick_s)
+    async def scheduled_reports() -> None:
+        try:
+            await reports.tick()
+        except StoreUnavailable as exc:
+            log.warning("scheduled reports skipped: %s", exc)

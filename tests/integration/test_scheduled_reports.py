@@ -68,7 +68,7 @@ def smtp():
 async def test_each_period_is_written_and_delivered_once_across_two_workers_and_a_restart(
         isolated, clickhouse, slack, smtp, tmp_path):
     from reports.scheduled import ScheduledReports
-    from sinks.notifiers import EmailNotifier, SlackNotifier
+    from sinks.notifiers import EmailNotifier, Routing, SlackNotifier
     from sinks.redis.client import make_redis
     from sinks.redis.spend_store import RedisSpendStore
 
@@ -80,9 +80,9 @@ async def test_each_period_is_written_and_delivered_once_across_two_workers_and_
 
     def worker() -> ScheduledReports:
         return ScheduledReports(lambda: clickhouse.client, clickhouse.database, RedisSpendStore(r, isolated.prefix),
-                                clock, tmp_path / "reports", default=[SlackNotifier(url)],
-                                routes={"support": [EmailNotifier("127.0.0.1", port, "finops@example.com",
-                                                                  ("support-leads@example.com",))]})
+                                clock, tmp_path / "reports", Routing(
+                                    [SlackNotifier(url)], {"support": [EmailNotifier(
+                                        "127.0.0.1", port, "finops@example.com", ("support-leads@example.com",))]}))
 
     a, b = worker(), worker()
     ran = await asyncio.gather(a.tick(), b.tick())
