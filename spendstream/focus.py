@@ -36,7 +36,7 @@ from spendstream.pricing import split_nanos
 from spendstream.windows import month_bounds
 
 __all__ = ["MANDATORY", "COLUMNS", "DECIMAL_COLUMNS", "UNIT_PRICE_COLUMNS", "usage_rows", "correction_row",
-           "residual_row", "iso"]
+           "residual_row", "iso", "unit_price"]
 
 MANDATORY = (
     "BilledCost", "BillingAccountId", "BillingAccountName", "BillingCurrency", "BillingPeriodEnd",
@@ -45,17 +45,19 @@ MANDATORY = (
     "PricingUnit", "ProviderName", "PublisherName", "ServiceCategory", "ServiceName",
 )
 CONDITIONAL = ("BillingAccountType", "ConsumedQuantity", "ConsumedUnit", "ContractedUnitPrice", "InvoiceId",
-               "ListUnitPrice", "PricingCategory", "RegionId", "RegionName", "ResourceId", "ResourceName",
+               "ListUnitPrice", "PricingCategory", "PricingCurrency", "PricingCurrencyContractedUnitPrice",
+               "PricingCurrencyEffectiveCost", "PricingCurrencyListUnitPrice", "RegionId", "RegionName", "ResourceId", "ResourceName",
                "ResourceType", "SkuId", "SkuMeter", "SkuPriceDetails", "SkuPriceId", "SubAccountId",
                "SubAccountName", "SubAccountType", "Tags")
 OPTIONAL = ("ServiceSubcategory", "ChargeFrequency")
 CUSTOM = ("x_Team", "x_CostCenter", "x_UseCase", "x_Environment", "x_WorkloadType", "x_Model", "x_Component",
           "x_ServiceTier", "x_PriceBookVersion", "x_PriceRule", "x_OldPriceBookVersion", "x_ChargedCost",
-          "x_Events", "x_CorrectionRunId")
+          "x_Events", "x_CorrectionRunId", "x_FxRate")
 COLUMNS = MANDATORY + CONDITIONAL + OPTIONAL + CUSTOM
 DECIMAL_COLUMNS = frozenset({"BilledCost", "ContractedCost", "EffectiveCost", "ListCost", "PricingQuantity",
-                             "ConsumedQuantity", "x_ChargedCost"})
-UNIT_PRICE_COLUMNS = frozenset({"ListUnitPrice", "ContractedUnitPrice"})
+                             "ConsumedQuantity", "x_ChargedCost", "PricingCurrencyEffectiveCost"})
+UNIT_PRICE_COLUMNS = frozenset({"ListUnitPrice", "ContractedUnitPrice", "PricingCurrencyListUnitPrice",
+                                "PricingCurrencyContractedUnitPrice", "x_FxRate"})
 BILLING_ACCOUNT_TYPE = "Organization"
 _NANO = Decimal("0.000000001")
 _PRICE = Decimal("1e-12")
@@ -103,7 +105,7 @@ def _common(g: Mapping[str, Any], month: str, account: tuple[str, str]) -> dict[
     return row
 
 
-def _unit_price(cost: Decimal, qty: Decimal, events: int) -> Decimal | None:
+def unit_price(cost: Decimal, qty: Decimal, events: int) -> Decimal | None:
     """The shortest decimal (at most 12 places) whose product with `qty` is within 1 nano-USD per event of
     `cost`: the book's rate (e.g. 2.5 per 1M tokens) rather than an average blurred by per-event rounding."""
     if not qty:
@@ -149,8 +151,8 @@ def usage_rows(g: Mapping[str, Any], month: str, account: tuple[str, str],
             "ListCost": list_usd, "ContractedCost": con_usd, "EffectiveCost": con_usd, "BilledCost": con_usd,
             "PricingQuantity": pqty, "PricingUnit": m.pricing_unit, "ConsumedQuantity": cqty,
             "ConsumedUnit": m.consumed_unit, "PricingCategory": category,
-            "ListUnitPrice": _unit_price(list_usd, pqty, events[i]),
-            "ContractedUnitPrice": _unit_price(con_usd, pqty, events[i]),
+            "ListUnitPrice": unit_price(list_usd, pqty, events[i]),
+            "ContractedUnitPrice": unit_price(con_usd, pqty, events[i]),
             "SkuMeter": m.meter, "SkuPriceId": f"{g['provider']}/{g['model']}/{m.component}@{g['price_version']}"
                                               f"/{tier}",
             "SkuPriceDetails": json.dumps(details, sort_keys=True, separators=(",", ":")),

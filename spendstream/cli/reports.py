@@ -95,6 +95,9 @@ def export_focus(
     out: Path = typer.Option(..., help="FILE.csv or FILE.parquet"),
     account_id: str = typer.Option("spendstream", help="BillingAccountId"),
     account_name: str = typer.Option("AI platform", help="BillingAccountName"),
+    currency: str = typer.Option("USD", help="BillingCurrency (ISO 4217); other than USD needs --fx"),
+    fx: Path | None = typer.Option(None, exists=True, dir_okay=False,
+                                   help="FX rates CSV date,currency,per_usd (rate in effect on the charge's day)"),
     validate: bool = typer.Option(True, "--validate/--no-validate",
                                   help="Check every written row against the FOCUS 1.2 rules; exit 1 on a violation"),
 ) -> None:
@@ -104,9 +107,18 @@ def export_focus(
     from reports.focus_validate import validate_file
     from reports.render.focus_file import write_focus
 
+    currency = currency.upper()
     client, db = clickhouse_client()
+    rows = focus_rows(client, db, month, (account_id, account_name))
+    if currency != "USD":
+        from spendstream.fx import parse_fx_csv, to_billing_currency
+
+        if fx is None:
+            raise ConfigError(f"--currency {currency} needs --fx RATES.csv")
+        rates = parse_fx_csv(fx.read_text(), fx.name)
+        rows = (to_billing_currency(r, currency, rates) for r in rows)
     out.parent.mkdir(parents=True, exist_ok=True)
-    n = write_focus(focus_rows(client, db, month, (account_id, account_name)), out)
+    n = write_focus(rows, out)
     console.print(f"{n:,} FOCUS rows -> {out}")
     if validate:
         _report_violations(validate_file(out), out)

@@ -185,3 +185,22 @@ def test_the_parquet_export_validates_too(cli_env, tmp_path):
     schema = pq.read_schema(out)
     assert str(schema.field("ListUnitPrice").type) == "decimal128(38, 12)"
     assert str(schema.field("BilledCost").type) == "decimal128(38, 9)"
+
+
+def test_an_export_in_euros_validates_with_usd_in_the_pricing_currency_columns(cli_env, tmp_path):
+    _month_end(cli_env)
+    usd, eur = tmp_path / "usd.csv", tmp_path / "eur.csv"
+    fx = Path(__file__).resolve().parents[2] / "examples/fx-rates.sample.csv"
+    assert CliRunner().invoke(app, ["export", "focus", "--month", "2026-11", "--out", str(usd)]).exit_code == 0
+    res = CliRunner().invoke(app, ["export", "focus", "--month", "2026-11", "--out", str(eur), "--currency", "eur",
+                                   "--fx", str(fx)])
+    assert res.exit_code == 0 and "every row conforms" in res.output, res.output
+    a, b = _read(usd), _read(eur)
+    assert len(a) == len(b) and {r["BillingCurrency"] for r in b} == {"EUR"} and {r["PricingCurrency"] for r in b} == {"USD"}
+    for u, e in zip(a, b):
+        assert e["PricingCurrencyEffectiveCost"] == u["EffectiveCost"]
+        rate = Decimal("0.9388") if u["ChargePeriodStart"] >= "2026-11-16" else \
+            Decimal("0.9213") if u["ChargePeriodStart"] >= "2026-11" else Decimal("0.9150")
+        assert Decimal(e["BilledCost"]) == (Decimal(u["BilledCost"]) * rate).quantize(Decimal("1e-9"))
+    res = CliRunner().invoke(app, ["export", "focus", "--month", "2026-11", "--out", str(eur), "--currency", "EUR"])
+    assert res.exit_code != 0
