@@ -105,6 +105,9 @@ def build_worker(settings: Settings, prices: PriceBook, rules: AllocationRules |
 
     async def on_batch(res) -> None:
         await watcher.on_batch(res.totals)
+        unpriced = {(b.provider, b.model) for b in res.bookings if b.unpriced}
+        if unpriced:
+            await watcher.on_unpriced(unpriced)
 
     usage = UsageConsumer(
         consumer, k.usage_topic, processor, writer, DeadLetterQueue(producer, k.dlq_topic), metrics,
