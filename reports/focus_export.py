@@ -14,7 +14,7 @@ from typing import Any, Iterator
 from clickhouse_connect.driver.client import Client
 
 from reports._sql import ts
-from spendstream.focus import correction_row, residual_row, usage_rows
+from spendstream.focus import correction_row, late_correction, residual_row, usage_rows
 from spendstream.windows import month_bounds
 
 __all__ = ["focus_rows"]
@@ -53,24 +53,33 @@ def _invoice_ids(client: Client, db: str, month: str, s: int, e: int) -> dict[st
 
 
 def focus_rows(client: Client, db: str, month: str, account: tuple[str, str]) -> Iterator[dict[str, Any]]:
-    """FOCUS rows of `month` ('2026-11'): usage first (by hour, one row per priced component), then corrections
-    booked in the month, then the month's reconciliation residuals allocated to teams."""
+    """FOCUS rows of `month` ('2026-11'): usage first (by hour, one row per priced component; then late events of
+    closed months that arrived in this month, as Corrections), then corrections booked in the month, then the
+    month's reconciliation residuals allocated to teams."""
     s, e = month_bounds(month)
     p = {"s": ts(s), "e": ts(e)}
     invoices = _invoice_ids(client, db, month, p["s"], p["e"])
+    # An event of a closed month ingested after its close is booked in the month it arrived, as a Correction;
+    # the closed month's own export never changes.
     usage = f"""
         SELECT toDateTime(toStartOfHour(event_time), 'UTC') AS hour, {_KEYS}, price_version, price_rule,
                service_tier, attributes['region'] AS region, {_RESOURCE} AS resource_id,
-               {_RESOURCE_TYPE} AS resource_type, toInt64(count()) AS events,
+               {_RESOURCE_TYPE} AS resource_type, after_close, toInt64(count()) AS events,
                sumForEach({_QUANTITIES}) AS quantities, sumForEach({_COSTS}) AS component_costs,
                sumForEach(arrayMap((q, c) -> toInt64(q != 0 OR c != 0), {_QUANTITIES}, {_COSTS}))
                    AS component_events,
                sum(list_cost) AS list_cost, sum(contracted_cost) AS contracted_cost, sum(cost) AS cost
-        FROM {db}.priced_events FINAL
-        WHERE event_time >= toDateTime(%(s)s, 'UTC') AND event_time < toDateTime(%(e)s, 'UTC')
-        GROUP BY {_GROUP} ORDER BY {_GROUP}"""
+        FROM (SELECT *, toUInt8(c.closed_at > toDateTime64(0, 3, 'UTC') AND ingested_at >= c.closed_at) AS after_close
+              FROM {db}.priced_events AS p FINAL
+              LEFT JOIN (SELECT month, min(closed_at) AS closed_at FROM {db}.month_closes GROUP BY month) AS c
+                  ON c.month = toDate(toStartOfMonth(p.event_time)))
+        WHERE (event_time >= toDateTime(%(s)s, 'UTC') AND event_time < toDateTime(%(e)s, 'UTC') AND after_close = 0)
+           OR (event_time < toDateTime(%(s)s, 'UTC') AND after_close = 1
+               AND ingested_at >= toDateTime(%(s)s, 'UTC') AND ingested_at < toDateTime(%(e)s, 'UTC'))
+        GROUP BY {_GROUP}, after_close ORDER BY after_close, {_GROUP}"""
     for g in _dicts(client, usage, p):
-        yield from usage_rows(g, month, account, invoices.get(g["provider"]))
+        rows = usage_rows(g, month, account, invoices.get(g["provider"]))
+        yield from (late_correction(r) for r in rows) if g["after_close"] else rows
     corrections = f"""
         SELECT toDateTime(toStartOfHour(event_time), 'UTC') AS hour, {_KEYS}, old_version, new_version, run_id,
                sum(delta_list_cost) AS delta_list_cost, sum(delta_contracted_cost) AS delta_contracted_cost,

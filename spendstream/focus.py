@@ -20,6 +20,8 @@ Contract (per row):
 - A correction booked in the exported month for an event of an earlier (closed) month is ChargeCategory Usage,
   ChargeClass 'Correction'; one for an event of the exported month itself is an 'Adjustment' of the open month
   (ChargeClass null). Corrections carry no quantities (the spec lets them be null).
+- After `month close`, an event of the closed month ingested later is a usage row with ChargeClass 'Correction'
+  in the month it arrived (late_correction); the closed month's export never changes.
 - A reconciliation residual (invoice - metered) allocated to a team is an 'Adjustment' row with the InvoiceId.
 - Tags is a JSON object of our required/optional tags; fields FOCUS does not define are `x_` columns.
 """
@@ -36,7 +38,7 @@ from spendstream.pricing import split_nanos
 from spendstream.windows import month_bounds
 
 __all__ = ["MANDATORY", "COLUMNS", "DECIMAL_COLUMNS", "UNIT_PRICE_COLUMNS", "usage_rows", "correction_row",
-           "residual_row", "iso", "unit_price"]
+           "residual_row", "late_correction", "iso", "unit_price"]
 
 MANDATORY = (
     "BilledCost", "BillingAccountId", "BillingAccountName", "BillingCurrency", "BillingPeriodEnd",
@@ -184,6 +186,13 @@ def correction_row(g: Mapping[str, Any], month: str, account: tuple[str, str]) -
         "x_ChargedCost": _usd(g["delta_cost"]), "x_CorrectionRunId": g["run_id"],
     })
     return row
+
+
+def late_correction(row: dict[str, Any]) -> dict[str, Any]:
+    """A usage row of a closed month's event that arrived after the close: booked in the exported (open) month
+    as ChargeClass 'Correction', its charge period the event's own hour (before the billing period)."""
+    return {**row, "ChargeClass": "Correction",
+            "ChargeDescription": f"late event after month close: {row['ChargeDescription']}"}
 
 
 def residual_row(team: str, provider: str, amount_nanos: int, month: str, account: tuple[str, str],

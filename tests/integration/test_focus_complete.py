@@ -21,6 +21,7 @@ from spendstream.reconcile import reconcile
 from tests.integration.test_reports_ledger import load
 
 pytestmark = pytest.mark.integration
+ACCOUNT = ("acct-1", "AI platform")
 
 BOOK = PriceBook(parse_price_book({
     "version": "finops", "extends": "none",
@@ -204,3 +205,28 @@ def test_an_export_in_euros_validates_with_usd_in_the_pricing_currency_columns(c
         assert Decimal(e["BilledCost"]) == (Decimal(u["BilledCost"]) * rate).quantize(Decimal("1e-9"))
     res = CliRunner().invoke(app, ["export", "focus", "--month", "2026-11", "--out", str(eur), "--currency", "EUR"])
     assert res.exit_code != 0
+
+
+def test_a_closed_month_never_changes_and_its_late_events_are_corrections_of_the_next(cli_env, tmp_path):
+    from datetime import timedelta
+
+    from reports.focus_export import focus_rows
+
+    rows = _insert(cli_env)
+    c, db = cli_env.client, cli_env.database
+    before = list(focus_rows(c, db, "2026-11", ACCOUNT))
+    res = CliRunner().invoke(app, ["month", "close", "2026-11", "--by", "finops-lead"])
+    assert res.exit_code == 0, res.output
+    assert CliRunner().invoke(app, ["month", "close", "2026-11"]).exit_code == 1  # once
+    late = {**rows[0], "event_id": "late-1", "ingested_at": datetime.now(UTC) + timedelta(minutes=1),
+            "event_time": datetime(2026, 11, 30, 23, 59, tzinfo=UTC)}
+    c.insert(f"{db}.priced_events", [[late[k] for k in PRICED_COLUMNS]], column_names=PRICED_COLUMNS)
+    assert list(focus_rows(c, db, "2026-11", ACCOUNT)) == before  # the closed month's export is unchanged
+    month = datetime.now(UTC).strftime("%Y-%m")
+    out = tmp_path / "now.csv"
+    res = CliRunner().invoke(app, ["export", "focus", "--month", month, "--out", str(out)])
+    assert res.exit_code == 0 and "every row conforms" in res.output, res.output
+    corr = [r for r in _read(out) if r["ChargeDescription"].startswith("late event after month close")]
+    assert corr and {(r["ChargeCategory"], r["ChargeClass"], r["ChargePeriodStart"]) for r in corr} == {
+        ("Usage", "Correction", "2026-11-30T23:00:00Z")}
+    assert sum(Decimal(r["BilledCost"]) for r in corr) * 10**9 == late["contracted_cost"]

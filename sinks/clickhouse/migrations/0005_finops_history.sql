@@ -31,3 +31,16 @@ ALTER TABLE {db}.budget_snapshots
     ADD COLUMN IF NOT EXISTS before String,
     ADD COLUMN IF NOT EXISTS after String,
     MODIFY ORDER BY (budget_id, window_id, kind, changed_at)
+;
+
+-- month_closes: a billing month locked once reviewed and exported (who, when). After the close, an event of that
+-- month ingested later is exported as a FOCUS Correction in the month it arrived, never as a changed figure.
+CREATE TABLE IF NOT EXISTS {db}.month_closes
+(
+    month      Date,
+    closed_at  DateTime64(3, 'UTC'),
+    closed_by  String,
+    note       String
+)
+ENGINE = MergeTree
+ORDER BY (month, closed_at)
