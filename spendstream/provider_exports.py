@@ -15,7 +15,9 @@ Sources and the grain each one gives (reconciliation happens at that grain, neve
   the lowest currency unit, i.e. cents>", "currency": "USD", "cost_type", "description", "model", "service_tier",
   "token_type", "context_window", "workspace_id"}]}], "has_more", "next_page"}`. Grain: month x model (non-token
   costs, model null, are keyed by their cost_type). Note the amount is in cents: "123.45" is USD 1.2345.
-Every source: currency must be USD (ConfigError otherwise), each line's amount is exact to the nano.
+Every source: each line's amount is exact to the nano; a line billed in another currency (e.g. a FOCUS file with
+BillingCurrency EUR) is converted to USD at the rate in effect on its day when FX rates are given (one half-even
+rounding), else ConfigError.
 """
 
 from __future__ import annotations
@@ -58,9 +60,16 @@ def _nanos(value: Any, where: str, scale: int = 1_000_000_000) -> int:
     return round_half_even(n, den)
 
 
-def _usd(currency: Any, where: str) -> None:
-    if str(currency or "USD").upper() != "USD":
-        raise ConfigError(f"{where}: currency {currency!r} not supported (USD only)")
+def _usd(nanos: int, currency: Any, day: date, where: str, fx: Any) -> int:
+    """nano-units of `currency` -> nano-USD at the rate in effect on `day` (spendstream.fx.FxRates), rounded
+    half-even once. Raises ConfigError for another currency without rates."""
+    cur = str(currency or "USD").upper()
+    if cur == "USD":
+        return nanos
+    if fx is None:
+        raise ConfigError(f"{where}: currency {currency!r} needs FX rates (reconcile --fx RATES.csv)")
+    n, d = (Decimal(nanos) / fx.rate(cur, day)).as_integer_ratio()
+    return round_half_even(n, d)
 
 
 def _day(text: str, where: str) -> date:
@@ -71,7 +80,7 @@ def _day(text: str, where: str) -> date:
         raise ConfigError(f"{where}: date {text!r} is not ISO 8601") from None
 
 
-def parse_focus(text: str, names: Iterable[str], source: str = "focus") -> list[ExportLine]:
+def parse_focus(text: str, names: Iterable[str], source: str = "focus", fx: Any = None) -> list[ExportLine]:
     """FOCUS CSV rows of the provider called any of `names`. Raises ConfigError on a missing column."""
     want = {n.lower() for n in names}
     reader = csv.DictReader(io.StringIO(text))
@@ -85,10 +94,10 @@ def parse_focus(text: str, names: Iterable[str], source: str = "focus") -> list[
         if r.get("ServiceCategory") and r["ServiceCategory"] != "AI and Machine Learning":
             continue
         where = f"{source} line {n}"
-        _usd(r.get("BillingCurrency"), where)
         d = _day(r["ChargePeriodStart"], where)
+        amount = _usd(_nanos(r["BilledCost"], where), r.get("BillingCurrency"), d, where, fx)
         out.append(ExportLine(month_label(d), d.isoformat(), r["ServiceName"], r.get("SkuId") or r["ServiceName"],
-                              _nanos(r["BilledCost"], where), r.get("InvoiceId") or ""))
+                              amount, r.get("InvoiceId") or ""))
     return out
 
 
@@ -107,7 +116,7 @@ def _pages(text: str, source: str) -> list[dict[str, Any]]:
     return pages
 
 
-def parse_openai_costs(text: str, source: str = "openai-costs") -> list[ExportLine]:
+def parse_openai_costs(text: str, source: str = "openai-costs", fx: Any = None) -> list[ExportLine]:
     """OpenAI organization Costs API page(s) -> lines per day x project x line item."""
     out = []
     for p, page in enumerate(_pages(text, source)):
@@ -116,13 +125,13 @@ def parse_openai_costs(text: str, source: str = "openai-costs") -> list[ExportLi
             for i, r in enumerate(bucket.get("results") or ()):
                 where = f"{source} page {p} bucket {b} result {i}"
                 amount = r.get("amount") or {}
-                _usd(amount.get("currency"), where)
+                value = _usd(_nanos(amount.get("value", 0), where), amount.get("currency"), d, where, fx)
                 out.append(ExportLine(month_label(d), d.isoformat(), r.get("project_id") or "(no project)",
-                                      r.get("line_item") or "", _nanos(amount.get("value", 0), where), ""))
+                                      r.get("line_item") or "", value, ""))
     return out
 
 
-def parse_anthropic_cost_report(text: str, source: str = "anthropic-cost-report") -> list[ExportLine]:
+def parse_anthropic_cost_report(text: str, source: str = "anthropic-cost-report", fx: Any = None) -> list[ExportLine]:
     """Anthropic cost report page(s) -> lines per day x model (amounts in cents -> nano-USD)."""
     out = []
     for p, page in enumerate(_pages(text, source)):
@@ -130,22 +139,22 @@ def parse_anthropic_cost_report(text: str, source: str = "anthropic-cost-report"
             d = _day(str(bucket["starting_at"]), f"{source} page {p} bucket {b}")
             for i, r in enumerate(bucket.get("results") or ()):
                 where = f"{source} page {p} bucket {b} result {i}"
-                _usd(r.get("currency"), where)
                 key = r.get("model") or f"({r.get('cost_type') or 'other'})"
                 detail = r.get("description") or ""
-                out.append(ExportLine(month_label(d), d.isoformat(), key, detail,
-                                      _nanos(r.get("amount", "0"), where, scale=10_000_000), ""))
+                value = _usd(_nanos(r.get("amount", "0"), where, scale=10_000_000), r.get("currency"), d, where, fx)
+                out.append(ExportLine(month_label(d), d.isoformat(), key, detail, value, ""))
     return out
 
 
-def parse_export(kind: str, text: str, provider_names: Iterable[str], source: str) -> list[ExportLine]:
-    """Dispatch on the source kind (GRAINS keys). Raises ConfigError on an unknown kind."""
+def parse_export(kind: str, text: str, provider_names: Iterable[str], source: str, fx: Any = None) -> list[ExportLine]:
+    """Dispatch on the source kind (GRAINS keys). `fx` (spendstream.fx.FxRates) converts amounts billed in
+    another currency to USD at the rate of their day. Raises ConfigError on an unknown kind."""
     if kind == "focus":
-        return parse_focus(text, provider_names, source)
+        return parse_focus(text, provider_names, source, fx)
     if kind == "openai-costs":
-        return parse_openai_costs(text, source)
+        return parse_openai_costs(text, source, fx)
     if kind == "anthropic-cost-report":
-        return parse_anthropic_cost_report(text, source)
+        return parse_anthropic_cost_report(text, source, fx)
     raise ConfigError(f"unknown export kind {kind!r}; one of {', '.join(GRAINS)} (or the invoice CSV)")
 
 

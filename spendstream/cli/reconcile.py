@@ -37,6 +37,8 @@ def reconcile_cmd(
                             help="auto | invoice-csv | focus | openai-costs | anthropic-cost-report"),
     price_book: Path | None = typer.Option(None, exists=True, dir_okay=False,
                                            help="Price book whose catalog matches model names (default: built-in)"),
+    fx: Path | None = typer.Option(None, exists=True, dir_okay=False,
+                                   help="FX rates CSV (date,currency,per_usd) for exports billed in another currency"),
 ) -> None:
     """Compare metered contracted cost with the provider's bill; store the residuals; exit 1 on drift."""
     from rich.table import Table
@@ -75,8 +77,11 @@ def reconcile_cmd(
     else:
         by_day = None
         issuer = service_and_issuer(provider, "")[1]
+        from spendstream.fx import parse_fx_csv
+
+        rates = parse_fx_csv(fx.read_text(), fx.name) if fx else None
         exp = parse_export(kind, text, provider_names(provider, dict(book.spec.provider_aliases), issuer),
-                           invoice.name)
+                           invoice.name, rates)
         if not exp:
             raise ConfigError(f"{invoice}: no cost lines of {provider}")
         start, end = _span([ln.day for ln in exp])

@@ -26,7 +26,7 @@ def test_openai_values_are_read_as_exact_decimals_then_rounded_half_even_to_the_
     assert parse_openai_costs(_openai(1).replace(": 1,", ": 0.0000000035,"))[0].amount == 4
     ln = parse_openai_costs(_openai(1.5, project=None))[0]
     assert (ln.month, ln.day, ln.key, ln.detail) == ("2026-11", "2026-11-01", "(no project)", "gpt-4o, input")
-    with pytest.raises(ConfigError, match="currency 'eur'"):
+    with pytest.raises(ConfigError, match="currency 'eur' needs FX rates"):
         parse_openai_costs(_openai(1, currency="eur"))
 
 
@@ -58,3 +58,15 @@ def test_the_kind_of_an_export_is_told_from_its_content():
     assert detect_kind("x", '{"data": [{"starting_at": "2026-11-01T00:00:00Z"}]}') == "anthropic-cost-report"
     assert detect_kind("x", "BilledCost,ChargePeriodStart,ServiceName\n") == "focus"
     assert detect_kind("x", "date,model,cost_usd\n") == "invoice-csv"
+
+
+def test_an_export_billed_in_euros_is_converted_at_the_rate_of_its_day():
+    from spendstream.fx import parse_fx_csv
+
+    fx = parse_fx_csv("date,currency,per_usd\n2026-11-01,EUR,0.8\n2026-11-02,EUR,0.9\n")
+    head = "BilledCost,BillingCurrency,ChargePeriodStart,ProviderName,ServiceCategory,ServiceName\n"
+    text = head + ("8,EUR,2026-11-01T00:00:00Z,AWS,AI and Machine Learning,Amazon Bedrock\n"
+                   "1,EUR,2026-11-02T00:00:00Z,AWS,AI and Machine Learning,Amazon Bedrock\n")
+    lines = parse_focus(text, {"aws"}, fx=fx)
+    # 8 EUR / 0.8 = 10 USD; 1 EUR / 0.9 = 1.111111111(1) USD -> half-even to the nano
+    assert [ln.amount for ln in lines] == [10_000_000_000, 1_111_111_111]
