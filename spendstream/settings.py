@@ -112,6 +112,7 @@ class ReportSettings(_Section):
     monthly_day: int = Field(default=2, ge=1, le=28)
     monthly_hour: int = Field(default=6, ge=0, le=23)
     tick_s: float = Field(default=60.0, gt=0, description="how often the worker checks whether a report is due")
+    close_budgets: bool = Field(default=True, description="write budget_snapshots close rows as windows end")
 
 
 class WorkerSettings(_Section):

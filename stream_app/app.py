@@ -122,6 +122,8 @@ def build_worker(settings: Settings, prices: PriceBook, rules: AllocationRules |
     add_notify_agent(app, k.alerts_topic, routing)
     if settings.reports.schedule_enabled:
         _add_report_timer(app, settings, store, clock, routing)
+    if settings.reports.close_budgets:
+        _add_budget_close_timer(app, settings, store, clock)
 
     @app.timer(interval=2.0)
     async def lift_decisions() -> None:
@@ -155,3 +157,18 @@ def _add_report_timer(app: faust.App, settings: Settings, store, clock: Clock, r
             await reports.tick()
         except StoreUnavailable as exc:
             log.warning("scheduled reports skipped: %s", exc)
+
+
+def _add_budget_close_timer(app: faust.App, settings: Settings, store, clock: Clock) -> None:
+    """Budget history: when a day / week / month window ends, one worker writes each budget's close row."""
+    from sinks.clickhouse.budget_history import BudgetCloser
+
+    closer = BudgetCloser(store, lambda: connect(settings.clickhouse.resolved_dsn()), settings.clickhouse.database,
+                          clock)
+
+    @app.timer(interval=settings.reports.tick_s)
+    async def close_budget_windows() -> None:
+        try:
+            await closer.tick()
+        except StoreUnavailable as exc:
+            log.warning("budget close skipped: %s", exc)

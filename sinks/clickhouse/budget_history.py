@@ -10,11 +10,15 @@ from typing import Any, Callable
 
 from clickhouse_connect.driver.client import Client
 
-from spendstream.budget_history import SNAPSHOT_COLUMNS, BudgetChange, change_row, in_effect
+from spendstream.budget_history import SNAPSHOT_COLUMNS, BudgetChange, change_row, close_row, in_effect
 from spendstream.errors import StoreUnavailable
-from spendstream.windows import month_bounds, period_window
+from spendstream.ports import Clock, SpendStore
+from spendstream.windows import month_bounds, period_bounds, period_window
 
-__all__ = ["ClickHouseBudgetLog", "insert_snapshots", "snapshot_rows", "team_month_budgets"]
+_PERIOD_OF = {"m": "month", "w": "week", "d": "day"}
+
+__all__ = ["ClickHouseBudgetLog", "insert_snapshots", "snapshot_rows", "team_month_budgets", "close_window",
+           "BudgetCloser"]
 
 log = logging.getLogger(__name__)
 
@@ -72,3 +76,34 @@ def _aware(t: datetime) -> datetime:
     from datetime import UTC
 
     return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+async def close_window(store: SpendStore, client: Client, db: str, window: str, at_ms: int) -> int:
+    """Write the close row of every budget whose period is the window's kind (spent = the window's Redis
+    counter); returns the row count. Raises ValueError on a window id that is not a day, week or month."""
+    period = _PERIOD_OF.get(window.partition(":")[0])
+    if period is None:
+        raise ValueError(f"window must be a day, week or month id, not {window!r}")
+    items = [b for b in await store.budgets() if b.period == period]
+    cells = await store.read_cells([(b.scope.kind, b.scope.value, window) for b in items])
+    rows = [close_row(b, window, int(c.get("spend", 0)), 0, at_ms) for b, c in zip(items, cells)]
+    return await asyncio.to_thread(insert_snapshots, client, db, rows)
+
+
+class BudgetCloser:
+    """Closes each day / week / month window once after it ends (the worker's timer calls `tick`): the window
+    just ended is claimed with the set-once marker alerts use, so one worker writes its close rows."""
+
+    def __init__(self, store: SpendStore, client: Callable[[], Client], db: str, clock: Clock) -> None:
+        self.store, self.client, self.db, self.clock = store, client, db, clock
+
+    async def tick(self) -> list[str]:
+        now, closed = self.clock.now_ms(), []
+        for period in ("day", "week", "month"):
+            start, _ = period_bounds(period, now)
+            window = period_window(period, start - 1)  # the window that ended last
+            (mine,) = await self.store.mark_fired([(("budget-close", window, "close", 0), now // 1000 + 400 * 86_400)])
+            if mine:
+                await close_window(self.store, self.client(), self.db, window, now)
+                closed.append(window)
+        return closed

@@ -71,31 +71,20 @@ def list_() -> None:
 def close(window: str = typer.Option(..., help="Window id that ended: m:202611, w:2026W47 or d:20261124")) -> None:
     """Write the period-close row of every budget of that period to the budget history (budget_snapshots):
     limit, spent (Redis counters of the window), mode. Closing a window again replaces its rows."""
-    from sinks.clickhouse.budget_history import insert_snapshots
-    from spendstream.budget_history import close_row
+    from sinks.clickhouse.budget_history import close_window
     from spendstream.cli._common import clickhouse_client, now_ms
     from spendstream.windows import window_bounds
 
-    period = {"m": "month", "w": "week", "d": "day"}.get(window.partition(":")[0])
     try:
         window_bounds(window)
     except (ValueError, KeyError) as exc:
         raise ConfigError(f"window must look like m:202611, w:2026W47 or d:20261124, not {window!r}") from exc
-    if period is None:
-        raise ConfigError(f"window must be a day, week or month id, not {window!r}")
     s = settings_or_exit()
-
-    async def _read():
-        store = store_for(s)
-        items = [b for b in await store.budgets() if b.period == period]
-        cells = await store.read_cells([(b.scope.kind, b.scope.value, window) for b in items])
-        return items, cells
-
-    items, cells = asyncio.run(_read())
-    at = now_ms()
     client, db = clickhouse_client()
-    n = insert_snapshots(client, db, [close_row(b, window, int(c.get("spend", 0)), 0, at)
-                                      for b, c in zip(items, cells)])
+    try:
+        n = asyncio.run(close_window(store_for(s), client, db, window, now_ms()))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
     console.print(f"closed {window}: {n} budget snapshot(s)")
 
 

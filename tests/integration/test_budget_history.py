@@ -92,3 +92,46 @@ def test_period_close_rows_and_the_review_variance_come_from_the_history(isolate
     assert res.exit_code == 0, res.output  # no budgets in Redis for this prefix: zero rows, still a clean run
     res = CliRunner().invoke(app, ["budgets", "history", "--budget", "pay-m"])
     assert res.exit_code == 0 and "update" in res.output and "300" in res.output
+
+
+@pytest.mark.asyncio
+async def test_each_ended_window_is_closed_once_by_one_of_two_workers(isolated, ch):
+    from schemas.models import Budget
+    from sinks.clickhouse.budget_history import BudgetCloser, snapshot_rows
+    from sinks.redis.client import make_redis
+    from sinks.redis.spend_store import RedisSpendStore
+    from spendstream.aggregation import Booking, aggregate
+    from spendstream.allocation import owner_of
+
+    client, db = ch
+    r = make_redis(isolated.servers.redis_url, 2.0)
+    store = RedisSpendStore(r, isolated.prefix)
+    await store.put_budget(Budget.model_validate(PAY))
+    await store.put_budget(Budget.model_validate({**SEARCH, "period": "week"}))
+    ev = {"team": "payments", "cost_center": "cc-1", "use_case": "uc", "environment": "production",
+          "workload_type": "inference", "provider": "openai", "model": "gpt-4o"}
+    t = int(datetime(2026, 11, 20, 10, tzinfo=UTC).timestamp() * 1000)
+    await store.apply_batch("t", 0, 0, 0, aggregate([Booking(owner_of(ev), "openai", "gpt-4o", t, 7_000_000_000, False)]))
+
+    class Clock:
+        def __init__(self):
+            self.ms = int(datetime(2026, 12, 1, 0, 1, tzinfo=UTC).timestamp() * 1000)
+
+        def now_ms(self):
+            return self.ms
+
+        def monotonic(self):
+            return self.ms / 1000
+
+    clock = Clock()
+    a, b = BudgetCloser(store, lambda: client, db, clock), BudgetCloser(store, lambda: client, db, clock)
+    import asyncio
+
+    done = await asyncio.gather(a.tick(), b.tick())
+    assert sorted(w for ws in done for w in ws) == ["d:20261130", "m:202611", "w:2026W48"]
+    assert await a.tick() == []
+    rows = {(h["budget_id"], h["window_id"]): h for h in snapshot_rows(client, db) if h["kind"] == "close"}
+    assert set(rows) == {("pay-m", "m:202611"), ("search-m", "w:2026W48")}
+    assert rows[("pay-m", "m:202611")]["spent_nanos"] == 7_000_000_000
+    assert rows[("pay-m", "m:202611")]["limit_nanos"] == 100_000_000_000
+    await r.aclose()
