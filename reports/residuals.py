@@ -19,7 +19,8 @@ from spendstream.pricing import split_nanos
 from spendstream.reconcile import Reconciliation
 from spendstream.windows import month_bounds
 
-__all__ = ["metered_at_grain", "store_residuals", "reconciled_invoice_ids", "residual_trend", "residual_by_team", "TrendRow"]
+__all__ = ["metered_at_grain", "store_residuals", "reconciled_invoice_ids", "residual_trend", "residual_by_team",
+           "TrendRow"]
 
 _LATEST = """(provider, month, reconciled_at) IN (
     SELECT provider, month, max(reconciled_at) FROM {db}.reconciliation_residuals GROUP BY provider, month)"""
@@ -47,7 +48,8 @@ def metered_at_grain(client: Client, db: str, provider: str, start: datetime, en
               AND event_time < toDateTime(%(e)s, 'UTC') GROUP BY m, project""", p=provider, s=s, e=e)
         keyed = ((m, k or "(no project)", v) for m, k, v in got)
     else:
-        got = rows(client, db, """SELECT toString(toYYYYMM(hour)) AS m, model, sum(contracted_cost) FROM {db}.cost_hourly
+        got = rows(client, db, """SELECT toString(toYYYYMM(hour)) AS m, model, sum(contracted_cost)
+            FROM {db}.cost_hourly
             WHERE provider = %(p)s AND hour >= toDateTime(%(s)s, 'UTC') AND hour < toDateTime(%(e)s, 'UTC')
             GROUP BY m, model""", p=provider, s=s, e=e)
         service = service_and_issuer(provider, "")[0]

@@ -48,7 +48,8 @@ class ClickHouseBudgetLog:
         except Exception as exc:  # the driver raises its own types; one error leaves our code
             self._client = None
             log.error("budget history not written for %s %s by %s: %s", change.kind, row[1], change.by, exc)
-            raise StoreUnavailable(f"budget {row[1]!r} saved, but its history (ClickHouse) was not written: {exc}") from exc
+            raise StoreUnavailable(
+                f"budget {row[1]!r} saved, but its history (ClickHouse) was not written: {exc}") from exc
 
 
 def snapshot_rows(client: Client, db: str, budget_id: str | None = None) -> list[dict[str, Any]]:
