@@ -11,6 +11,7 @@ from enforcement.auth import Principal
 from enforcement.checker import STORE_UNAVAILABLE, Checker
 from enforcement.errors import Conflict, InvalidRequest, NotFound
 from enforcement.queries import ActiveDecision, Queries, SpendReport, parse_scope
+from spendstream.budget_history import BudgetChange
 from spendstream.scopes import SCOPE_KINDS, scope_team, split_scope
 from schemas.models import Budget
 
@@ -53,6 +54,13 @@ def admin_router(checker: Checker, queries: Queries, principal: Callable[..., An
     async def _existing(budget_id: str) -> Budget | None:
         return next((b for b in await store.budgets() if b.id == budget_id), None)
 
+    async def _history(before: Budget | None, after: Budget | None, who: Principal) -> None:
+        """Record the change in the budget history (after the store took it: the history never shows a change
+        that did not happen; if the history write fails the caller gets 503 saying so)."""
+        if checker.budget_log is not None and before != after:
+            kind = "delete" if after is None else "update" if before is not None else "create"
+            await checker.budget_log.record(BudgetChange(kind, checker.clock_ms(), who.name, before, after))
+
     @r.get("/budgets", response_model=list[Budget])
     async def list_budgets(who: Caller) -> list[Budget]:
         """Budgets the key may read: all for admin, its own team's for a read key."""
@@ -79,6 +87,7 @@ def admin_router(checker: Checker, queries: Queries, principal: Callable[..., An
             raise Conflict(f"budget {budget.id!r} exists; PUT /v1/budgets/{budget.id} replaces it")
         await store.put_budget(budget)
         checker.invalidate_budgets()
+        await _history(None, budget, who)
         return budget
 
     @r.put("/budgets/{budget_id}", response_model=Budget, responses=error_responses(413))
@@ -88,16 +97,20 @@ def admin_router(checker: Checker, queries: Queries, principal: Callable[..., An
         if budget.id != budget_id:
             raise InvalidRequest(f"body id {budget.id!r} differs from path id {budget_id!r}")
         _validate(budget)
+        before = await _existing(budget_id)
         await store.put_budget(budget)
         checker.invalidate_budgets()
+        await _history(before, budget, who)
         return budget
 
     @r.delete("/budgets/{budget_id}", responses=error_responses(404))
     async def delete_budget(budget_id: str, who: Caller) -> dict:
         who.require_admin()
+        before = await _existing(budget_id)
         if not await store.delete_budget(budget_id):
             raise NotFound(f"no budget {budget_id!r}")
         checker.invalidate_budgets()
+        await _history(before, None, who)
         return {"deleted": budget_id}
 
     @r.get("/spend", response_model=SpendReport)

@@ -18,7 +18,7 @@ from spendstream.allocation import UNALLOCATED
 from spendstream.budgets import BudgetState, budget_state, decide
 from spendstream.errors import StoreUnavailable
 from spendstream.money import format_usd, usd_to_nanos
-from spendstream.ports import Cell, Clock, Holds, SpendStore, ThrottleBuckets
+from spendstream.ports import BudgetLog, Cell, Clock, Holds, SpendStore, ThrottleBuckets
 from spendstream.pricing import PriceBook
 from spendstream.scopes import scope_values
 from spendstream.ttl_cache import TtlCache
@@ -120,8 +120,9 @@ class Checker:
     for the fail modes. Raises InvalidEvent (via the price book) when the estimate cannot be priced."""
 
     def __init__(self, store: SpendStore, holds: Holds, throttle: ThrottleBuckets, prices: PriceBook, clock: Clock,
-                 *, cache_ttl_s: float = 1.0) -> None:
+                 *, cache_ttl_s: float = 1.0, budget_log: BudgetLog | None = None) -> None:
         self.store = store
+        self.budget_log = budget_log  # the admin API records budget changes here (the budget history)
         self.reservations = holds
         self.throttle = throttle
         self.prices = prices

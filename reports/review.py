@@ -8,6 +8,9 @@ are UTC calendar months. Metric definitions (docs/analytics.md):
 - paved-road % = spend with source gateway or litellm / all spend.
 - unallocated % = spend booked to team 'unallocated' / all spend; tag coverage = fully tagged spend / all.
 - budget variance by team = actual - monthly team budget.
+- reconciliation residual = invoice - metered (contracted) per provider and month, latest reconcile run; this
+  month's residual is allocated to teams by their share of the provider's metered spend, as separate
+  `reconciliation residual` lines (never folded into a team's usage).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from datetime import datetime
 from clickhouse_connect.driver.client import Client
 
 from reports._sql import TOKEN_WORKLOADS, TOKENS, rows, ts
+from reports.residuals import residual_by_team, residual_trend
 from spendstream.chargeback import Usage
 from spendstream.windows import month_bounds
 
@@ -42,6 +46,9 @@ class ReviewData:
     token_trend: list[tuple[str, int, int]] = field(default_factory=list)  # (YYYY-MM, token spend, tokens)
     team_actual: dict[str, int] = field(default_factory=dict)
     use_case_actual: dict[str, int] = field(default_factory=dict)
+    # reconciliation residual (invoice - metered): latest run per provider x month, and this month's allocation
+    residual_trend: list = field(default_factory=list)  # reports.residuals.TrendRow
+    residual_lines: list[tuple[str, str, int]] = field(default_factory=list)  # (provider, team, nano-USD)
 
 
 def _months_back(start: datetime, n: int) -> datetime:
@@ -74,6 +81,8 @@ def review_data(client: Client, db: str, month: str) -> ReviewData:
     for i in range(TREND_MONTHS):
         m = _months_back(s, TREND_MONTHS - 1 - i).strftime("%Y-%m")
         d.token_trend.append((m, *got.get(m, (0, 0))))
+    d.residual_trend = residual_trend(client, db, month, TREND_MONTHS)
+    d.residual_lines = residual_by_team(client, db, month)
     for u in d.usage:
         d.team_actual[u.team] = d.team_actual.get(u.team, 0) + u.cost
         d.use_case_actual[u.use_case] = d.use_case_actual.get(u.use_case, 0) + u.cost

@@ -1,4 +1,5 @@
-"""On-call notifiers: Slack incoming webhook, PagerDuty Events API v2, generic webhook signed with HMAC-SHA256.
+"""On-call notifiers: Slack incoming webhook, PagerDuty Events API v2, generic webhook signed with HMAC-SHA256,
+and email over SMTP (scheduled report summaries; stdlib smtplib in a worker thread).
 
 Each delivery retries with exponential backoff on network errors, 429 and 5xx; other 4xx answers are final
 (a bad URL or key will not heal by retrying). Failures are logged and counted, never raised into the stream.
@@ -18,7 +19,9 @@ import httpx
 
 from spendstream.ports import Notifier
 
-__all__ = ["Notifier", "SlackNotifier", "PagerDutyNotifier", "WebhookNotifier", "deliver_all", "sign"]
+__all__ = ["Notifier", "SlackNotifier", "PagerDutyNotifier", "WebhookNotifier", "EmailNotifier", "Routing",
+           "deliver_all", "sign"]
+_REPORTS = ("weekly", "monthly")  # scheduled report summaries, not alerts
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +32,9 @@ class SlackNotifier:
     name: str = "slack"
 
     def request(self, alert: dict):
-        if alert["kind"] == "resolve":
+        if alert["kind"] in _REPORTS:
+            text = f":bar_chart: {alert['message']}"
+        elif alert["kind"] == "resolve":
             text = f":white_check_mark: {alert['message']}"
         else:
             icon = ":rotating_light:" if alert["kind"] in ("threshold", "spike") and alert.get("threshold", 0) >= 100 else ":warning:"
@@ -78,7 +83,53 @@ class WebhookNotifier:
         }
 
 
+@dataclass
+class EmailNotifier:
+    """Plain-text email through an SMTP server (STARTTLS / login when configured)."""
+
+    host: str
+    port: int
+    sender: str
+    to: tuple[str, ...]
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    name: str = "email"
+
+    def request(self, alert: dict):
+        return None  # not HTTP: delivered by `send`
+
+    def send(self, alert: dict) -> None:
+        import smtplib
+        from email.message import EmailMessage
+
+        msg = EmailMessage()
+        what = f"{alert['kind']} report {alert.get('period', '')}" if alert["kind"] in _REPORTS else alert["kind"]
+        msg["Subject"] = f"[spendstream] {what}: {alert.get('team', alert.get('scope', ''))}"
+        msg["From"], msg["To"] = self.sender, ", ".join(self.to)
+        msg.set_content(alert["message"])
+        with smtplib.SMTP(self.host, self.port, timeout=10) as smtp:
+            if self.starttls:
+                smtp.starttls()
+            if self.username:
+                smtp.login(self.username, self.password or "")
+            smtp.send_message(msg)
+
+
+@dataclass
+class Routing:
+    """Which notifiers a team's messages go to: its own when configured, the org default otherwise."""
+
+    default: list
+    teams: dict[str, list]
+
+    def for_team(self, team: str | None) -> list:
+        return self.teams.get(team or "", self.default)
+
+
 async def _deliver(client: httpx.AsyncClient, n: Notifier, alert: dict, attempts: int, base_delay: float) -> bool:
+    if isinstance(n, EmailNotifier):
+        return await _deliver_email(n, alert, attempts, base_delay)
     req = n.request(alert)
     if req is None:
         return True
@@ -95,6 +146,20 @@ async def _deliver(client: httpx.AsyncClient, n: Notifier, alert: dict, attempts
             log.warning("%s delivery failed (%s), attempt %d/%d", n.name, exc, attempt + 1, attempts)
         await asyncio.sleep(base_delay * 2 ** attempt)
     log.error("%s gave up on alert %s after %d attempts", n.name, alert["budget_id"], attempts)
+    return False
+
+
+async def _deliver_email(n: EmailNotifier, alert: dict, attempts: int, base_delay: float) -> bool:
+    import smtplib
+
+    for attempt in range(attempts):
+        try:
+            await asyncio.to_thread(n.send, alert)
+            return True
+        except (OSError, smtplib.SMTPException) as exc:
+            log.warning("%s delivery failed (%s), attempt %d/%d", n.name, exc, attempt + 1, attempts)
+        await asyncio.sleep(base_delay * 2 ** attempt)
+    log.error("%s gave up on %s after %d attempts", n.name, alert["budget_id"], attempts)
     return False
 
 

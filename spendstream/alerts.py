@@ -16,7 +16,7 @@ until the period window ends or the budget is raised.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Iterable
 
 from schemas.models import Budget
 from spendstream.budgets import BudgetState
@@ -24,7 +24,7 @@ from spendstream.money import format_usd
 from spendstream.windows import HOUR_MS
 
 __all__ = ["AlertPolicy", "Alert", "DecisionRecord", "threshold_alerts", "forecast_alert", "projected_spend",
-           "spike_alert", "decision_due"]
+           "spike_alert", "decision_due", "unpriced_model_alerts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,3 +139,12 @@ def decision_due(s: BudgetState, end_ms: int, now_ms: int) -> DecisionRecord | N
         b.throttle_rps if b.action == "throttle" else None,
         f"{b.id}: spend {format_usd(s.spent, 2)} USD reached the {format_usd(s.limit, 2)} USD limit", now_ms,
     )
+
+
+def unpriced_model_alerts(models: Iterable[tuple[str, str]], now_ms: int) -> list[Alert]:
+    """One alert per (provider, model) priced by the fallback rule, for the platform team (scope org:all): the
+    book needs an entry. The caller fires each once per model (a set-once marker keyed on the model)."""
+    return [Alert(f"unpriced:{p}/{m}", "org:all", "unpriced_model", "model", 0, 0, 0, None, "showback", now_ms,
+                  f"first event on unpriced model {p}/{m}: booked at the fallback price; add it to the price book "
+                  "(spendstream prices unpriced lists it with a suggested entry)")
+            for p, m in sorted(set(models))]

@@ -17,7 +17,7 @@ from spendstream.aggregation import Deltas
 
 __all__ = [
     "Clock", "SpendStore", "ReservationSettler", "Holds", "ThrottleBuckets", "RowSink", "DeadLetter",
-    "DeadLetterSink", "Notifier", "Publish", "Cell", "Totals", "DedupeKey",
+    "DeadLetterSink", "Notifier", "Publish", "Cell", "Totals", "DedupeKey", "BudgetLog",
 ]
 
 Totals = dict[tuple[str, str], dict[str, int]]  # {(kind, value): {window id: spend after the batch}}
@@ -164,3 +164,10 @@ class Notifier(Protocol):
 class Publish(Protocol):
     def __call__(self, topic: str, key: str, body: dict) -> None:
         """Publish one JSON record (alerts, decisions) without blocking."""
+
+
+class BudgetLog(Protocol):
+    """Where budget changes are recorded (the budget history, `budget_snapshots`). `change` is a
+    spendstream.budget_history.BudgetChange; raises StoreUnavailable when the history store does not answer."""
+
+    async def record(self, change: Any) -> None: ...

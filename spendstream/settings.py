@@ -89,6 +89,30 @@ class AlertSettings(_Section):
     pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
+    # per-team routing of budget alerts and scheduled report summaries (org-wide notifiers above otherwise);
+    # JSON in the environment, e.g. SPENDSTREAM_ALERTS__TEAM_SLACK_WEBHOOK_URLS='{"payments": "https://..."}'
+    team_slack_webhook_urls: dict[str, SecretStr] = {}
+    team_emails: dict[str, str] = Field(default={}, description="team -> comma-separated addresses")
+    email_to: str | None = Field(default=None, description="org default addresses (comma-separated)")
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_sender: str = "spendstream@localhost"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+
+
+class ReportSettings(_Section):
+    """Scheduled reports run by the worker (off by default): weekly digest and monthly review, UTC."""
+
+    schedule_enabled: bool = False
+    out_dir: Path = Path("reports")
+    weekly_weekday: int = Field(default=0, ge=0, le=6, description="0 = Monday")
+    weekly_hour: int = Field(default=6, ge=0, le=23)
+    monthly_day: int = Field(default=2, ge=1, le=28)
+    monthly_hour: int = Field(default=6, ge=0, le=23)
+    tick_s: float = Field(default=60.0, gt=0, description="how often the worker checks whether a report is due")
+    close_budgets: bool = Field(default=True, description="write budget_snapshots close rows as windows end")
 
 
 class WorkerSettings(_Section):
@@ -128,6 +152,7 @@ class Settings(BaseSettings):
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     api: ApiSettings = ApiSettings()
     alerts: AlertSettings = AlertSettings()
+    reports: ReportSettings = ReportSettings()
     worker: WorkerSettings = WorkerSettings()
     services: ServiceSettings = ServiceSettings()
 

@@ -7,11 +7,11 @@ A timestamp falls in exactly one window of each kind; the window is [start, end)
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import NamedTuple
 
-__all__ = ["event_day", "month_bounds", "WindowIds", "window_ids", "window_bounds", "period_window", "period_bounds", "PERIOD_KINDS", "HOUR_MS", "DAY_MS"]
+__all__ = ["event_day", "month_bounds", "month_label", "WindowIds", "window_ids", "window_bounds", "period_window", "period_bounds", "PERIOD_KINDS", "HOUR_MS", "DAY_MS"]
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -85,6 +85,11 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
     if not (len(y) == 4 and y.isdigit() and m.isdigit() and 1 <= int(m) <= 12):
         raise ValueError(f"month must look like 2026-11, not {month!r}")
     return window_bounds(f"m:{y}{int(m):02d}")
+
+
+def month_label(day: date | datetime) -> str:
+    """The billing month label of a UTC day: 2026-11-30 -> '2026-11' (the inverse of month_bounds)."""
+    return f"{day.year:04d}-{day.month:02d}"
 
 
 def expire_at(window_id: str) -> int:

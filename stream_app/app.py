@@ -29,7 +29,7 @@ from spendstream.windows import DAY_MS
 from stream_app.budget_watch import BudgetWatcher
 from stream_app.consumer import UsageConsumer
 from stream_app.metrics import Metrics
-from stream_app.notify_agent import add_notify_agent, notifiers_from
+from stream_app.notify_agent import add_notify_agent, routing_from
 from stream_app.processor import BatchProcessor
 
 __all__ = ["WorkerParts", "build_worker"]
@@ -105,6 +105,9 @@ def build_worker(settings: Settings, prices: PriceBook, rules: AllocationRules |
 
     async def on_batch(res) -> None:
         await watcher.on_batch(res.totals)
+        unpriced = {(b.provider, b.model) for b in res.bookings if b.unpriced}
+        if unpriced:
+            await watcher.on_unpriced(unpriced)
 
     usage = UsageConsumer(
         consumer, k.usage_topic, processor, writer, DeadLetterQueue(producer, k.dlq_topic), metrics,
@@ -115,7 +118,12 @@ def build_worker(settings: Settings, prices: PriceBook, rules: AllocationRules |
         loop=None,
     )
     app.add_dependency(usage)
-    add_notify_agent(app, k.alerts_topic, notifiers_from(settings.alerts))
+    routing = routing_from(settings.alerts)
+    add_notify_agent(app, k.alerts_topic, routing)
+    if settings.reports.schedule_enabled:
+        _add_report_timer(app, settings, store, clock, routing)
+    if settings.reports.close_budgets:
+        _add_budget_close_timer(app, settings, store, clock)
 
     @app.timer(interval=2.0)
     async def lift_decisions() -> None:
@@ -129,3 +137,38 @@ def build_worker(settings: Settings, prices: PriceBook, rules: AllocationRules |
         return self.bytes(generate_latest(metrics.registry), content_type="text/plain; version=0.0.4")
 
     return WorkerParts(app, usage, metrics, watcher)
+
+
+def _add_report_timer(app: faust.App, settings: Settings, store, clock: Clock, routing) -> None:
+    """The scheduled weekly digest / monthly review: a Faust timer asks every `tick_s` whether one is due (the
+    decision comes from `clock`); a Redis marker makes each period run once across workers and restarts."""
+    from reports.scheduled import ScheduledReports
+    from spendstream.digest_schedule import Schedule
+
+    r = settings.reports
+    reports = ScheduledReports(
+        lambda: connect(settings.clickhouse.dsn, settings.clickhouse.timeout_s),  # its own client: never shares the writer's session
+        settings.clickhouse.database, store, clock, r.out_dir, routing,
+        Schedule(r.weekly_weekday, r.weekly_hour, r.monthly_day, r.monthly_hour))
+
+    @app.timer(interval=r.tick_s)
+    async def scheduled_reports() -> None:
+        try:
+            await reports.tick()
+        except StoreUnavailable as exc:
+            log.warning("scheduled reports skipped: %s", exc)
+
+
+def _add_budget_close_timer(app: faust.App, settings: Settings, store, clock: Clock) -> None:
+    """Budget history: when a day / week / month window ends, one worker writes each budget's close row."""
+    from sinks.clickhouse.budget_history import BudgetCloser
+
+    closer = BudgetCloser(store, lambda: connect(settings.clickhouse.dsn, settings.clickhouse.timeout_s), settings.clickhouse.database,
+                          clock)
+
+    @app.timer(interval=settings.reports.tick_s)
+    async def close_budget_windows() -> None:
+        try:
+            await closer.tick()
+        except StoreUnavailable as exc:
+            log.warning("budget close skipped: %s", exc)

@@ -13,6 +13,7 @@ from typing import Any, Callable
 from schemas.models import Budget
 from spendstream.alerts import (
     Alert, AlertPolicy, DecisionRecord, decision_due, forecast_alert, spike_alert, threshold_alerts,
+    unpriced_model_alerts,
 )
 from spendstream.budgets import budget_state
 from spendstream.ports import Clock, Publish, SpendStore, Totals
@@ -24,6 +25,7 @@ from stream_app.metrics import Metrics
 __all__ = ["BudgetWatcher"]
 
 log = logging.getLogger(__name__)
+_UNPRICED_MARKER_S = 10 * 366 * 86_400
 
 Ledger = Callable[[str, tuple[str, ...], list[list[Any]]], None]  # RowSink.add_ledger
 
@@ -96,10 +98,15 @@ class BudgetWatcher:
                 out.append(a)
         return out
 
-    async def _fire(self, candidates: list[Alert]) -> None:
+    async def on_unpriced(self, models: set[tuple[str, str]]) -> None:
+        """Alert the platform team once per model priced by the fallback rule (marker kept ~10 years)."""
+        now = self.clock.now_ms()
+        await self._fire(unpriced_model_alerts(models, now), expire_s=now // 1000 + _UNPRICED_MARKER_S)
+
+    async def _fire(self, candidates: list[Alert], expire_s: int | None = None) -> None:
         if not candidates:
             return
-        first = await self.store.mark_fired([(a.dedupe_key, expire_at(a.window)) for a in candidates])
+        first = await self.store.mark_fired([(a.dedupe_key, expire_s or expire_at(a.window)) for a in candidates])
         for a, new in zip(candidates, first):
             if new:
                 self.publish(self.alerts_topic, a.budget_id, a.to_json())

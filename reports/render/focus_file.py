@@ -1,4 +1,5 @@
-"""Write FOCUS rows to CSV (decimals as exact strings, null as empty) or Parquet (decimal128(38, 9) money,
+"""Write FOCUS rows to CSV (decimals as exact strings, null as empty) or Parquet (decimal128(38, 9) money and
+quantities, decimal128(38, 12) unit prices,
 timestamp[s, UTC] dates, string JSON Tags)."""
 
 from __future__ import annotations
@@ -8,13 +9,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable
 
-from spendstream.focus import COLUMNS, DECIMAL_COLUMNS
+from spendstream.focus import COLUMNS, DECIMAL_COLUMNS, UNIT_PRICE_COLUMNS
 
 __all__ = ["write_focus"]
 
 _DATES = ("BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd")
-_INTS = ("x_Events", "x_Requests", "x_InputTokens", "x_OutputTokens", "x_CachedInputTokens", "x_CacheWriteTokens",
-         "x_ReasoningTokens")
+_INTS = ("x_Events",)
 
 
 def _cell(v: Any) -> str:
@@ -40,11 +40,13 @@ def write_focus(rows: Iterable[dict[str, Any]], out: Path) -> int:
     def typ(c: str):
         if c in DECIMAL_COLUMNS:
             return pa.decimal128(38, 9)
+        if c in UNIT_PRICE_COLUMNS:
+            return pa.decimal128(38, 12)
         if c in _DATES:
             return pa.timestamp("s", tz="UTC")
         if c in _INTS:
             return pa.int64()
-        return pa.float64() if c == "x_GpuSeconds" else pa.string()
+        return pa.string()
 
     data = list(rows)
     cols = {c: [r[c] for r in data] for c in COLUMNS}

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from reports.render import charts
 from reports.render.html import bar, card, esc, page, section, table
+from reports.render.residuals import residual_section
 from reports.review import ReviewData
 from spendstream.chargeback import Statement, budget_variance, statement_cents
 from spendstream.forecast import pct, unit_cost
@@ -143,6 +144,7 @@ def review_html(d: ReviewData, st: Statement, cl: CentLines, variance: list[tupl
                 "".join(f"<p class='muted'>{esc(n)}</p>" for n in st.notes)),
         section("$ / 1k tokens, monthly", f"<img alt='unit cost trend' src='{charts.line_trend([t[0] for t in trend], [t[1] and t[1] / 1e9 for t in trend], '$ / 1k tokens')}'>"),
         section("Budget variance by team", var),
+        residual_section(d),
         section("Statement lines", detail),
     ]
     foot = ("Line amounts are exact nano-USD apportioned with the largest-remainder rule, then cents: the statement "

@@ -15,10 +15,12 @@ def build_api(settings):
     from enforcement.api import create_app
     from enforcement.auth import ApiKeys
     from enforcement.checker import Checker
+    from sinks.clickhouse.budget_history import ClickHouseBudgetLog
     from sinks.redis.client import make_redis
     from sinks.redis.reservations import Reservations
     from sinks.redis.spend_store import RedisSpendStore
     from sinks.redis.throttle import Throttle
+    from spendstream.cli._common import clickhouse_client
     from spendstream.cli.clock import SystemClock
 
     r = make_redis(settings.redis.url, settings.redis.socket_timeout_s)
@@ -26,8 +28,9 @@ def build_api(settings):
     prices = price_book_for(settings.worker.price_book)
     bootstrap = settings.api.bootstrap_admin_key
     keys = ApiKeys(r, settings.redis.prefix, bootstrap_admin_key=bootstrap.get_secret_value() if bootstrap else None)
+    budget_log = ClickHouseBudgetLog(lambda: clickhouse_client()[0], settings.clickhouse.database)
     checker = Checker(store, Reservations(r, settings.redis.prefix), Throttle(r, settings.redis.prefix), prices,
-                      SystemClock())
+                      SystemClock(), budget_log=budget_log)
     from reports.usage import UsageHistory
 
     history = UsageHistory(settings.clickhouse.dsn, settings.clickhouse.database, min(settings.clickhouse.timeout_s, 10))

@@ -67,5 +67,44 @@ def list_() -> None:
     console.print(t)
 
 
+@budgets.command("close")
+def close(window: str = typer.Option(..., help="Window id that ended: m:202611, w:2026W47 or d:20261124")) -> None:
+    """Write the period-close row of every budget of that period to the budget history (budget_snapshots):
+    limit, spent (Redis counters of the window), mode. Closing a window again replaces its rows."""
+    from sinks.clickhouse.budget_history import close_window
+    from spendstream.cli._common import clickhouse_client, now_ms
+    from spendstream.windows import window_bounds
+
+    try:
+        window_bounds(window)
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(f"window must look like m:202611, w:2026W47 or d:20261124, not {window!r}") from exc
+    s = settings_or_exit()
+    client, db = clickhouse_client()
+    try:
+        n = asyncio.run(close_window(store_for(s), client, db, window, now_ms()))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    console.print(f"closed {window}: {n} budget snapshot(s)")
+
+
+@budgets.command("history")
+def history(budget: str = typer.Option(None, help="Only this budget id")) -> None:
+    """The budget history: every change (who, when, before -> after limit) and period close."""
+    import json
+
+    from reports.render.html import usd
+    from sinks.clickhouse.budget_history import snapshot_rows
+    from spendstream.cli._common import clickhouse_client
+
+    client, db = clickhouse_client()
+    t = Table("at", "budget", "kind", "window", "by", "limit before", "limit after", "spent")
+    for r in snapshot_rows(client, db, budget):
+        lim = {k: (json.loads(r[k])["limit_usd"] if r[k] else "") for k in ("before", "after")}
+        t.add_row(f"{r['snapshot_at']:%Y-%m-%d %H:%M:%S}", r["budget_id"], r["kind"] or "close", r["window_id"],
+                  r["changed_by"], lim["before"], lim["after"], usd(r["spent_nanos"]) if r["kind"] == "close" else "")
+    console.print(t)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(budgets, name="budgets")

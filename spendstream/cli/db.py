@@ -60,5 +60,39 @@ def query_cmd(
     console.print(t)
 
 
+@db.command("ttl")
+def ttl_cmd(
+    raw_days: int = typer.Option(400, help="Days raw priced events (with user / customer) are kept"),
+    rollup_days: int = typer.Option(1100, help="Days the rollups (no subject in them) are kept"),
+) -> None:
+    """Set the retention TTLs: raw events shorter, rollups longer; ledgers are kept (audit)."""
+    from sinks.clickhouse.lifecycle import set_ttls
+    from spendstream.cli._common import clickhouse_client
+
+    client, database = clickhouse_client()
+    for stmt in set_ttls(client, database, raw_days, rollup_days):
+        typer.echo(stmt)
+
+
 def register(app: typer.Typer) -> None:
+    @app.command("forget")
+    def forget_cmd(
+        user_hash: str = typer.Option(None, "--user-hash", help="The hashed user id, as in events"),
+        customer: str = typer.Option(None, help="A customer id"),
+    ) -> None:
+        """Remove one subject's raw events (privacy request) and say what was removed. Spend totals stay in the
+        rollups, which hold no subject."""
+        from sinks.clickhouse.lifecycle import forget
+        from spendstream.cli._common import clickhouse_client
+        from spendstream.money import format_usd
+
+        client, database = clickhouse_client()
+        try:
+            f = forget(client, database, user_hash=user_hash, customer=customer)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+        who = f"user_hash {user_hash}" if user_hash else f"customer {customer}"
+        typer.echo(f"removed {f.events} raw event(s) of {who} from priced_events ({format_usd(f.cost)} USD of spend "
+                   "stays in the rollups, without the subject)")
+
     app.add_typer(db, name="db")

@@ -1,4 +1,5 @@
-"""`spendstream digest weekly | review monthly | export focus | reconcile`: the analytics CLI.
+"""`spendstream digest weekly | review monthly | export focus | export check`: the analytics CLI (reconcile:
+spendstream/cli/reconcile.py).
 
 Entry point only: builds Settings and the ClickHouse client, calls the report queries (reports/), the pure
 core (spendstream.chargeback / forecast / focus / reconcile) and the renderers (reports/render).
@@ -47,19 +48,11 @@ def digest_weekly(
     budgets: Path | None = typer.Option(None, exists=True, dir_okay=False, help="budgets YAML for the forecast"),
 ) -> None:
     """Write digest-WEEK-TEAM.html/.md/.csv per team (HTML self-contained, charts embedded)."""
-    from reports.render.digest import digest_csv, digest_html, digest_markdown
-    from reports.digest import digest_teams, team_digest
+    from reports.report_files import write_weekly
 
     client, db = clickhouse_client()
-    bl = _budgets(budgets)
-    out.mkdir(parents=True, exist_ok=True)
-    for t in team or digest_teams(client, db, week):
-        d = team_digest(client, db, t, week, bl)
-        stem = out / f"digest-{week}-{t}"
-        stem.with_suffix(".html").write_text(digest_html(d))
-        stem.with_suffix(".md").write_text(digest_markdown(d))
-        stem.with_suffix(".csv").write_text(digest_csv(d))
-        console.print(f"{t}: {stem}.html (.md, .csv)")
+    for d, html in write_weekly(client, db, week, out, _budgets(budgets), team or None):
+        console.print(f"{d.team}: {html.with_suffix('')}.html (.md, .csv)")
 
 
 @review.command("monthly")
@@ -70,51 +63,30 @@ def review_monthly(
     shared_key: str = typer.Option("spend", help="Proration key of shared cost: spend | tokens | requests | even"),
     markup: str = typer.Option("0", help="Markup percent on chargeback lines (real-cost model)"),
     budgets: Path | None = typer.Option(None, exists=True, dir_okay=False,
-                                        help="budgets YAML: team budgets -> variance, use-case budgets -> budget model"),
+                                        help="budgets YAML: team budgets -> variance (default: the budget history), "
+                                             "use-case budgets -> budget model"),
     budget: list[str] = typer.Option([], "--use-case-budget", help="Upfront use-case budget USE_CASE=USD (repeat)"),
     out: Path = typer.Option(Path("reports"), help="Output directory"),
 ) -> None:
-    """Write review-MONTH-MODEL.html plus statement / lines / metrics CSVs; records the allocation in ClickHouse."""
-    from reports.render.review import cent_lines, lines_csv, metrics_csv, review_html, statement_csv, variance_by_team
-    from reports.review import review_data
-    from spendstream.chargeback import build_statement
+    """Write review-MONTH-MODEL.html plus statement / lines / metrics / residuals CSVs; records the allocation in ClickHouse."""
+    from reports.report_files import write_review
 
     client, db = clickhouse_client()
     bl = _budgets(budgets)
     monthly = [b for b in bl if b.period == "month"]
-    team_budgets = {b.scope.value: b.limit_nanos for b in monthly if b.scope.kind == "team"}
+    # an explicit file wins; otherwise (None) the budgets in effect for the month, from the budget history
+    team_budgets = {b.scope.value: b.limit_nanos for b in monthly if b.scope.kind == "team"} if budgets else None
     uc_budgets = {b.scope.value.split("/")[-1]: b.limit_nanos for b in monthly
                   if b.scope.kind in ("use_case", "team_use_case")}
     uc_budgets.update(_pairs(budget, "--use-case-budget"))
-    shared = _pairs(shared_cost, "--shared-cost")
-    markup_bp = usd_to_nanos(markup) // 10_000_000  # percent with up to 2 decimals -> basis points
-    d = review_data(client, db, month)
     try:
-        st = build_statement(model, d.usage, shared, shared_key=shared_key, markup_bp=markup_bp, budgets=uc_budgets)
+        run = write_review(client, db, month, out, model=model, shared=_pairs(shared_cost, "--shared-cost"),
+                           shared_key=shared_key, markup_bp=usd_to_nanos(markup) // 10_000_000,  # percent -> bp
+                           use_case_budgets=uc_budgets, team_budgets=team_budgets, now=datetime.now(UTC))
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
-    cl = cent_lines(st)
-    variance = variance_by_team(d, team_budgets)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"review-{month}-{model}"
-    (out / f"{stem}.html").write_text(review_html(d, st, cl, variance, shared))
-    (out / f"{stem}-statement.csv").write_text(statement_csv(st, cl))
-    (out / f"{stem}-lines.csv").write_text(lines_csv(st, cl))
-    (out / f"{stem}-metrics.csv").write_text(metrics_csv(d, variance))
-    _record_allocation(client, db, month, st)
-    console.print(f"{model}: total {cl.total / 100:,.2f} USD over {len(cl.by_cc)} cost centers -> {out / stem}.html")
-
-
-def _record_allocation(client, db: str, month: str, st) -> None:
-    from spendstream.windows import month_bounds
-
-    now = datetime.now(UTC)
-    client.insert(f"{db}.allocations",
-                  [[f"{month}:{st.model}", month_bounds(month)[0].date(), st.model, ln.cost_center, ln.team,
-                    ln.environment, ln.mode, ln.direct, ln.shared, ln.markup, ln.amount, st.shared_key, now]
-                   for ln in st.lines],
-                  column_names=["run_id", "month", "chargeback_model", "cost_center", "team", "environment", "mode",
-                                "direct", "shared", "markup", "amount", "shared_key", "generated_at"])
+    console.print(f"{model}: total {run.cents.total / 100:,.2f} USD over {len(run.cents.by_cc)} cost centers "
+                  f"-> {run.html}")
 
 
 @export.command("focus")
@@ -123,58 +95,56 @@ def export_focus(
     out: Path = typer.Option(..., help="FILE.csv or FILE.parquet"),
     account_id: str = typer.Option("spendstream", help="BillingAccountId"),
     account_name: str = typer.Option("AI platform", help="BillingAccountName"),
+    currency: str = typer.Option("USD", help="BillingCurrency (ISO 4217); other than USD needs --fx"),
+    fx: Path | None = typer.Option(None, exists=True, dir_okay=False,
+                                   help="FX rates CSV date,currency,per_usd (rate in effect on the charge's day)"),
+    validate: bool = typer.Option(True, "--validate/--no-validate",
+                                  help="Check every written row against the FOCUS 1.2 rules; exit 1 on a violation"),
 ) -> None:
-    """FOCUS 1.2 rows: hourly usage of the month plus reprice corrections booked in it."""
-    from reports.render.focus_file import write_focus
+    """FOCUS 1.2 rows: hourly usage of the month per priced component, reprice corrections booked in it and the
+    month's reconciliation residuals (Adjustments). The written file is validated unless --no-validate."""
     from reports.focus_export import focus_rows
+    from reports.focus_validate import validate_file
+    from reports.render.focus_file import write_focus
 
+    currency = currency.upper()
     client, db = clickhouse_client()
+    rows = focus_rows(client, db, month, (account_id, account_name))
+    if currency != "USD":
+        from spendstream.fx import parse_fx_csv, to_billing_currency
+
+        if fx is None:
+            raise ConfigError(f"--currency {currency} needs --fx RATES.csv")
+        rates = parse_fx_csv(fx.read_text(), fx.name)
+        rows = (to_billing_currency(r, currency, rates) for r in rows)
     out.parent.mkdir(parents=True, exist_ok=True)
-    n = write_focus(focus_rows(client, db, month, (account_id, account_name)), out)
+    n = write_focus(rows, out)
     console.print(f"{n:,} FOCUS rows -> {out}")
+    if validate:
+        _report_violations(validate_file(out), out)
 
 
-def reconcile_cmd(
-    invoice: Path = typer.Option(..., exists=True, dir_okay=False, help="Provider invoice / usage CSV"),
-    provider: str = typer.Option(..., help="Provider as in events, e.g. openai"),
-    threshold: str = typer.Option("1", help="Drift alert threshold, percent"),
-) -> None:
-    """Compare metered contracted cost with the invoice per model and day; exit 1 and store an alert on drift."""
-    from datetime import date, timedelta
+def _report_violations(bad: list, path: Path) -> None:
+    """Print each violation (row, column, rule); exit 1 when there is any."""
+    from rich.markup import escape
 
-    from rich.table import Table
-
-    from reports.render.html import usd
-    from reports.reconcile_store import metered_by_key, record_drift_alert, store_invoice, unallocated_share
-    from spendstream.forecast import pct
-    from spendstream.reconcile import invoiced_by_key, parse_invoice_csv, reconcile
-
-    client, db = clickhouse_client()
-    lines = parse_invoice_csv(invoice.read_text(), provider, invoice.name)
-    if not lines:
-        raise ConfigError(f"{invoice}: no invoice lines")
-    days = sorted({ln.day for ln in lines})
-    start = datetime.combine(date.fromisoformat(days[0]), datetime.min.time(), UTC)
-    end = datetime.combine(date.fromisoformat(days[-1]) + timedelta(days=1), datetime.min.time(), UTC)
-    now = datetime.now(UTC)
-    store_invoice(client, db, provider, lines, invoice.name, now)
-    rec = reconcile(metered_by_key(client, db, provider, start, end), invoiced_by_key(lines),
-                    usd_to_nanos(threshold) // 10_000_000)
-    un, tot = unallocated_share(client, db, provider, start, end)
-    t = Table("day", "model", "metered", "invoiced", "residual", "drift", title=f"{provider} {days[0]}..{days[-1]}")
-    for r in rec.rows:
-        t.add_row(r.day, r.model, usd(r.metered, 4), usd(r.invoiced, 4), usd(r.residual, 4), "DRIFT" if r.drifted else "")
-    console.print(t)
-    console.print(f"metered {usd(rec.metered_total, 4)}  invoiced {usd(rec.invoiced_total, 4)}  "
-                  f"residual {usd(rec.residual, 4)} ({rec.residual} nano-USD)  unallocated {pct(un, tot)}%")
-    if rec.drifted or rec.drifted_rows:
-        aid = record_drift_alert(client, db, provider, f"{days[0]}..{days[-1]}", rec, now)
-        console.print(f"[red]ALERT[/red] drift above {threshold}% ({len(rec.drifted_rows)} lines); stored as {aid}")
+    for v in bad[:50]:
+        console.print(f"[red]FOCUS[/red] {escape(str(v))}", soft_wrap=True)
+    if bad:
+        console.print(f"{len(bad):,} FOCUS rule violation(s) in {path}" + (" (first 50 shown)" if len(bad) > 50 else ""))
         raise typer.Exit(1)
+    console.print("FOCUS 1.2 rules: every row conforms")
+
+
+@export.command("check")
+def export_check(path: Path = typer.Argument(..., exists=True, dir_okay=False, help="FOCUS .csv or .parquet")) -> None:
+    """Validate any FOCUS 1.2 file (ours or a provider's) against the spec's rules; exit 1 naming row, column, rule."""
+    from reports.focus_validate import validate_file
+
+    _report_violations(validate_file(path), path)
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(digest, name="digest")
     app.add_typer(review, name="review")
     app.add_typer(export, name="export")
-    app.command("reconcile")(reconcile_cmd)

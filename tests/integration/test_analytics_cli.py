@@ -70,3 +70,29 @@ def test_reconcile_command_alerts_and_fails_on_drift_with_the_sample_invoice(cli
     assert res.exit_code == 1 and "ALERT" in res.output  # nothing metered: everything invoiced is drift
     (kind,), = cli_env.client.query(f"SELECT kind FROM {cli_env.database}.alerts FINAL").result_rows
     assert kind == "reconcile_drift"
+
+
+def test_forget_removes_one_subjects_raw_events_and_says_what_it_removed(cli_env):
+    from sinks.clickhouse.priced_rows import PRICED_COLUMNS
+
+    rows = load(cli_env, 300)
+    c, db = cli_env.client, cli_env.database
+    mine = [{**r, "event_id": f"f-{i}", "user_hash": "u-42"} for i, r in enumerate(rows[:7])]
+    c.insert(f"{db}.priced_events", [[r[k] for k in PRICED_COLUMNS] for r in mine], column_names=PRICED_COLUMNS)
+    (before,), = c.query(f"SELECT sum(cost) FROM {db}.cost_hourly").result_rows
+    res = CliRunner().invoke(app, ["forget", "--user-hash", "u-42"])
+    assert res.exit_code == 0 and "removed 7 raw event(s) of user_hash u-42" in res.output, res.output
+    (left,), = c.query(f"SELECT count() FROM {db}.priced_events WHERE user_hash = 'u-42'").result_rows
+    (after,), = c.query(f"SELECT sum(cost) FROM {db}.cost_hourly").result_rows
+    assert left == 0 and after == before  # the rollups keep the amounts, not the subject
+    assert "removed 0 raw event(s)" in CliRunner().invoke(app, ["forget", "--user-hash", "u-42"]).output
+    assert CliRunner().invoke(app, ["forget"]).exit_code != 0
+
+
+def test_ttls_are_shorter_for_raw_events_than_for_rollups(cli_env):
+    res = CliRunner().invoke(app, ["db", "ttl", "--raw-days", "90", "--rollup-days", "730"])
+    assert res.exit_code == 0, res.output
+    c, db = cli_env.client, cli_env.database
+    raw = c.command(f"SHOW CREATE TABLE {db}.priced_events")
+    roll = c.command(f"SHOW CREATE TABLE {db}.cost_hourly")
+    assert "TTL toDateTime(event_time) + toIntervalDay(90)" in raw and "TTL hour + toIntervalDay(730)" in roll

@@ -139,3 +139,26 @@ def test_drift_beyond_the_threshold_is_flagged_and_within_it_is_not():
     k = ("2026-11-02", "m")
     assert not reconcile({k: 10_000}, {k: 10_100}, threshold_bp=100).drifted  # exactly 1 %
     assert reconcile({k: 10_000}, {k: 10_101}, threshold_bp=100).drifted
+
+
+def test_unpriced_models_are_listed_with_counts_fallback_cost_and_a_catalog_entry(clickhouse, monkeypatch):
+    from typer.testing import CliRunner
+
+    from spendstream.cli import app
+
+    rows = load(clickhouse, 200)
+    fake = [{**r, "event_id": f"u-{i}", "model": m, "provider": p, "unpriced": 1, "cost": 1_000 + i}
+            for i, (r, p, m) in enumerate(zip(rows, ["openai", "openai", "acme"], ["gpt-4o", "gpt-4o", "acme-llm-1"]))]
+    clickhouse.client.insert(f"{clickhouse.database}.priced_events", [[r[c] for c in PRICED_COLUMNS] for r in fake],
+                             column_names=PRICED_COLUMNS)
+    monkeypatch.setenv("SPENDSTREAM_CLICKHOUSE__DSN", clickhouse.dsn)
+    monkeypatch.setenv("SPENDSTREAM_CLICKHOUSE__DATABASE", clickhouse.database)
+    res = CliRunner().invoke(app, ["prices", "unpriced"])
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.output.split())
+    assert "acme-llm-1" in out and "add rates by hand" in out
+    assert "- {provider: openai, model: gpt-4o, rates: {" in out and 'input: "2.5"' in out  # the catalog knows it
+    from reports.unpriced import unpriced_models
+
+    got = {(u.provider, u.model): (u.events, u.cost) for u in unpriced_models(clickhouse.client, clickhouse.database)}
+    assert got == {("openai", "gpt-4o"): (2, 2_001), ("acme", "acme-llm-1"): (1, 1_002)}

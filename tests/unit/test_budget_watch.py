@@ -130,3 +130,14 @@ async def test_a_batch_that_only_touched_another_scope_evaluates_nothing():
     rig = Rig(MONTH_START + 15 * 86_400_000, budget(limit="1"))
     await rig.spend(5, kind="team", value="search")
     assert rig.out.records == []
+
+
+async def test_an_unpriced_model_alerts_the_platform_team_once_per_model():
+    rig = Rig(MONTH_START + 5 * HOUR_MS)
+    await rig.watcher.on_unpriced({("acme", "acme-llm-1"), ("openai", "gpt-9")})
+    rig.clock.advance(40 * 24 * HOUR_MS)  # next month, still unpriced: no second alert
+    await rig.watcher.on_unpriced({("acme", "acme-llm-1")})
+    got = rig.alerts("unpriced_model")
+    assert sorted(a["budget_id"] for a in got) == ["unpriced:acme/acme-llm-1", "unpriced:openai/gpt-9"]
+    assert all(a["scope"] == "org:all" and "spendstream prices unpriced" in a["message"] for a in got)
+    assert len([t for t, _ in rig.sink.ledger if t == "alerts"]) == 2

@@ -117,31 +117,84 @@ def check_row(row: dict) -> list[str]:
 
 GROUP = {"hour": datetime(2026, 11, 3, 14, tzinfo=UTC), "provider": "openai", "model": "gpt-4o", "team": "payments",
          "cost_center": "cc-3001", "use_case": "fraud-explainer", "environment": "production",
-         "workload_type": "inference", "price_version": "v1@abc", "events": 3, "requests": 3, "input_tokens": 1200,
-         "output_tokens": 300, "cached_input_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0,
-         "gpu_seconds": 0.0, "list_cost": 4_500_000, "contracted_cost": 4_000_000, "cost": 4_200_000}
+         "workload_type": "inference", "price_version": "v1@abc", "price_rule": "local:openai/gpt-4o@always",
+         "service_tier": "", "region": "", "resource_id": "", "resource_type": "", "events": 3,
+         #                input   output cached cwrite reason request gpu(us) egress(bytes)
+         "quantities":      [1200,   300,   0,     0,     0,     3,      0,      0],
+         "component_costs": [3_000_000, 1_500_000, 0, 0, 0,     0,      0,      0],
+         "component_events": [3,     3,     0,     0,     0,     3,      0,      0],
+         "list_cost": 4_500_000, "contracted_cost": 4_500_000, "cost": 4_950_000}
 ACCOUNT = ("acct-1", "AI platform")
 
 
-def test_a_usage_row_passes_every_rule_with_money_exact_to_the_nano():
-    from spendstream.focus import usage_row
-
-    row = usage_row(GROUP, "2026-11", ACCOUNT)
-    assert check_row(row) == []
-    assert row["ServiceCategory"] == "AI and Machine Learning"
-    assert (row["ListCost"], row["BilledCost"], row["x_ChargedCost"]) == (
-        Decimal("0.004500000"), Decimal("0.004000000"), Decimal("0.004200000"))
-    assert (row["ConsumedQuantity"], row["ConsumedUnit"], row["PricingUnit"]) == (Decimal(1500), "Tokens", "1000000 Tokens")
-    assert json.loads(row["Tags"])["team"] == "payments"
+def _only(rows, component):
+    (row,) = [r for r in rows if r["x_Component"] == component]
+    return row
 
 
-def test_a_gpu_row_is_priced_in_hours():
-    from spendstream.focus import usage_row
+def test_one_usage_row_per_priced_component_with_list_cost_equal_to_unit_price_times_quantity():
+    from spendstream.focus import usage_rows
 
-    row = usage_row({**GROUP, "gpu_seconds": 5400.0, "input_tokens": 0, "output_tokens": 0,
-                     "workload_type": "training"}, "2026-11", ACCOUNT)
-    assert check_row(row) == [] and (row["ConsumedQuantity"], row["ConsumedUnit"]) == (Decimal("1.5"), "Hours")
-    assert row["ServiceSubcategory"] == "Machine Learning"
+    rows = usage_rows(GROUP, "2026-11", ACCOUNT)
+    assert [r["x_Component"] for r in rows] == ["input", "output"]  # the $0 request count is no SKU here
+    assert all(check_row(r) == [] for r in rows)
+    inp = _only(rows, "input")
+    assert (inp["ListCost"], inp["PricingQuantity"], inp["PricingUnit"]) == (
+        Decimal("0.003000000"), Decimal("0.0012"), "1000000 Tokens")
+    assert inp["ListUnitPrice"] == Decimal("2.5") and inp["SkuMeter"] == "Input Tokens"
+    assert all(r["ListUnitPrice"] * r["PricingQuantity"] == r["ListCost"] for r in rows)
+    assert sum(r["BilledCost"] for r in rows) == Decimal("0.0045") and sum(r["x_ChargedCost"] for r in rows) == Decimal("0.00495")
+    assert {r["PricingCategory"] for r in rows} == {"Standard"}
+    assert {(r["SubAccountId"], r["SubAccountType"]) for r in rows} == {("payments", "Team")}
+    assert json.loads(inp["Tags"])["team"] == "payments" and json.loads(inp["SkuPriceDetails"])["x_Component"] == "input"
+
+
+def test_a_discount_splits_contracted_cost_by_list_share_exactly_and_is_committed():
+    from spendstream.focus import usage_rows
+
+    rows = usage_rows({**GROUP, "contracted_cost": 4_000_001, "cost": 4_400_001,
+                       "price_rule": "local:openai/gpt-4o@always discount:openai/*"}, "2026-11", ACCOUNT)
+    assert sum(r["ContractedCost"] for r in rows) == Decimal("0.004000001")
+    assert sum(r["x_ChargedCost"] for r in rows) == Decimal("0.004400001")
+    assert {r["PricingCategory"] for r in rows} == {"Committed"}
+    assert all(abs(r["ContractedUnitPrice"] * r["PricingQuantity"] - r["ContractedCost"]) <= Decimal("1e-9") * 3
+               for r in rows)  # within 1 nano per event of the row
+
+
+def test_pricing_category_mapping():
+    from spendstream.focus_skus import pricing_category
+
+    assert pricing_category("local:openai/gpt-4o@always", 10, 10) == "Standard"
+    assert pricing_category("local:openai/gpt-4o@always tier:batchx0.5", 10, 10) == "Dynamic"
+    assert pricing_category("local:openai/gpt-4o@always discount:openai/*", 10, 8) == "Committed"
+    assert pricing_category("fallback:default", 10, 10) == "Other"
+
+
+def test_gpu_egress_region_and_resource_columns():
+    from spendstream.focus import usage_rows
+
+    g = {**GROUP, "workload_type": "training", "provider": "internal-gpu", "model": "h100-pool",
+         "quantities": [0, 0, 0, 0, 0, 1, 5_400_000_000, 2_500_000_000],
+         "component_costs": [0, 0, 0, 0, 0, 0, 6_000_000_000, 225_000_000],
+         "component_events": [0, 0, 0, 0, 0, 1, 1, 1], "list_cost": 6_225_000_000,
+         "contracted_cost": 6_225_000_000, "cost": 6_225_000_000, "region": "eu-west-1",
+         "resource_id": "run-7", "resource_type": "GPU Job"}
+    rows = usage_rows(g, "2026-11", ACCOUNT)
+    gpu, egress = _only(rows, "gpu"), _only(rows, "egress")
+    assert all(check_row(r) == [] for r in rows)
+    assert (gpu["PricingQuantity"], gpu["PricingUnit"], gpu["ListUnitPrice"]) == (Decimal("1.5"), "Hours", Decimal(4))
+    assert (egress["PricingQuantity"], egress["PricingUnit"], egress["ListUnitPrice"]) == (Decimal("2.5"), "GB", Decimal("0.09"))
+    assert (gpu["RegionId"], gpu["RegionName"]) == ("eu-west-1", "Europe (Ireland)")
+    assert (gpu["ResourceId"], gpu["ResourceType"], gpu["ServiceSubcategory"]) == ("run-7", "GPU Job", "Machine Learning")
+    assert gpu["InvoiceIssuerName"] == ACCOUNT[1] and gpu["ServiceName"] == "Internal GPU Pool"
+
+
+def test_providers_get_readable_service_and_issuer_names():
+    from spendstream.focus_skus import service_and_issuer
+
+    assert service_and_issuer("aws-bedrock", "x") == ("Amazon Bedrock", "Amazon Web Services")
+    assert service_and_issuer("azure-openai", "x") == ("Azure OpenAI", "Microsoft")
+    assert service_and_issuer("acme-ai", "x") == ("Acme AI API", "Acme AI")
 
 
 def test_a_correction_of_a_closed_month_is_chargeclass_correction():
@@ -157,10 +210,19 @@ def test_a_correction_of_a_closed_month_is_chargeclass_correction():
     assert check_row(same_month) == [] and (same_month["ChargeCategory"], same_month["ChargeClass"]) == ("Adjustment", None)
 
 
-def test_the_rules_reject_rows_that_break_them():
-    from spendstream.focus import usage_row
+def test_a_reconciliation_residual_is_an_adjustment_of_the_whole_month():
+    from spendstream.focus import residual_row
 
-    good = usage_row(GROUP, "2026-11", ACCOUNT)
+    row = residual_row("payments", "openai", -1_234_567, "2026-11", ACCOUNT, "inv-9")
+    assert check_row(row) == []
+    assert (row["ChargeCategory"], row["BilledCost"], row["InvoiceId"]) == ("Adjustment", Decimal("-0.001234567"), "inv-9")
+    assert (row["ChargePeriodStart"], row["ChargePeriodEnd"]) == ("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z")
+
+
+def test_the_rules_reject_rows_that_break_them():
+    from spendstream.focus import usage_rows
+
+    good = usage_rows(GROUP, "2026-11", ACCOUNT)[0]
     assert "BilledCost is null" in check_row({**good, "BilledCost": None})
     assert any("ChargeCategory" in e for e in check_row({**good, "ChargeCategory": "Refund"}))
     assert any("x_ prefix" in e for e in check_row({**good, "Team": "payments"}))
