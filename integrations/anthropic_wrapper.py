@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from integrations.client_metering import meter_method, meter_stream_manager
 from integrations.llm_usage import anthropic_quantities
-from integrations.streams import AnthropicAccumulator
+from integrations.anthropic_streams import AnthropicAccumulator
 
 __all__ = ["instrument_anthropic"]
 

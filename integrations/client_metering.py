@@ -18,6 +18,8 @@ import logging
 from typing import Any, Callable
 
 from integrations import streams
+from integrations.anthropic_streams import AsyncMeteredMessageStreamManager, MeteredMessageStreamManager
+from integrations.openai_streams import AsyncHelperStreamManager, HelperStreamManager
 
 __all__ = ["meter_method", "meter_stream_manager", "meter_stream_helper", "usage_fields"]
 
@@ -122,15 +124,15 @@ def meter_stream_manager(owner: Any, name: str, *, publisher: Any, provider: str
 
         meter = streams.new_meter(stream_accumulator(), publish, kwargs)
         if hasattr(manager, "__aenter__"):
-            return streams.AsyncMeteredMessageStreamManager(manager, meter)
-        return streams.MeteredMessageStreamManager(manager, meter)
+            return AsyncMeteredMessageStreamManager(manager, meter)
+        return MeteredMessageStreamManager(manager, meter)
 
     setattr(owner, name, metered)
 
 
 def meter_stream_helper(owner: Any, name: str) -> None:
     """OpenAI's `.stream()` helpers: they meter through the (already metered) `create(stream=True)`; this only
-    makes their context exit publish an abandoned stream at once (see `streams.HelperStreamManager`)."""
+    makes their context exit publish an abandoned stream at once (see `openai_streams.HelperStreamManager`)."""
     original = getattr(owner, name)
 
     @functools.wraps(original)
@@ -141,8 +143,8 @@ def meter_stream_helper(owner: Any, name: str) -> None:
         finally:
             _helper_tags.reset(token)
         if hasattr(manager, "__aenter__"):
-            return streams.AsyncHelperStreamManager(manager)
-        return streams.HelperStreamManager(manager, enter_context=lambda: _tagged(spendstream_tags))
+            return AsyncHelperStreamManager(manager)
+        return HelperStreamManager(manager, enter_context=lambda: _tagged(spendstream_tags))
 
     setattr(owner, name, metered)
 

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from integrations.client_metering import meter_method, meter_stream_helper
 from integrations.llm_usage import openai_quantities
-from integrations.streams import OpenAIChatAccumulator, OpenAIResponsesAccumulator, with_include_usage
+from integrations.openai_streams import OpenAIChatAccumulator, OpenAIResponsesAccumulator, with_include_usage
 
 __all__ = ["instrument_openai"]
 
