@@ -3,6 +3,7 @@
 Errors map to HTTP here, in one place (`_STATUS`): bad body / query -> 422 with a message, no or unknown key -> 401,
 a key outside its scope or teams -> 403, unknown budget -> 404, existing budget -> 409, spend store unreachable
 on an admin or read call -> 503. /v1/check never answers 5xx for the store: it answers by the budgets' fail modes.
+A body or batch over the ingestion limits -> 413, an unreadable body -> 400.
 Every endpoint needs an API key (`Authorization: Bearer <key>` or `X-API-Key: <key>`); /openapi.json is public.
 """
 
@@ -19,8 +20,11 @@ from pydantic import BaseModel
 
 from enforcement.api_admin import admin_router
 from enforcement.auth import ApiKeys, Principal
+from enforcement.ingest import ingest_router
+from enforcement.intake import Admitted, EventIntake
 from enforcement.checker import STORE_UNAVAILABLE, Checker, CheckRequest, CheckResponse
-from enforcement.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
+from enforcement.errors import (Conflict, Forbidden, InvalidRequest, MalformedBody, NotFound, PayloadTooLarge,
+                                Unauthorized)
 from enforcement.queries import Queries
 from spendstream.errors import ConfigError, InvalidEvent, SpendstreamError, StoreUnavailable
 
@@ -28,7 +32,7 @@ __all__ = ["create_app", "Metrics"]
 
 _STATUS: list[tuple[type[SpendstreamError], int]] = [
     (Unauthorized, 401), (Forbidden, 403), (NotFound, 404), (Conflict, 409), (InvalidRequest, 422),
-    (ConfigError, 422), (InvalidEvent, 422), (StoreUnavailable, 503), (SpendstreamError, 400),
+    (ConfigError, 422), (InvalidEvent, 422), (MalformedBody, 400), (PayloadTooLarge, 413), (StoreUnavailable, 503), (SpendstreamError, 400),
 ]
 
 
@@ -44,6 +48,12 @@ class Metrics:
         self.latency = Histogram("spendstream_api_check_seconds", "Check latency inside the app",
                                  buckets=(0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
                                  registry=self.registry)
+        self.ingested = Counter("spendstream_api_ingested_events", "Events received by /v1/events and OTLP",
+                                ["way", "outcome"], registry=self.registry)
+
+    def count_ingested(self, way: str, admitted: Admitted) -> None:
+        self.ingested.labels(way, "accepted").inc(len(admitted.accepted))
+        self.ingested.labels(way, "rejected").inc(len(admitted.rejected))
 
 
 class ReleaseResponse(BaseModel):
@@ -56,8 +66,9 @@ _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the API 
 
 
 def create_app(checker: Checker, keys: ApiKeys, *,
-               metrics: Metrics | None = None) -> FastAPI:
-    """The API over `checker` (budgets, spend, reservations) and `keys` (authentication)."""
+               metrics: Metrics | None = None, intake: EventIntake | None = None) -> FastAPI:
+    """The API over `checker` (budgets, spend, reservations) and `keys` (authentication); with `intake`, also
+    the ingestion endpoints (/v1/events, /v1/otlp/v1/traces)."""
     app = FastAPI(title="spendstream enforcement API", version="1",
                   description="Ask before calling a model: budgets, reservations, live spend.")
     metrics = metrics or Metrics()
@@ -123,6 +134,8 @@ def create_app(checker: Checker, keys: ApiKeys, *,
                                released=await checker.reservations.release(reservation_id))
 
     app.include_router(admin_router(checker, queries, principal))
+    if intake is not None:
+        app.include_router(ingest_router(intake, principal, metrics.count_ingested))
     return app
 
 

@@ -17,7 +17,7 @@ from spendstream.aggregation import Deltas
 
 __all__ = [
     "Clock", "SpendStore", "ReservationSettler", "Holds", "ThrottleBuckets", "RowSink", "DeadLetter",
-    "DeadLetterSink", "Notifier", "Publish", "Cell", "Totals", "DedupeKey",
+    "DeadLetterSink", "Notifier", "Publish", "UsagePublisher", "Cell", "Totals", "DedupeKey",
 ]
 
 Totals = dict[tuple[str, str], dict[str, int]]  # {(kind, value): {window id: spend after the batch}}
@@ -164,3 +164,10 @@ class Notifier(Protocol):
 class Publish(Protocol):
     def __call__(self, topic: str, key: str, body: dict) -> None:
         """Publish one JSON record (alerts, decisions) without blocking."""
+
+
+class UsagePublisher(Protocol):
+    """Queues one validated usage event (a dict in the contract's shape) for the usage topic without blocking;
+    returns its event_id, None when it could not be queued. `integrations.publisher.Publisher` implements it."""
+
+    def record_event(self, event: dict) -> str | None: ...
