@@ -22,6 +22,7 @@ from enforcement.api_admin import admin_router
 from enforcement.auth import ApiKeys, Principal
 from enforcement.ingest import ingest_router
 from enforcement.intake import Admitted, EventIntake
+from enforcement.otlp import otlp_router
 from enforcement.checker import STORE_UNAVAILABLE, Checker, CheckRequest, CheckResponse
 from enforcement.errors import (Conflict, Forbidden, InvalidRequest, MalformedBody, NotFound, PayloadTooLarge,
                                 Unauthorized)
@@ -136,6 +137,7 @@ def create_app(checker: Checker, keys: ApiKeys, *,
     app.include_router(admin_router(checker, queries, principal))
     if intake is not None:
         app.include_router(ingest_router(intake, principal, metrics.count_ingested))
+        app.include_router(otlp_router(intake, principal, metrics.count_ingested))
     return app
 
 
