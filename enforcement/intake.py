@@ -34,6 +34,7 @@ from spendstream.ports import UsagePublisher
 __all__ = ["IngestLimits", "Reject", "Admitted", "EventIntake", "read_body"]
 
 DEFAULT_SOURCE = "import"
+_INT64_MAX = 2**63 - 1      # Avro long: a larger count passes the model but could not be encoded
 
 
 @dataclass(frozen=True)
@@ -143,4 +144,8 @@ class EventIntake:
         attributes = event.get("attributes")
         if attributes is None or isinstance(attributes, dict):
             event["attributes"] = {"ingest": way, **(attributes or {})}
-        return UsageEvent.model_validate(normalize_event(event)).model_dump()
+        valid = UsageEvent.model_validate(normalize_event(event)).model_dump()
+        for name, value in valid.items():
+            if isinstance(value, int) and not isinstance(value, bool) and value > _INT64_MAX:
+                raise EventFieldError(name, f"{value} is larger than a 64-bit count")
+        return valid

@@ -84,6 +84,7 @@ async def test_json_lines_work_and_a_broken_line_is_a_reject_not_a_400(api):
     ({k: v for k, v in event().items() if k != "event_id"}, "event_id", "required"),
     (event(event_time="2026-11-03T10:15:00"), "event_time", "no UTC offset"),
     (event(input_tokens=-1), "input_tokens", "greater than or equal"),
+    (event(output_tokens=2**64), "output_tokens", "larger than a 64-bit count"),
     (event(colour="red"), "colour", "Extra inputs"),
     (event(team="search"), "team", "may not send events for team 'search'"),
     ("just a string", None, "expected a JSON object"),
