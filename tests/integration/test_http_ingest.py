@@ -54,6 +54,7 @@ async def api(isolated):
             body = content if isinstance(content, (bytes, str)) else json.dumps(content)
             return await client.post("/v1/events", content=body, headers={
                 "Authorization": f"Bearer {keys[who]}", "Content-Type": "application/json", **(headers or {})})
+        post.metrics = lambda: client.get("/metrics", headers={"Authorization": f"Bearer {keys['one']}"})
         yield post, sink
     await env.r.aclose()
 
@@ -139,3 +140,20 @@ async def test_a_gzip_body_is_read_and_a_gzip_bomb_is_a_413(api):
     assert len(bomb) < 20_000
     resp = await post("one", bomb, {"Content-Encoding": "gzip"})
     assert resp.status_code == 413
+
+
+async def test_accepted_and_rejected_events_are_counted_in_the_metrics(api):
+    post, _ = api
+    await post("one", [event(1), event(2, team="search")])
+    text = (await post.metrics()).text
+    assert 'spendstream_api_ingested_events_total{outcome="accepted",way="http"} 1.0' in text
+    assert 'spendstream_api_ingested_events_total{outcome="rejected",way="http"} 1.0' in text
+
+
+async def test_an_ingest_key_needs_a_team(isolated):
+    from spendstream.errors import ConfigError
+
+    env = make_env(isolated.servers.redis_url, isolated.prefix)
+    with pytest.raises(ConfigError, match="'ingest' key needs at least one --team"):
+        await ApiKeys(env.r, isolated.prefix).create("no-team", "ingest", [])
+    await env.r.aclose()
