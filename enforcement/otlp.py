@@ -19,6 +19,7 @@ import json
 from typing import Any, Callable
 
 from fastapi import APIRouter, Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (ExportTraceServiceRequest,
@@ -26,7 +27,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (ExportTrac
 
 from enforcement.auth import Principal
 from enforcement.errors import MalformedBody
-from enforcement.intake import EventIntake, read_body
+from enforcement.intake import Admitted, EventIntake, read_body
 from enforcement.otlp_spans import span_events
 
 __all__ = ["otlp_router", "decode_traces", "OTLP_TRACES_PATH"]
@@ -95,6 +96,13 @@ def _answer(rejected: list, json_out: bool) -> Response:
     return Response(reply.SerializeToString(), media_type=PROTOBUF)
 
 
+def _admit(intake: EventIntake, who: Principal, body: bytes, content_type: str) -> Admitted:
+    """Decode, map, validate and publish off the event loop (CPU work; /v1/check shares the loop)."""
+    export = decode_traces(body, content_type)
+    intake.check_batch(sum(len(s.spans) for rs in export.resource_spans for s in rs.scope_spans))
+    return intake.admit(who, span_events(export), "otlp")
+
+
 def otlp_router(intake: EventIntake, principal: Callable[..., Any], on_admitted: Callable | None = None
                 ) -> APIRouter:
     """The OTLP traces route. `principal` is the API's key dependency; `on_admitted(way, admitted)` counts."""
@@ -108,9 +116,8 @@ def otlp_router(intake: EventIntake, principal: Callable[..., Any], on_admitted:
         """OTLP/HTTP trace export; each GenAI model-call span becomes one usage event."""
         who.require_ingest()
         content_type = request.headers.get("content-type", PROTOBUF)
-        export = decode_traces(await read_body(request, intake.limits), content_type)
-        intake.check_batch(sum(len(s.spans) for rs in export.resource_spans for s in rs.scope_spans))
-        admitted = intake.admit(who, span_events(export), "otlp")
+        body = await read_body(request, intake.limits)
+        admitted = await run_in_threadpool(_admit, intake, who, body, content_type)
         if on_admitted is not None:
             on_admitted("otlp", admitted)
         return _answer(admitted.rejected, _is_json(content_type))
