@@ -9,7 +9,7 @@ Streams are metered too (`integrations.streams`): `messages.create(stream=True)`
 and async; input and cache tokens come from `message_start`, output tokens from `message_delta`.
 
 With `checker=` (`HttpChecker` / `AsyncHttpChecker`), `messages.create` (streamed or not) is checked and
-reserved before it leaves (`integrations.spend_guard`); `messages.stream()` is metered but not guarded yet.
+reserved before it leaves (`integrations.spend_guard`); `messages.stream()` when its manager is entered.
 """
 
 from __future__ import annotations
@@ -31,5 +31,5 @@ def instrument_anthropic(client: C, publisher: Any, *, tags: dict[str, str] | No
                   tags=dict(tags or {}), stream_accumulator=AnthropicAccumulator)
     meter_method(client.messages, "create", checker=checker, fail_open=fail_open, **common)
     if hasattr(client.messages, "stream"):
-        meter_stream_manager(client.messages, "stream", **common)
+        meter_stream_manager(client.messages, "stream", checker=checker, fail_open=fail_open, **common)
     return client

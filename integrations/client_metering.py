@@ -98,20 +98,11 @@ def meter_method(owner: Any, name: str, *, publisher: Any, provider: str, operat
         return result
 
     def guard_args(kwargs: dict, call_tags: dict) -> dict:
-        return dict(tags={**tags, **call_tags}, provider=provider, model=str(kwargs.get("model") or "unknown"),
-                    est_input=estimate_tokens(request_input_chars(kwargs)), est_output=_max_output(kwargs),
-                    fail_open=fail_open, publisher=publisher)
-
-    def guarded(guard: spend_guard.Guard, kwargs: dict, call_tags: dict) -> tuple[dict, dict]:
-        if "model" in kwargs:
-            kwargs = {**kwargs, "model": guard.model}
-        if guard.reservation_id:
-            call_tags = {**call_tags, "reservation_id": guard.reservation_id}
-        return kwargs, call_tags
+        return _guard_args(kwargs, {**tags, **call_tags}, provider, fail_open, publisher)
 
     async def call_async_guarded(args: tuple, kwargs: dict, call_tags: dict) -> Any:
         guard = await spend_guard.aopen_guard(checker, **guard_args(kwargs, call_tags))
-        kwargs, call_tags = guarded(guard, kwargs, call_tags)
+        kwargs, call_tags = _guarded(guard, kwargs, call_tags)
         try:
             return await call(args, kwargs, call_tags)
         except BaseException:
@@ -126,7 +117,7 @@ def meter_method(owner: Any, name: str, *, publisher: Any, provider: str, operat
         if is_async:
             return call_async_guarded(args, kwargs, call_tags)
         guard = spend_guard.open_guard(checker, **guard_args(kwargs, call_tags))
-        kwargs, call_tags = guarded(guard, kwargs, call_tags)
+        kwargs, call_tags = _guarded(guard, kwargs, call_tags)
         try:
             return call(args, kwargs, call_tags)
         except BaseException:
@@ -149,14 +140,16 @@ def meter_method(owner: Any, name: str, *, publisher: Any, provider: str, operat
 
 def meter_stream_manager(owner: Any, name: str, *, publisher: Any, provider: str, operation: str,
                          quantities: Callable[[Any], dict], tags: dict[str, str],
-                         stream_accumulator: Callable[[], Any]) -> None:
+                         stream_accumulator: Callable[[], Any], checker: Any = None, fail_open: bool = True) -> None:
     """Replace `owner.name`, a method returning a stream *manager* (Anthropic's `messages.stream()`), with one
-    returning a metering manager; sync or async is told by the manager (`__aenter__` or `__enter__`)."""
+    returning a metering manager; sync or async is told by the manager (`__aenter__` or `__enter__`). With a
+    `checker`, entering the manager checks and reserves first (`spend_guard.GuardedStreamManager`)."""
     original = getattr(owner, name)
+    if checker is not None:
+        create = getattr(owner, "create", None)
+        _check_checker(checker, create is not None and inspect.iscoroutinefunction(inspect.unwrap(create)), name)
 
-    @functools.wraps(original)
-    def metered(*args: Any, spendstream_tags: dict | None = None, **kwargs: Any) -> Any:
-        call_tags = spendstream_tags or {}
+    def metering_manager(args: tuple, kwargs: dict, call_tags: dict) -> Any:
         manager = original(*args, **kwargs)
 
         def publish(summary: Any, status: str, attributes: dict) -> None:
@@ -171,6 +164,15 @@ def meter_stream_manager(owner: Any, name: str, *, publisher: Any, provider: str
         if hasattr(manager, "__aenter__"):
             return AsyncMeteredMessageStreamManager(manager, meter)
         return MeteredMessageStreamManager(manager, meter)
+
+    @functools.wraps(original)
+    def metered(*args: Any, spendstream_tags: dict | None = None, **kwargs: Any) -> Any:
+        call_tags = spendstream_tags or {}
+        if checker is None:
+            return metering_manager(args, kwargs, call_tags)
+        return spend_guard.GuardedStreamManager(
+            checker, _guard_args(kwargs, {**tags, **call_tags}, provider, fail_open, publisher),
+            lambda guard: metering_manager(args, *_guarded(guard, kwargs, call_tags)))
 
     setattr(owner, name, metered)
 
@@ -201,6 +203,22 @@ def _tagged(call_tags: dict | None):
         yield
     finally:
         _helper_tags.reset(token)
+
+
+def _guard_args(kwargs: dict, tags: dict, provider: str, fail_open: bool, publisher: Any) -> dict:
+    """The `spend_guard.open_guard` keywords for one SDK call."""
+    return dict(tags=tags, provider=provider, model=str(kwargs.get("model") or "unknown"),
+                est_input=estimate_tokens(request_input_chars(kwargs)), est_output=_max_output(kwargs),
+                fail_open=fail_open, publisher=publisher)
+
+
+def _guarded(guard: spend_guard.Guard, kwargs: dict, call_tags: dict) -> tuple[dict, dict]:
+    """The call's arguments and tags after the check: the (maybe downgraded) model, the hold's id."""
+    if "model" in kwargs:
+        kwargs = {**kwargs, "model": guard.model}
+    if guard.reservation_id:
+        call_tags = {**call_tags, "reservation_id": guard.reservation_id}
+    return kwargs, call_tags
 
 
 def _max_output(kwargs: dict) -> int:

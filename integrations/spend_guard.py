@@ -27,13 +27,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, AsyncIterator, Callable, Iterator
 
 from integrations.enforcement_check import check_request
 from integrations.errors import BudgetDenied, EnforcementUnavailable
 
 __all__ = ["Guard", "spend_guard", "async_spend_guard", "open_guard", "aopen_guard", "release", "arelease",
-           "count_denied"]
+           "count_denied", "GuardedStreamManager"]
 
 log = logging.getLogger(__name__)
 
@@ -136,3 +136,38 @@ async def async_spend_guard(checker: Any, *, tags: dict, provider: str, model: s
     except BaseException:
         await arelease(checker, guard)
         raise
+
+
+class GuardedStreamManager:
+    """A stream manager (Anthropic's `messages.stream()`) whose request leaves when it is entered: the check
+    happens on entering (`with` with a sync checker, `async with` with an async one), `make(guard)` then builds
+    the metering manager with the guarded model and the hold's id, and a failure to enter releases the hold."""
+
+    def __init__(self, checker: Any, guard_args: dict, make: Callable[[Guard], Any]) -> None:
+        self._checker, self._args, self._make = checker, guard_args, make
+        self._guard: Guard | None = None
+        self._inner: Any = None
+
+    def __enter__(self) -> Any:
+        self._guard = open_guard(self._checker, **self._args)
+        try:
+            self._inner = self._make(self._guard)
+            return self._inner.__enter__()
+        except BaseException:
+            release(self._checker, self._guard)
+            raise
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self._inner.__exit__(*exc)
+
+    async def __aenter__(self) -> Any:
+        self._guard = await aopen_guard(self._checker, **self._args)
+        try:
+            self._inner = self._make(self._guard)
+            return await self._inner.__aenter__()
+        except BaseException:
+            await arelease(self._checker, self._guard)
+            raise
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        return await self._inner.__aexit__(*exc)

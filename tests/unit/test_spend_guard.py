@@ -148,3 +148,35 @@ def test_spend_guard_releases_when_the_block_raises():
             assert guard.reservation_id == "r-1"
             raise RuntimeError("provider down")
     assert checker.released == ["r-1"]
+
+
+def test_anthropic_message_streams_are_checked_when_entered():
+    from tests.unit.test_wrappers_streaming import anthropic_body
+
+    def client(sent, asynchronous=False):
+        def handle(request):
+            sent.append(json.loads(request.content))
+            return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=anthropic_body())
+        transport = httpx2.MockTransport(handle)
+        if asynchronous:
+            return anthropic.AsyncAnthropic(api_key="k", max_retries=0, http_client=httpx2.AsyncClient(transport=transport))
+        return anthropic.Anthropic(api_key="k", max_retries=0, http_client=httpx2.Client(transport=transport))
+
+    sent, pub = [], Recorder()
+    denied = instrument_anthropic(client(sent), pub, tags=TAGS, checker=SyncChecker({"decision": "deny", "reason": "x"}))
+    with pytest.raises(BudgetDenied):
+        with denied.messages.stream(model="claude-sonnet-4-5", max_tokens=100, messages=MSG) as stream:
+            stream.get_final_message()
+    assert (sent, pub.events) == ([], [])
+
+    checker = AsyncChecker({"decision": "downgrade", "reason": "80%", "suggested_model": "claude-haiku-4-5",
+                            "reservation_id": "r-7"})
+    allowed = instrument_anthropic(client(sent, asynchronous=True), pub, tags=TAGS, checker=checker)
+
+    async def go():
+        async with allowed.messages.stream(model="claude-sonnet-4-5", max_tokens=100, messages=MSG) as stream:
+            await stream.get_final_message()
+    asyncio.run(go())
+    assert sent[0]["model"] == "claude-haiku-4-5"
+    [ev] = pub.events
+    assert (ev["reservation_id"], ev["output_tokens"]) == ("r-7", 393)
