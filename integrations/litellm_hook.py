@@ -16,6 +16,8 @@ a failed call releases it. When the enforcement API is unreachable the call proc
 Give an `AsyncHttpChecker` (pooled httpx.AsyncClient): the hooks are async and never block the loop. A sync
 checker still works (run in a worker thread) for compatibility. The provider of an unprefixed model
 (`model="gpt-4o"`) is resolved as LiteLLM does (`litellm.get_llm_provider`), so it is checked as `openai`.
+Sync `litellm.completion()` runs no pre-call hook that can stop the call (an exception from the sync
+`log_pre_api_call` is swallowed): call `hook.completion(checker=HttpChecker(...), **completion_kwargs)` instead.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from litellm.integrations.custom_logger import CustomLogger
 
 from integrations.errors import BudgetDenied
 from integrations.llm_usage import openai_quantities
-from integrations.spend_guard import Guard, aopen_guard, arelease, open_guard, release
+from integrations.spend_guard import Guard, aopen_guard, arelease, open_guard, release, spend_guard
 from schemas.models import OPTIONAL_TAGS, REQUIRED_TAGS
 
 __all__ = ["SpendstreamLogger"]
@@ -124,33 +126,54 @@ class SpendstreamLogger(CustomLogger):
         team = getattr(user_api_key_dict, "team_alias", None) or getattr(user_api_key_dict, "team_id", None)
         return await self._check(data, team)
 
+    def completion(self, *, checker: Any = None, **kwargs: Any) -> Any:
+        """`litellm.completion(**kwargs)` checked and reserved first: LiteLLM runs no pre-call hook that can stop
+        a sync call, so sync code calls this instead. `checker`: a sync checker (default: the hook's, when
+        sync). Deny -> BudgetDenied before the call, nothing published; the hold is settled by the event."""
+        import litellm
+
+        checker = checker or self.checker
+        if checker is None or inspect.iscoroutinefunction(checker.check):
+            raise TypeError("SpendstreamLogger.completion needs a sync checker (HttpChecker)")
+        est = self._estimate(kwargs)
+        model = str(kwargs.get("model") or "")
+        with spend_guard(checker, **est) as guard:
+            return litellm.completion(**self._guarded(kwargs, model, est["model"], guard))
+
+    def _estimate(self, data: dict, team: str | None = None) -> dict:
+        provider, name = _provider(str(data.get("model") or ""))
+        metadata = data.get("metadata") or {}
+        tags = {**self.default_tags, **{k: v for k, v in metadata.items() if k in _TAGS}}
+        if team:
+            tags["team"] = str(team)
+        chars = sum(len(str(m.get("content") or "")) for m in data.get("messages") or [] if isinstance(m, dict))
+        return dict(tags=tags, provider=provider, model=name, est_input=chars // 4 + 1,
+                    est_output=data.get("max_completion_tokens") or data.get("max_tokens") or 0,
+                    fail_open=self.fail_open, publisher=self.publisher)
+
+    @staticmethod
+    def _guarded(data: dict, model: str, name: str, guard: Guard) -> dict:
+        out = dict(data)
+        if guard.model != name:
+            out["model"] = guard.model if "/" not in model else f"{model.rpartition('/')[0]}/{guard.model}"
+        if guard.reservation_id:
+            out["metadata"] = {**(data.get("metadata") or {}), RESERVATION_KEY: guard.reservation_id}
+        return out
+
     async def _check(self, data: dict, team: str | None = None) -> dict | None:
         """None (go ahead, nothing held), a rewritten request (downgrade and / or the hold's id in its metadata),
         or raises BudgetDenied (EnforcementUnavailable when the API is down and not `fail_open`)."""
         if self.checker is None:
             return None
         model = str(data.get("model") or "")
-        provider, name = _provider(model)
-        metadata = data.get("metadata") or {}
-        tags = {**self.default_tags, **{k: v for k, v in metadata.items() if k in _TAGS}}
-        if team:
-            tags["team"] = str(team)
-        chars = sum(len(str(m.get("content") or "")) for m in data.get("messages") or [] if isinstance(m, dict))
-        est = dict(tags=tags, provider=provider, model=name, est_input=chars // 4 + 1,
-                   est_output=data.get("max_completion_tokens") or data.get("max_tokens") or 0,
-                   fail_open=self.fail_open, publisher=self.publisher)
+        est = self._estimate(data, team)
         if inspect.iscoroutinefunction(self.checker.check):
             guard = await aopen_guard(self.checker, **est)
         else:
             guard = await asyncio.to_thread(open_guard, self.checker, **est)
-        if guard.model == name and not guard.reservation_id:
+        if guard.model == est["model"] and not guard.reservation_id:
             return None
-        out = dict(data)
-        if guard.model != name:
-            out["model"] = guard.model if "/" not in model else f"{model.rpartition('/')[0]}/{guard.model}"
-        if guard.reservation_id:
-            out["metadata"] = {**metadata, RESERVATION_KEY: guard.reservation_id}
-        return out
+        return self._guarded(data, model, est["model"], guard)
 
 
 def _provider(model: str) -> tuple[str, str]:

@@ -232,3 +232,20 @@ def test_the_proxy_hook_checks_for_the_keys_team_and_holds_in_the_metadata(hook,
     assert (req["team"], req["use_case"]) == ("payments", "triage")
     assert out["model"] == "openai/gpt-4o-mini"
     assert out["metadata"]["spendstream_reservation_id"] == "r-9"
+
+
+def test_a_sync_completion_through_the_hook_is_checked_reserved_and_denied_before_it_leaves(hook, run):
+    run(asyncio.sleep(0.3))
+    hook.publisher = CountingRecorder()
+    allow = Checker({"decision": "allow", "reason": "ok", "reservation_id": "r-s"})
+    hook.completion(checker=allow, model="gpt-4o", messages=MSG, mock_response="ok")
+    run(_settle(hook, 1))
+    [ev] = hook.publisher.events
+    assert (ev["reservation_id"], allow.requests[0]["provider"]) == ("r-s", "openai")
+    with pytest.raises(BudgetDenied):
+        hook.completion(checker=Checker({"decision": "deny", "reason": "over"}), model="gpt-4o", messages=MSG,
+                        mock_response="never")
+    run(asyncio.sleep(0.3))
+    assert len(hook.publisher.events) == 1 and hook.publisher.denied == 1
+    with pytest.raises(TypeError, match="sync checker"):
+        hook.completion(checker=AsyncChecker({"decision": "allow"}), model="gpt-4o", messages=MSG)
