@@ -89,6 +89,11 @@ def test_sdk_calls_reserve_settle_through_the_stream_and_the_next_call_past_the_
         checker=HttpChecker(base, ADMIN, timeout_s=5))
     hook = SpendstreamLogger(publisher, checker=AsyncHttpChecker(base, ADMIN, timeout_s=5),
                              tags={**TAGS, "team": "search"})
+    # litellm keeps one logger per class + public scalar attributes in its internal lists: drop loggers other
+    # tests registered, or the success events would go to them
+    manager = litellm.logging_callback_manager
+    for stale in manager.get_custom_loggers_for_type(SpendstreamLogger):
+        manager.remove_callback_from_all_lists(stale)
     old_callbacks, litellm.callbacks = litellm.callbacks, [hook]
     response = litellm.ModelResponse(choices=[{"message": {"role": "assistant", "content": "ok"}}], model="gpt-4o",
                                      usage=litellm.Usage(**USAGE, total_tokens=250_000))
@@ -121,5 +126,6 @@ def test_sdk_calls_reserve_settle_through_the_stream_and_the_next_call_past_the_
             assert [_cell(r, cells[t])["events"] for t in ("payments", "search")] == [1, 1]   # no event for denials
     finally:
         litellm.callbacks = old_callbacks
+        manager.remove_callback_from_all_lists(hook)
         publisher.close(timeout=2)
         loop.close()
