@@ -20,11 +20,11 @@ BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
 
 FULL = {
-    "pricing": [], "publish": [], "api": [], "stream": [],
+    "pricing": [], "publish": [], "api": [], "ingest": [], "stream": [],
     "analytics": ["--rows", "10000000"], "memory": ["--events", "10000000", "--first", "1000000"],
 }
 QUICK = {
-    "pricing": ["--events", "50000"], "publish": [], "api": ["--seconds", "5"],
+    "pricing": ["--events", "50000"], "publish": [], "api": ["--seconds", "5"], "ingest": ["--seconds", "5"],
     "stream": ["--events", "60000", "--seconds", "10"], "analytics": ["--rows", "500000", "--repeat", "2"],
     "memory": ["--events", "1000000", "--first", "200000"],
 }
@@ -66,6 +66,8 @@ def _rows(r: dict) -> list[tuple[str, str, str, str]]:
                 ratio <= 10 if isinstance(ratio, (int, float)) else "n/a"))
     out.append(("api: HTTP /v1/check p50 / p99 ms at 1,000 req/s", f"{g('api', 'http_check', 'p50_ms')} / {http99}",
                 "p99 ≤ 3", http99 <= 3 if isinstance(http99, (int, float)) else "n/a"))
+    out.append(("ingest: POST /v1/events events/s (batches of 100) / one batch p99 ms",
+                f"{g('ingest', 'events_per_s')} / {g('ingest', 'one_batch_p99_ms')}", "—", ""))
     rows = g("analytics", "rows")
     for label, key in (("weekly digest s (all teams)", "weekly_digest_all_6_teams"), ("monthly review s (4 models)", "monthly_review_4_models")):
         v = g("analytics", key, "median_s")

@@ -2,7 +2,9 @@
 
 Errors map to HTTP here, in one place (`_STATUS`): bad body / query -> 422 with a message, no or unknown key -> 401,
 a key outside its scope or teams -> 403, unknown budget -> 404, existing budget -> 409, spend store unreachable
-on an admin or read call -> 503, a body over `max_body_bytes` -> 413. /v1/check never answers 5xx for the store: it answers by the budgets' fail modes.
+on an admin or read call -> 503, a body over `max_body_bytes` -> 413 (the ingestion routes have their own,
+larger limits). /v1/check never answers 5xx for the store: it answers by the budgets' fail modes.
+A body or batch over the ingestion limits -> 413, an unreadable body -> 400.
 Every endpoint needs an API key (`Authorization: Bearer <key>` or `X-API-Key: <key>`); /openapi.json is public.
 """
 
@@ -21,8 +23,12 @@ from pydantic import BaseModel
 from enforcement.api_admin import admin_router, error_responses
 from enforcement.api_usage import HistoryUnavailable, usage_router
 from enforcement.auth import ApiKeys, Principal
+from enforcement.ingest import ingest_router
+from enforcement.intake import Admitted, EventIntake
+from enforcement.otlp import otlp_router
 from enforcement.checker import STORE_UNAVAILABLE, Checker, CheckRequest, CheckResponse
-from enforcement.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
+from enforcement.errors import (Conflict, Forbidden, InvalidRequest, MalformedBody, NotFound, PayloadTooLarge,
+                                Unauthorized)
 from enforcement.queries import Queries
 from spendstream.errors import ConfigError, InvalidEvent, SpendstreamError, StoreUnavailable
 
@@ -32,8 +38,8 @@ MAX_BODY_BYTES = 1 << 20  # 1 MiB: a check or a budget is a few hundred bytes
 
 _STATUS: list[tuple[type[SpendstreamError], int]] = [
     (Unauthorized, 401), (Forbidden, 403), (NotFound, 404), (Conflict, 409), (InvalidRequest, 422),
-    (ConfigError, 422), (InvalidEvent, 422), (StoreUnavailable, 503), (HistoryUnavailable, 503),
-    (SpendstreamError, 400),
+    (ConfigError, 422), (InvalidEvent, 422), (MalformedBody, 400), (PayloadTooLarge, 413), (StoreUnavailable, 503),
+    (HistoryUnavailable, 503), (SpendstreamError, 400),
 ]
 
 
@@ -49,6 +55,12 @@ class Metrics:
         self.latency = Histogram("spendstream_api_check_seconds", "Check latency inside the app",
                                  buckets=(0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
                                  registry=self.registry)
+        self.ingested = Counter("spendstream_api_ingested_events", "Events received by /v1/events and OTLP",
+                                ["way", "outcome"], registry=self.registry)
+
+    def count_ingested(self, way: str, admitted: Admitted) -> None:
+        self.ingested.labels(way, "accepted").inc(len(admitted.accepted))
+        self.ingested.labels(way, "rejected").inc(len(admitted.rejected))
 
 
 class ReleaseResponse(BaseModel):
@@ -61,9 +73,11 @@ _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the API 
 
 
 def create_app(checker: Checker, keys: ApiKeys, *, metrics: Metrics | None = None,
-               history: Callable[..., list] | None = None, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+               history: Callable[..., list] | None = None, intake: EventIntake | None = None,
+               max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     """The API over `checker` (budgets, spend, reservations) and `keys` (authentication); with `history` (the
-    ClickHouse rollup reader, reports.usage.UsageHistory) also GET /v1/usage."""
+    ClickHouse rollup reader, reports.usage.UsageHistory) also GET /v1/usage; with `intake`, also the ingestion
+    endpoints (/v1/events, /v1/otlp/v1/traces)."""
     app = FastAPI(title="spendstream enforcement API", version="1",
                   description="Ask before calling a model: budgets, reservations, live spend.")
     app.add_middleware(BodyLimit, limit=max_body_bytes)
@@ -139,7 +153,13 @@ def create_app(checker: Checker, keys: ApiKeys, *, metrics: Metrics | None = Non
     app.include_router(admin_router(checker, queries, principal))
     if history is not None:
         app.include_router(usage_router(history, principal))
+    if intake is not None:
+        app.include_router(ingest_router(intake, principal, metrics.count_ingested))
+        app.include_router(otlp_router(intake, principal, metrics.count_ingested))
     return app
+
+
+INGEST_PATHS = ("/v1/events", "/v1/otlp/")
 
 
 class BodyLimit:
@@ -150,8 +170,8 @@ class BodyLimit:
         self.app, self.limit = app, limit
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
+        if scope["type"] != "http" or scope["path"].startswith(INGEST_PATHS):
+            return await self.app(scope, receive, send)  # the ingestion routes enforce their own, larger limits
         length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
         if length is not None:
             if length.isdigit() and int(length) <= self.limit:

@@ -3,6 +3,9 @@
 Scopes:
   check  a service: POST /v1/check and reservation release, for the teams it is bound to ('*' = any team)
   read   a team lead: spend, budgets and decisions of their own team(s) only
+  ingest a producer: POST /v1/events and the OTLP endpoint, for the teams it is bound to ('*' = any team); an
+         event naming no team is stamped with the key's team when the key has exactly one, and an event naming a
+         team outside the key's is rejected
   admin  everything, including budgets CRUD
 Any valid key may call /healthz, /readyz and /metrics.
 
@@ -31,8 +34,9 @@ from spendstream.ttl_cache import TtlCache
 
 __all__ = ["ApiKeys", "Principal", "KeyScope", "KEY_SCOPES"]
 
-KeyScope = Literal["check", "read", "admin"]
-KEY_SCOPES = ("check", "read", "admin")
+KeyScope = Literal["check", "read", "ingest", "admin"]
+KEY_SCOPES = ("check", "read", "ingest", "admin")
+_TEAM_SCOPES = ("check", "read", "ingest")
 ANY_TEAM = "*"
 
 
@@ -65,6 +69,25 @@ class Principal:
             raise Forbidden(f"key {self.name!r} has scope {self.scope!r}; reads need scope 'read'")
         if team is None or not self._has_team(team):
             raise Forbidden(f"key {self.name!r} may only read team(s) {', '.join(self.teams)}")
+
+    def require_ingest(self) -> None:
+        """Raises Forbidden unless this key may send usage events."""
+        if self.scope not in ("ingest", "admin"):
+            raise Forbidden(f"key {self.name!r} has scope {self.scope!r}; sending events needs scope 'ingest'")
+
+    def ingest_team(self, team: str | None) -> str | None:
+        """The team an event this key sends is booked to: its own `team`, or the key's only team when it names
+        none. Raises Forbidden when it names a team outside the key's, or none while the key has several."""
+        if self.scope == "admin" or ANY_TEAM in self.teams:
+            return team
+        if not team:
+            if len(self.teams) == 1:
+                return self.teams[0]
+            raise Forbidden(f"the event names no team and key {self.name!r} sends for several "
+                            f"({', '.join(self.teams)}): name one")
+        if team not in self.teams:
+            raise Forbidden(f"key {self.name!r} may not send events for team {team!r}")
+        return team
 
     def require_admin(self) -> None:
         if self.scope != "admin":
@@ -101,10 +124,10 @@ class ApiKeys:
 
     async def create(self, name: str, scope: str, teams: list[str] | tuple[str, ...] = (), now_ms: int = 0) -> tuple[str, Principal]:
         """A new key: returns (the key, shown once, and its principal). Raises ConfigError for a bad scope or a
-        check / read key without teams."""
+        check / read / ingest key without teams."""
         if scope not in KEY_SCOPES:
             raise ConfigError(f"scope must be one of {', '.join(KEY_SCOPES)}, got {scope!r}")
-        if scope in ("check", "read") and not teams:
+        if scope in _TEAM_SCOPES and not teams:
             raise ConfigError(f"a {scope!r} key needs at least one --team ('*' for any team)")
         key_id = secrets.token_hex(4)
         key = f"ss_{key_id}_{secrets.token_urlsafe(32)}"

@@ -3,7 +3,7 @@ each to an HTTP status in one place."""
 
 from spendstream.errors import SpendstreamError
 
-__all__ = ["Unauthorized", "Forbidden", "NotFound", "Conflict", "InvalidRequest"]
+__all__ = ["Unauthorized", "Forbidden", "NotFound", "Conflict", "InvalidRequest", "MalformedBody", "PayloadTooLarge"]
 
 
 class Unauthorized(SpendstreamError):
@@ -24,3 +24,11 @@ class Conflict(SpendstreamError):
 
 class InvalidRequest(SpendstreamError):
     """A request the models accept but the domain does not (HTTP 422), e.g. an unknown scope kind."""
+
+
+class MalformedBody(SpendstreamError):
+    """A request body that cannot be read at all: not JSON, not OTLP, a bad encoding (HTTP 400)."""
+
+
+class PayloadTooLarge(SpendstreamError):
+    """A body or batch over the ingestion limits (HTTP 413); the message says which limit."""

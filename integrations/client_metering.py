@@ -6,6 +6,12 @@ Per-call tags: pass `spendstream_tags={...}`; it is removed before the SDK sees 
 Streamed calls (`stream=True`, or a stream manager such as Anthropic's `messages.stream()`) return a metering
 proxy from `integrations.streams` that publishes one event when the stream ends (exhausted, failed, closed,
 context exited, or garbage collected). Streamed and non-streamed events are built by the same `usage_fields`.
+
+With a `checker`, every call goes through `integrations.spend_guard` first: check + reserve (input estimated
+from the request's text, output from `max_tokens` / `max_completion_tokens` / `max_output_tokens`), a deny
+raises BudgetDenied before any request leaves and publishes nothing, a downgrade swaps `model`, the usage event
+carries the `reservation_id` (the worker settles the hold), and a call that raises releases it. Async clients
+need an async checker (`AsyncHttpChecker`), sync clients a sync one (`HttpChecker`).
 """
 
 from __future__ import annotations
@@ -17,7 +23,10 @@ import inspect
 import logging
 from typing import Any, Callable
 
-from integrations import streams
+from integrations import spend_guard, streams
+from integrations.anthropic_streams import AsyncMeteredMessageStreamManager, MeteredMessageStreamManager
+from integrations.openai_streams import AsyncHelperStreamManager, HelperStreamManager
+from integrations.stream_usage import estimate_tokens, request_input_chars
 
 __all__ = ["meter_method", "meter_stream_manager", "meter_stream_helper", "usage_fields"]
 
@@ -46,12 +55,16 @@ def usage_fields(*, provider: str, operation: str, quantities: Callable[[Any], d
 def meter_method(owner: Any, name: str, *, publisher: Any, provider: str, operation: str,
                  quantities: Callable[[Any], dict], tags: dict[str, str],
                  stream_accumulator: Callable[[], Any] | None = None,
-                 prepare_stream: Callable[[dict], dict] | None = None) -> None:
+                 prepare_stream: Callable[[dict], dict] | None = None, checker: Any = None,
+                 fail_open: bool = True) -> None:
     """Replace `owner.name` (a bound SDK method, sync or async) with a metered version, on this instance only.
 
     `stream_accumulator()` makes the accumulator for a `stream=True` call (None: streamed calls pass through
-    unmetered); `prepare_stream(kwargs)` may rewrite a streamed call's arguments (e.g. ask for usage)."""
+    unmetered); `prepare_stream(kwargs)` may rewrite a streamed call's arguments (e.g. ask for usage);
+    `checker` guards each call (module docstring)."""
     original = getattr(owner, name)
+    is_async = inspect.iscoroutinefunction(inspect.unwrap(original))
+    _check_checker(checker, is_async, name)
 
     def publish(kwargs: dict, call_tags: dict, response: Any, status: str, attributes: dict | None = None) -> None:
         try:
@@ -65,9 +78,7 @@ def meter_method(owner: Any, name: str, *, publisher: Any, provider: str, operat
         return streams.new_meter(stream_accumulator(), lambda summary, status, attributes: publish(
             kwargs, call_tags, summary, status, attributes), kwargs)
 
-    @functools.wraps(original)
-    def metered(*args: Any, spendstream_tags: dict | None = None, **kwargs: Any) -> Any:
-        call_tags = spendstream_tags or _helper_tags.get() or {}
+    def call(args: tuple, kwargs: dict, call_tags: dict) -> Any:
         streaming = bool(kwargs.get("stream"))
         if streaming:
             if stream_accumulator is None:
@@ -86,6 +97,33 @@ def meter_method(owner: Any, name: str, *, publisher: Any, provider: str, operat
         publish(kwargs, call_tags, result, "success")
         return result
 
+    def guard_args(kwargs: dict, call_tags: dict) -> dict:
+        return _guard_args(kwargs, {**tags, **call_tags}, provider, fail_open, publisher)
+
+    async def call_async_guarded(args: tuple, kwargs: dict, call_tags: dict) -> Any:
+        guard = await spend_guard.aopen_guard(checker, **guard_args(kwargs, call_tags))
+        kwargs, call_tags = _guarded(guard, kwargs, call_tags)
+        try:
+            return await call(args, kwargs, call_tags)
+        except BaseException:
+            await spend_guard.arelease(checker, guard)
+            raise
+
+    @functools.wraps(original)
+    def metered(*args: Any, spendstream_tags: dict | None = None, **kwargs: Any) -> Any:
+        call_tags = spendstream_tags or _helper_tags.get() or {}
+        if checker is None:
+            return call(args, kwargs, call_tags)
+        if is_async:
+            return call_async_guarded(args, kwargs, call_tags)
+        guard = spend_guard.open_guard(checker, **guard_args(kwargs, call_tags))
+        kwargs, call_tags = _guarded(guard, kwargs, call_tags)
+        try:
+            return call(args, kwargs, call_tags)
+        except BaseException:
+            spend_guard.release(checker, guard)
+            raise
+
     async def _finish(pending: Any, kwargs: dict, call_tags: dict, streaming: bool) -> Any:
         try:
             response = await pending
@@ -102,14 +140,16 @@ def meter_method(owner: Any, name: str, *, publisher: Any, provider: str, operat
 
 def meter_stream_manager(owner: Any, name: str, *, publisher: Any, provider: str, operation: str,
                          quantities: Callable[[Any], dict], tags: dict[str, str],
-                         stream_accumulator: Callable[[], Any]) -> None:
+                         stream_accumulator: Callable[[], Any], checker: Any = None, fail_open: bool = True) -> None:
     """Replace `owner.name`, a method returning a stream *manager* (Anthropic's `messages.stream()`), with one
-    returning a metering manager; sync or async is told by the manager (`__aenter__` or `__enter__`)."""
+    returning a metering manager; sync or async is told by the manager (`__aenter__` or `__enter__`). With a
+    `checker`, entering the manager checks and reserves first (`spend_guard.GuardedStreamManager`)."""
     original = getattr(owner, name)
+    if checker is not None:
+        create = getattr(owner, "create", None)
+        _check_checker(checker, create is not None and inspect.iscoroutinefunction(inspect.unwrap(create)), name)
 
-    @functools.wraps(original)
-    def metered(*args: Any, spendstream_tags: dict | None = None, **kwargs: Any) -> Any:
-        call_tags = spendstream_tags or {}
+    def metering_manager(args: tuple, kwargs: dict, call_tags: dict) -> Any:
         manager = original(*args, **kwargs)
 
         def publish(summary: Any, status: str, attributes: dict) -> None:
@@ -122,15 +162,24 @@ def meter_stream_manager(owner: Any, name: str, *, publisher: Any, provider: str
 
         meter = streams.new_meter(stream_accumulator(), publish, kwargs)
         if hasattr(manager, "__aenter__"):
-            return streams.AsyncMeteredMessageStreamManager(manager, meter)
-        return streams.MeteredMessageStreamManager(manager, meter)
+            return AsyncMeteredMessageStreamManager(manager, meter)
+        return MeteredMessageStreamManager(manager, meter)
+
+    @functools.wraps(original)
+    def metered(*args: Any, spendstream_tags: dict | None = None, **kwargs: Any) -> Any:
+        call_tags = spendstream_tags or {}
+        if checker is None:
+            return metering_manager(args, kwargs, call_tags)
+        return spend_guard.GuardedStreamManager(
+            checker, _guard_args(kwargs, {**tags, **call_tags}, provider, fail_open, publisher),
+            lambda guard: metering_manager(args, *_guarded(guard, kwargs, call_tags)))
 
     setattr(owner, name, metered)
 
 
 def meter_stream_helper(owner: Any, name: str) -> None:
     """OpenAI's `.stream()` helpers: they meter through the (already metered) `create(stream=True)`; this only
-    makes their context exit publish an abandoned stream at once (see `streams.HelperStreamManager`)."""
+    makes their context exit publish an abandoned stream at once (see `openai_streams.HelperStreamManager`)."""
     original = getattr(owner, name)
 
     @functools.wraps(original)
@@ -141,8 +190,8 @@ def meter_stream_helper(owner: Any, name: str) -> None:
         finally:
             _helper_tags.reset(token)
         if hasattr(manager, "__aenter__"):
-            return streams.AsyncHelperStreamManager(manager)
-        return streams.HelperStreamManager(manager, enter_context=lambda: _tagged(spendstream_tags))
+            return AsyncHelperStreamManager(manager)
+        return HelperStreamManager(manager, enter_context=lambda: _tagged(spendstream_tags))
 
     setattr(owner, name, metered)
 
@@ -154,6 +203,40 @@ def _tagged(call_tags: dict | None):
         yield
     finally:
         _helper_tags.reset(token)
+
+
+def _guard_args(kwargs: dict, tags: dict, provider: str, fail_open: bool, publisher: Any) -> dict:
+    """The `spend_guard.open_guard` keywords for one SDK call."""
+    return dict(tags=tags, provider=provider, model=str(kwargs.get("model") or "unknown"),
+                est_input=estimate_tokens(request_input_chars(kwargs)), est_output=_max_output(kwargs),
+                fail_open=fail_open, publisher=publisher)
+
+
+def _guarded(guard: spend_guard.Guard, kwargs: dict, call_tags: dict) -> tuple[dict, dict]:
+    """The call's arguments and tags after the check: the (maybe downgraded) model, the hold's id."""
+    if "model" in kwargs:
+        kwargs = {**kwargs, "model": guard.model}
+    if guard.reservation_id:
+        call_tags = {**call_tags, "reservation_id": guard.reservation_id}
+    return kwargs, call_tags
+
+
+def _max_output(kwargs: dict) -> int:
+    for key in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
+        value = kwargs.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return 0
+
+
+def _check_checker(checker: Any, is_async: bool, name: str) -> None:
+    """A sync checker would block an async client's event loop; an async one cannot run in a sync call."""
+    if checker is None:
+        return
+    checks_async = inspect.iscoroutinefunction(checker.check)
+    if checks_async != is_async:
+        want = "an async checker (AsyncHttpChecker)" if is_async else "a sync checker (HttpChecker)"
+        raise TypeError(f"{name}: this client needs {want}")
 
 
 def _error_attributes(exc: BaseException, streaming: bool) -> dict[str, str] | None:

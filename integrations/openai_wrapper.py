@@ -10,6 +10,10 @@ Streamed calls (`stream=True`, sync and async) are metered by `integrations.stre
 kept), so the final chunk carries usage; the Responses API reports usage in `response.completed`. The SDK's
 `.stream()` helpers (`chat.completions.stream()`, `responses.stream()`) call `create(stream=True)` and are
 metered through it; their context exit is wrapped so an abandoned helper stream publishes on exit too.
+
+With `checker=` (`HttpChecker` for `OpenAI`, `AsyncHttpChecker` for `AsyncOpenAI`) every call is checked and
+reserved before it leaves (`integrations.spend_guard`): deny -> BudgetDenied, downgrade -> the model is
+swapped, the usage event carries `reservation_id`, a failed call releases the hold.
 """
 
 from __future__ import annotations
@@ -18,15 +22,17 @@ from typing import Any, TypeVar
 
 from integrations.client_metering import meter_method, meter_stream_helper
 from integrations.llm_usage import openai_quantities
-from integrations.streams import OpenAIChatAccumulator, OpenAIResponsesAccumulator, with_include_usage
+from integrations.openai_streams import OpenAIChatAccumulator, OpenAIResponsesAccumulator, with_include_usage
 
 __all__ = ["instrument_openai"]
 
 C = TypeVar("C")
 
 
-def instrument_openai(client: C, publisher: Any, *, tags: dict[str, str] | None = None, provider: str = "openai") -> C:
-    common = dict(publisher=publisher, provider=provider, quantities=openai_quantities, tags=dict(tags or {}))
+def instrument_openai(client: C, publisher: Any, *, tags: dict[str, str] | None = None, provider: str = "openai",
+                      checker: Any = None, fail_open: bool = True) -> C:
+    common = dict(publisher=publisher, provider=provider, quantities=openai_quantities, tags=dict(tags or {}),
+                  checker=checker, fail_open=fail_open)
     meter_method(client.chat.completions, "create", operation="chat", stream_accumulator=OpenAIChatAccumulator,
                  prepare_stream=with_include_usage, **common)
     meter_method(client.embeddings, "create", operation="embedding", **common)

@@ -52,6 +52,7 @@ class PublisherStats:
     spooled_messages: int = 0
     replayed_messages: int = 0
     producer_rebuilds: int = 0
+    denied_calls: int = 0      # calls a budget check denied before they left: counted, never published
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

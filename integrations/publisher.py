@@ -106,6 +106,10 @@ class Publisher:
         self._enqueue(ev)
         return ev["event_id"]
 
+    def count_denied(self) -> None:
+        """Count a model call a budget check denied before it left (`stats.denied_calls`); it is not an event."""
+        self.stats.denied_calls += 1
+
     def _enqueue(self, event: dict) -> None:
         try:
             self.stats.recorded += 1

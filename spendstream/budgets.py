@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas.models import Budget
+from spendstream.money import format_usd
 
 __all__ = ["BudgetState", "budget_state", "decide", "DECISION_RANK"]
 
@@ -54,7 +55,9 @@ def decide(states: list[BudgetState], estimate: int) -> tuple[str, str, BudgetSt
         if s.remaining < estimate or s.remaining <= 0:
             if s.budget.mode == "enforce":
                 verdict = s.budget.action
-                reason = f"budget {s.budget.id} exhausted: {s.percent:.1f}% of limit used"
+                reason = (f"budget {s.budget.id}: this call is estimated at {format_usd(estimate, 6)} USD, "
+                          f"{format_usd(max(s.remaining, 0), 6)} USD left of {format_usd(s.limit, 2)} USD "
+                          f"({s.percent:.1f}% used or held)")
             else:
                 verdict, reason = "warn", f"showback budget {s.budget.id} over its limit"
         elif s.crossed():

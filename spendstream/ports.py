@@ -17,7 +17,7 @@ from spendstream.aggregation import Deltas
 
 __all__ = [
     "Clock", "SpendStore", "ReservationSettler", "Holds", "ThrottleBuckets", "RowSink", "DeadLetter",
-    "DeadLetterSink", "Notifier", "Publish", "Cell", "Totals", "DedupeKey", "BudgetLog",
+    "DeadLetterSink", "Notifier", "Publish", "UsagePublisher", "Cell", "Totals", "DedupeKey", "BudgetLog",
 ]
 
 Totals = dict[tuple[str, str], dict[str, int]]  # {(kind, value): {window id: spend after the batch}}
@@ -171,3 +171,8 @@ class BudgetLog(Protocol):
     spendstream.budget_history.BudgetChange; raises StoreUnavailable when the history store does not answer."""
 
     async def record(self, change: Any) -> None: ...
+class UsagePublisher(Protocol):
+    """Queues one validated usage event (a dict in the contract's shape) for the usage topic without blocking;
+    returns its event_id, None when it could not be queued. `integrations.publisher.Publisher` implements it."""
+
+    def record_event(self, event: dict) -> str | None: ...

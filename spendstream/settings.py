@@ -81,6 +81,8 @@ class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=18080, ge=1, le=65535)
     bootstrap_admin_key: SecretStr | None = None
+    ingest_max_body_bytes: int = Field(default=5_000_000, ge=1_000, description="/v1/events and OTLP: 413 above")
+    ingest_max_events: int = Field(default=5_000, ge=1, description="/v1/events and OTLP: 413 above, per request")
 
 
 class AlertSettings(_Section):

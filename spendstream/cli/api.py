@@ -7,15 +7,17 @@ import typer
 from spendstream.cli._common import settings_or_exit
 from spendstream.cli.files import price_book_for
 
-__all__ = ["register", "build_api"]
+__all__ = ["register", "build_api", "build_publisher"]
 
 
-def build_api(settings):
-    """The FastAPI app with its concrete Redis client, price book and key store, from Settings."""
+def build_api(settings, publisher=None):
+    """The FastAPI app with its concrete Redis client, price book, key store and, for the ingestion endpoints,
+    usage publisher (`build_publisher`), from Settings."""
     from enforcement.api import create_app
     from enforcement.auth import ApiKeys
     from enforcement.checker import Checker
     from sinks.clickhouse.budget_history import ClickHouseBudgetLog
+    from enforcement.intake import EventIntake, IngestLimits
     from sinks.redis.client import make_redis
     from sinks.redis.reservations import Reservations
     from sinks.redis.spend_store import RedisSpendStore
@@ -34,7 +36,22 @@ def build_api(settings):
     from reports.usage import UsageHistory
 
     history = UsageHistory(settings.clickhouse.dsn, settings.clickhouse.database, min(settings.clickhouse.timeout_s, 10))
-    return create_app(checker, keys, history=history)
+    intake = None if publisher is None else EventIntake(publisher, IngestLimits(
+        settings.api.ingest_max_body_bytes, settings.api.ingest_max_events))
+    return create_app(checker, keys, history=history, intake=intake)
+
+
+def build_publisher(settings, port: int):
+    """The idempotent Kafka publisher behind /v1/events and OTLP, spooling to its own directory (one per API
+    port: a spool is owned by one process) while the broker is down."""
+    from integrations.publisher import Publisher, producer_config
+    from integrations.spool import DiskSpool
+    from schemas.codec import UsageCodec
+    from schemas.registry import build_catalog
+
+    return Publisher(settings.kafka.usage_topic, producer_config(settings.kafka.bootstrap_servers),
+                     spool=DiskSpool(settings.services.state_dir / "spool" / f"api-{port}"),
+                     codec=UsageCodec(build_catalog(settings.kafka.schema_registry_url)), source="import")
 
 
 def register(app: typer.Typer) -> None:
@@ -47,5 +64,10 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         s = settings_or_exit()
-        uvicorn.run(build_api(s), host=host or s.api.host, port=port or s.api.port, log_level="warning",
-                    access_log=False)
+        port = port or s.api.port
+        publisher = build_publisher(s, port)
+        try:
+            uvicorn.run(build_api(s, publisher), host=host or s.api.host, port=port, log_level="warning",
+                        access_log=False)
+        finally:
+            publisher.close()

@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
     @app.command("bench")
     def bench(
         quick: bool = typer.Option(False, help="Smaller sizes: a smoke run in a few minutes"),
-        only: list[str] = typer.Option(None, help="Run only these: pricing publish api stream analytics memory"),
+        only: list[str] = typer.Option(None, help="Run only these: pricing publish api ingest stream analytics memory"),
     ) -> None:
         """Run the benchmarks on real servers and write one JSON file and one Markdown table (date, machine)."""
         if not RUN_ALL.exists():

@@ -11,8 +11,8 @@ from spendstream.cli._common import console, now_ms, settings_or_exit
 
 __all__ = ["register"]
 
-keys = typer.Typer(help="API keys: scope check (a service, bound to teams), read (a team lead), admin.",
-                   no_args_is_help=True)
+keys = typer.Typer(help="API keys: scope check (a service, bound to teams), read (a team lead), ingest (a producer "
+                   "sending events over HTTP / OTLP, bound to teams), admin.", no_args_is_help=True)
 
 
 def _store(settings):
@@ -25,8 +25,8 @@ def _store(settings):
 @keys.command("create")
 def create(
     name: str = typer.Option(..., "--name", help="who uses the key, e.g. checkout-service"),
-    scope: str = typer.Option(..., "--scope", help="check | read | admin"),
-    team: list[str] = typer.Option([], "--team", help="team the key acts for (repeat; '*' = any); check and read"),
+    scope: str = typer.Option(..., "--scope", help="check | read | ingest | admin"),
+    team: list[str] = typer.Option([], "--team", help="team the key acts for (repeat; '*' = any); check, read and ingest"),
 ) -> None:
     """Create a key and print it ONCE (only its hash is stored)."""
     s = settings_or_exit()

@@ -46,3 +46,11 @@ def test_fail_mode_defaults_open_for_showback_closed_for_enforce():
     assert budget(mode="showback").effective_fail_mode == "open"
     assert budget().effective_fail_mode == "closed"
     assert budget(fail_mode="open").effective_fail_mode == "open"
+
+
+def test_a_deny_says_what_this_call_would_cost_and_what_is_left():
+    # an empty budget denies a call estimated above the whole limit: the reason must not read "0.0% used"
+    _, reason, _ = decide([budget_state(budget(limit_usd="10"), "m:202611", 0)], 11 * USD)
+    assert reason == "budget b: this call is estimated at 11.000000 USD, 10.000000 USD left of 10.00 USD (0.0% used or held)"
+    _, reason, _ = decide([budget_state(budget(limit_usd="10"), "m:202611", 12 * USD)], USD)
+    assert "1.000000 USD, 0.000000 USD left" in reason

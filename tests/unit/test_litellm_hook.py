@@ -148,3 +148,104 @@ def test_unreachable_enforcement_fails_open_by_default_and_closed_when_asked(hoo
         with pytest.raises(EnforcementUnavailable):
             await litellm.acompletion(model="openai/gpt-4o", messages=MSG, mock_response="ok")
     run(go())
+
+
+class AsyncChecker:
+    """An async checker (the shape of AsyncHttpChecker): awaited on the hook's loop, never run in a thread."""
+
+    def __init__(self, answer):
+        self.answer, self.requests, self.released = answer, [], []
+
+    async def check(self, request):
+        asyncio.get_running_loop()                 # raises outside a running loop, i.e. in a worker thread
+        self.requests.append(request)
+        return self.answer
+
+    async def release(self, reservation_id):
+        self.released.append(reservation_id)
+        return True
+
+
+class CountingRecorder(Recorder):
+    def __init__(self):
+        super().__init__()
+        self.denied = 0
+
+    def count_denied(self):
+        self.denied += 1
+
+
+def test_an_unprefixed_model_is_checked_as_litellm_resolves_it(hook, run):
+    hook.checker = AsyncChecker({"decision": "allow", "reason": "ok"})
+
+    async def go():
+        await litellm.acompletion(model="gpt-4o", messages=MSG, mock_response="ok")
+        await _settle(hook, 1)
+    run(go())
+    [req] = hook.checker.requests
+    assert (req["provider"], req["model"], req["reserve"]) == ("openai", "gpt-4o", True)
+
+
+def test_a_denied_call_publishes_no_usage_event_and_is_counted(hook, run):
+    run(asyncio.sleep(0.3))                        # let earlier calls' logging land on the old recorder
+    hook.publisher = CountingRecorder()
+    hook.checker = AsyncChecker({"decision": "deny", "reason": "budget b: this call is estimated at ..."})
+
+    async def go():
+        with pytest.raises(BudgetDenied):
+            await litellm.acompletion(model="gpt-4o", messages=MSG, mock_response="never")
+        await asyncio.sleep(0.5)                   # litellm logs the failure asynchronously
+    run(go())
+    # the denial would have been an error event with zero tokens (earlier tests' successes may still land here)
+    assert [e for e in hook.publisher.events if e["status"] == "error"] == [] and hook.publisher.denied == 1
+
+
+def test_the_usage_event_carries_the_reservation_and_a_failed_call_releases_it(hook, run):
+    hook.checker = AsyncChecker({"decision": "allow", "reason": "ok", "reservation_id": "r-1"})
+
+    async def go():
+        await litellm.acompletion(model="gpt-4o", messages=MSG, mock_response="ok")
+        await _settle(hook, 1)
+        hook.checker.answer = {"decision": "allow", "reason": "ok", "reservation_id": "r-2"}
+        with pytest.raises(Exception):
+            await litellm.acompletion(model="gpt-4o", messages=MSG, mock_response=Exception("provider down"))
+        await _settle(hook, 2)
+        for _ in range(40):
+            if hook.checker.released:
+                break
+            await asyncio.sleep(0.05)
+    run(go())
+    ok, failed = hook.publisher.events
+    assert (ok["reservation_id"], ok["status"]) == ("r-1", "success")
+    assert (failed["reservation_id"], failed["status"]) == ("r-2", "error")
+    assert hook.checker.released == ["r-2"]
+
+
+def test_the_proxy_hook_checks_for_the_keys_team_and_holds_in_the_metadata(hook, run):
+    from litellm.proxy._types import UserAPIKeyAuth
+
+    hook.checker = AsyncChecker({"decision": "downgrade", "reason": "80%", "suggested_model": "gpt-4o-mini",
+                                 "reservation_id": "r-9"})
+    data = {"model": "openai/gpt-4o", "messages": MSG, "metadata": {"use_case": "triage"}}
+    out = run(hook.async_pre_call_hook(UserAPIKeyAuth(team_alias="payments"), None, data, "completion"))
+    [req] = hook.checker.requests
+    assert (req["team"], req["use_case"]) == ("payments", "triage")
+    assert out["model"] == "openai/gpt-4o-mini"
+    assert out["metadata"]["spendstream_reservation_id"] == "r-9"
+
+
+def test_a_sync_completion_through_the_hook_is_checked_reserved_and_denied_before_it_leaves(hook, run):
+    run(asyncio.sleep(0.3))
+    hook.publisher = CountingRecorder()
+    allow = Checker({"decision": "allow", "reason": "ok", "reservation_id": "r-s"})
+    hook.completion(checker=allow, model="gpt-4o", messages=MSG, mock_response="ok")
+    run(_settle(hook, 1))
+    [ev] = hook.publisher.events
+    assert (ev["reservation_id"], allow.requests[0]["provider"]) == ("r-s", "openai")
+    with pytest.raises(BudgetDenied):
+        hook.completion(checker=Checker({"decision": "deny", "reason": "over"}), model="gpt-4o", messages=MSG,
+                        mock_response="never")
+    run(asyncio.sleep(0.3))
+    assert len(hook.publisher.events) == 1 and hook.publisher.denied == 1
+    with pytest.raises(TypeError, match="sync checker"):
+        hook.completion(checker=AsyncChecker({"decision": "allow"}), model="gpt-4o", messages=MSG)
