@@ -102,7 +102,7 @@ def create_app(checker: Checker, keys: ApiKeys, *,
         hold the estimate (released by the priced event carrying reservation_id, by release, or by expiry)."""
         who.require_check(req.team)
         t0 = time.perf_counter()
-        out = await checker.check(req)
+        out = await checker.check(req, who.key_id)
         metrics.latency.observe(time.perf_counter() - t0)
         metrics.checks.labels(out.decision).inc()
         if out.reason.startswith(STORE_UNAVAILABLE):

@@ -20,7 +20,7 @@ from spendstream.errors import StoreUnavailable
 from spendstream.money import format_usd, usd_to_nanos
 from spendstream.ports import Cell, Clock, Holds, SpendStore, ThrottleBuckets
 from spendstream.pricing import PriceBook
-from spendstream.scopes import scope_values
+from spendstream.scopes import optional_scopes, scope_values
 from spendstream.ttl_cache import TtlCache
 from spendstream.windows import expire_at, period_window
 
@@ -46,6 +46,9 @@ class CheckRequest(BaseModel):
     estimated_input_tokens: int = Field(default=0, ge=0, le=100_000_000)
     estimated_output_tokens: int = Field(default=0, ge=0, le=100_000_000)
     estimated_cost_usd: str | None = Field(default=None, pattern=r"^\d{1,9}(\.\d{1,9})?$", description="USD decimal")
+    project: str | None = Field(default=None, min_length=1, max_length=200)
+    customer: str | None = Field(default=None, min_length=1, max_length=200)
+    user_hash: str | None = Field(default=None, min_length=1, max_length=200, description="hashed end-user id")
     reserve: bool = Field(default=False, description="hold the estimate until settled, released or expired")
     hold_ttl_s: int = Field(default=300, ge=1, le=86_400, description="seconds a reservation holds when not settled")
 
@@ -88,11 +91,15 @@ class CheckResponse(BaseModel):
     retry_after: float | None = Field(default=None, description="on throttle: seconds to wait before retrying")
     rate_per_s: float | None = Field(default=None, description="on throttle: calls per second the scope is limited to")
     reservation_id: str | None = Field(default=None, description="when reserve was asked and the estimate is held")
+    api_key_id: str | None = Field(default=None, description="with a reservation: the key that made it; put it in "
+                                   "the usage event's attributes.api_key_id so the spend books to scope api_key")
 
 
-def request_scopes(req: CheckRequest) -> set[tuple[str, str]]:
-    """The scopes the stream will book this call's cost to (the same fan-out, spendstream.scopes)."""
-    return set(scope_values(req.team, req.cost_center, req.use_case, req.environment, req.provider, req.model))
+def request_scopes(req: CheckRequest, api_key: str | None = None) -> set[tuple[str, str]]:
+    """The scopes the stream will book this call's cost to (the same fan-out, spendstream.scopes). `api_key`:
+    the id of the enforcement key that asks (scope api_key)."""
+    return {*scope_values(req.team, req.cost_center, req.use_case, req.environment, req.provider, req.model),
+            *optional_scopes(req.project, req.customer, req.user_hash, api_key)}
 
 
 def blocks(b: Budget) -> bool:
@@ -154,12 +161,13 @@ class Checker:
     def invalidate_budgets(self) -> None:
         self._budgets.expire()
 
-    async def check(self, req: CheckRequest) -> CheckResponse:
-        """The decision for `req`; with req.reserve and a non-refusing answer, the estimate is held and
-        reservation_id names the hold. Never raises StoreUnavailable: answers by the budgets' fail modes."""
+    async def check(self, req: CheckRequest, api_key: str | None = None) -> CheckResponse:
+        """The decision for `req` asked with the key `api_key` (its id; None in-process); with req.reserve and a
+        non-refusing answer, the estimate is held and reservation_id names the hold. Never raises
+        StoreUnavailable: answers by the budgets' fail modes."""
         now = self.clock_ms()
         estimate = self.estimate(req)
-        scopes = request_scopes(req)
+        scopes = request_scopes(req, api_key)
         try:
             budgets = await self.budgets()
         except StoreUnavailable:
@@ -186,7 +194,8 @@ class Checker:
             decision, reason = "deny", "reservation refused: a budget's room was taken concurrently"
         shown = [budget_state(s.budget, s.window, s.spent, s.held + estimate) for s in states] if admitted else states
         out = CheckResponse(decision=decision, reason=reason, estimated_cost_usd=format_usd(estimate),
-                            budgets=[_applied(s) for s in shown], reservation_id=rid if admitted else None)
+                            budgets=[_applied(s) for s in shown], reservation_id=rid if admitted else None,
+                            api_key_id=api_key if admitted else None)
         if binding is not None and decision == "downgrade":
             out.suggested_model = binding.budget.downgrade_model
         if binding is not None and decision == "throttle":

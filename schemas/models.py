@@ -85,7 +85,8 @@ def tag_problems(event: Mapping[str, Any]) -> tuple[str, ...]:
     return problems
 
 
-ScopeKind = Literal["org", "cost_center", "team", "use_case", "team_use_case", "model", "environment"]
+ScopeKind = Literal["org", "cost_center", "team", "use_case", "team_use_case", "model", "environment",
+                    "project", "customer", "user", "api_key"]
 
 
 class BudgetScope(BaseModel):

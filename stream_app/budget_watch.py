@@ -16,6 +16,7 @@ from spendstream.alerts import (
 )
 from spendstream.budgets import budget_state
 from spendstream.ports import Clock, Publish, SpendStore, Totals
+from spendstream.scopes import CardinalityCap
 from spendstream.ttl_cache import TtlCache
 from spendstream.windows import HOUR_MS, expire_at, period_bounds, period_window, window_ids
 from sinks.clickhouse.ledger_rows import ALERT_COLUMNS, DECISION_COLUMNS, alert_row, decision_row
@@ -35,6 +36,7 @@ class BudgetWatcher:
     def __init__(
         self, store: SpendStore, publish: Publish, alerts_topic: str, decisions_topic: str, clock: Clock,
         metrics: Metrics, policy: AlertPolicy = AlertPolicy(), refresh_s: float = 2.0, ledger: Ledger | None = None,
+        cap: CardinalityCap | None = None,
     ) -> None:
         self.store = store
         self.publish = publish
@@ -45,11 +47,14 @@ class BudgetWatcher:
         self.policy = policy
         self._budgets: TtlCache[str, list[Budget]] = TtlCache(refresh_s, clock.monotonic)
         self.ledger = ledger or (lambda table, columns, rows: None)  # ClickHouse ledger tables
+        self.cap = cap  # the processor's: scopes a budget names are always tracked, never `overflow`
 
     async def budgets(self) -> list[Budget]:
         cached = self._budgets.get("all")
         if cached is None:
             cached = self._budgets.put("all", await self.store.budgets())
+            if self.cap is not None:
+                self.cap.pin((b.scope.kind, b.scope.value) for b in cached)
         return cached
 
     async def on_batch(self, totals: Totals) -> None:
