@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.models import Budget
 from spendstream.allocation import UNALLOCATED
-from spendstream.budgets import BudgetState, budget_state, decide
+from spendstream.budgets import REFUSING, BudgetState, budget_state, decide
 from spendstream.errors import StoreUnavailable
 from spendstream.money import format_usd, usd_to_nanos
 from spendstream.ports import Cell, Clock, Holds, SpendStore, ThrottleBuckets
@@ -27,7 +27,7 @@ from spendstream.windows import expire_at, period_window
 __all__ = ["CheckRequest", "CheckResponse", "AppliedBudget", "Checker", "request_scopes", "STORE_UNAVAILABLE"]
 
 STORE_UNAVAILABLE = "spend store unavailable"
-REFUSALS = ("throttle", "deny", "downgrade")  # the actions that stop a call at an enforce budget's limit
+REFUSALS = REFUSING  # the actions that stop a call at an enforce budget's limit
 Name = Field(min_length=1, max_length=200)
 _TAGS = ("use_case", "cost_center", "environment")
 
@@ -175,7 +175,7 @@ class Checker:
                                      estimate, now)
         applicable = [b for b in budgets if (b.scope.kind, b.scope.value) in scopes]
         windows = [period_window(b.period, now) for b in applicable]
-        cells = _cells(applicable, windows)
+        cells = _cells(applicable, windows, refuse=estimate > 0)  # a zero estimate is held, never refused
         index = {(c.kind, c.value, c.window): i for i, c in enumerate(cells)}
         rid = uuid.uuid4().hex if req.reserve else None
         try:
@@ -217,12 +217,12 @@ class Checker:
         )
 
 
-def _cells(budgets: list[Budget], windows: list[str]) -> list[Cell]:
+def _cells(budgets: list[Budget], windows: list[str], refuse: bool = True) -> list[Cell]:
     limits: dict[tuple[str, str, str], int] = {}
     for b, w in zip(budgets, windows):
         k = (b.scope.kind, b.scope.value, w)
         cur = limits.setdefault(k, -1)
-        if blocks(b):
+        if refuse and blocks(b):
             lim = b.limit_nanos
             limits[k] = lim if cur < 0 else min(cur, lim)
     return [Cell(kind, value, w, lim, expire_at(w)) for (kind, value, w), lim in limits.items()]

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 from schemas.models import Budget
 
-__all__ = ["BudgetState", "budget_state", "decide", "DECISION_RANK"]
+__all__ = ["BudgetState", "budget_state", "decide", "DECISION_RANK", "REFUSING"]
 
 DECISION_RANK = {"allow": 0, "warn": 1, "downgrade": 2, "throttle": 3, "deny": 4}
+REFUSING = ("downgrade", "throttle", "deny")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,8 @@ def decide(states: list[BudgetState], estimate: int) -> tuple[str, str, BudgetSt
 
     The strictest applicable answer wins. An enforce budget whose remaining room is smaller than the estimate
     answers its action; a showback budget in the same state, or any budget past its highest soft threshold,
-    answers warn.
+    answers warn. A call estimated at zero (a model priced at $0) is never refused: it spends nothing, so it
+    answers allow and the reason names the budget that would have refused it.
     """
     best = ("allow", "within budget", None)
     for s in states:
@@ -63,4 +65,6 @@ def decide(states: list[BudgetState], estimate: int) -> tuple[str, str, BudgetSt
             continue
         if DECISION_RANK[verdict] > DECISION_RANK[best[0]]:
             best = (verdict, reason, s)
+    if estimate == 0 and best[0] in REFUSING:
+        return "allow", f"zero estimated cost, never blocked ({best[1]})", best[2]
     return best
