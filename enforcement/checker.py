@@ -22,7 +22,7 @@ from spendstream.ports import Cell, Clock, Holds, SpendStore, ThrottleBuckets
 from spendstream.pricing import PriceBook
 from spendstream.scopes import optional_scopes, scope_values
 from spendstream.ttl_cache import TtlCache
-from spendstream.windows import expire_at, period_window
+from spendstream.budget_windows import BudgetWindow, budget_window
 
 __all__ = ["CheckRequest", "CheckResponse", "AppliedBudget", "Checker", "request_scopes", "STORE_UNAVAILABLE"]
 
@@ -113,12 +113,13 @@ class Checker:
     for the fail modes. Raises InvalidEvent (via the price book) when the estimate cannot be priced."""
 
     def __init__(self, store: SpendStore, holds: Holds, throttle: ThrottleBuckets, prices: PriceBook, clock: Clock,
-                 *, cache_ttl_s: float = 1.0) -> None:
+                 *, cache_ttl_s: float = 1.0, fiscal_start_month: int = 1) -> None:
         self.store = store
         self.reservations = holds
         self.throttle = throttle
         self.prices = prices
         self.clock = clock
+        self.fiscal_start_month = fiscal_start_month
         self._budgets: TtlCache[str, list[Budget]] = TtlCache(cache_ttl_s, clock.monotonic)
         self._refresh = asyncio.Lock()
         self._failed_at = float("-inf")
@@ -174,8 +175,9 @@ class Checker:
             return self._unavailable([b for b in self.last_budgets() if (b.scope.kind, b.scope.value) in scopes],
                                      estimate, now)
         applicable = [b for b in budgets if (b.scope.kind, b.scope.value) in scopes]
-        windows = [period_window(b.period, now) for b in applicable]
-        cells = _cells(applicable, windows, refuse=estimate > 0)  # a zero estimate is held, never refused
+        wins = [self.window_of(b, now) for b in applicable]
+        windows = [w.label for w in wins]
+        cells = _cells(applicable, wins, refuse=estimate > 0)  # a zero estimate is held, never refused
         index = {(c.kind, c.value, c.window): i for i, c in enumerate(cells)}
         rid = uuid.uuid4().hex if req.reserve else None
         try:
@@ -206,32 +208,39 @@ class Checker:
                 out.retry_after = round(1 / binding.budget.throttle_rps, 3)
         return out
 
-    @staticmethod
-    def _unavailable(budgets: list[Budget], estimate: int, now: int) -> CheckResponse:
+    def window_of(self, b: Budget, now_ms: int) -> BudgetWindow:
+        """The counters budget `b` reads at now_ms (calendar, fiscal quarter or rolling)."""
+        return budget_window(b.period, now_ms, window=b.window, length=b.length,
+                             fiscal_start_month=self.fiscal_start_month)
+
+    def _unavailable(self, budgets: list[Budget], estimate: int, now: int) -> CheckResponse:
         closed = [b for b in budgets if b.effective_fail_mode == "closed"]
         return CheckResponse(
             decision="deny" if closed else "allow",
             reason=STORE_UNAVAILABLE + (f": budget {closed[0].id} fails closed" if closed else ": failing open"),
             estimated_cost_usd=format_usd(estimate),
-            budgets=[_applied_unknown(b, period_window(b.period, now)) for b in budgets],
+            budgets=[_applied_unknown(b, self.window_of(b, now).label) for b in budgets],
         )
 
 
-def _cells(budgets: list[Budget], windows: list[str], refuse: bool = True) -> list[Cell]:
+def _cells(budgets: list[Budget], windows: list[BudgetWindow], refuse: bool = True) -> list[Cell]:
     limits: dict[tuple[str, str, str], int] = {}
+    shapes: dict[str, BudgetWindow] = {}
     for b, w in zip(budgets, windows):
-        k = (b.scope.kind, b.scope.value, w)
+        k = (b.scope.kind, b.scope.value, w.label)
+        shapes[w.label] = w
         cur = limits.setdefault(k, -1)
         if refuse and blocks(b):
             lim = b.limit_nanos
             limits[k] = lim if cur < 0 else min(cur, lim)
-    return [Cell(kind, value, w, lim, expire_at(w)) for (kind, value, w), lim in limits.items()]
+    return [Cell(kind, value, w, lim, shapes[w].expire_at_s, shapes[w].parts)
+            for (kind, value, w), lim in limits.items()]
 
 
 def _applied(s: BudgetState) -> AppliedBudget:
     b = s.budget
     return AppliedBudget(
-        budget_id=b.id, scope=f"{b.scope.kind}:{b.scope.value}", period=b.period, window=s.window, mode=b.mode,
+        budget_id=b.id, scope=f"{b.scope.kind}:{b.scope.value}", period=b.window_name, window=s.window, mode=b.mode,
         action=b.action, limit_usd=format_usd(s.limit), spent_usd=format_usd(s.spent), held_usd=format_usd(s.held),
         remaining_usd=format_usd(s.remaining),
     )
@@ -239,7 +248,7 @@ def _applied(s: BudgetState) -> AppliedBudget:
 
 def _applied_unknown(b: Budget, window: str) -> AppliedBudget:
     return AppliedBudget(
-        budget_id=b.id, scope=f"{b.scope.kind}:{b.scope.value}", period=b.period, window=window, mode=b.mode,
+        budget_id=b.id, scope=f"{b.scope.kind}:{b.scope.value}", period=b.window_name, window=window, mode=b.mode,
         action=b.action, limit_usd=format_usd(b.limit_nanos), spent_usd=None, held_usd=None,
         remaining_usd=None,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "REQUIRED_TAGS", "OPTIONAL_TAGS", "ENVIRONMENTS", "WORKLOAD_TYPES", "SOURCES", "STATUSES",
@@ -103,7 +103,11 @@ class Budget(BaseModel):
 
     id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
     scope: BudgetScope
-    period: Literal["day", "week", "month"] = "month"
+    period: Literal["day", "week", "month", "quarter"] = Field(
+        default="month", description="calendar window (UTC); quarter follows the org's fiscal year start month")
+    window: Literal["calendar", "rolling"] = Field(
+        default="calendar", description="rolling: the spend of the last `length` at any moment; period is ignored")
+    length: Literal["24h", "7d", "30d"] | None = Field(default=None, description="rolling window length")
     limit_usd: str = Field(pattern=r"^\d{1,12}(\.\d{1,9})?$", description="USD, up to 9 decimals")
     thresholds: tuple[int, ...] = (50, 80, 100)
     mode: Literal["showback", "enforce"] = "showback"
@@ -113,6 +117,19 @@ class Budget(BaseModel):
     fail_mode: Literal["open", "closed"] | None = Field(
         default=None, description="When the spend store is unreachable; default open for showback, closed for enforce"
     )
+
+    @model_validator(mode="after")
+    def _window_shape(self) -> "Budget":
+        if self.window == "rolling" and self.length is None:
+            raise ValueError("a rolling budget needs length: 24h, 7d or 30d")
+        if self.window == "calendar" and self.length is not None:
+            raise ValueError("length applies to window: rolling only (a calendar budget uses period)")
+        return self
+
+    @property
+    def window_name(self) -> str:
+        """What the budget's window is called in answers: the period, or `rolling 24h`."""
+        return f"rolling {self.length}" if self.window == "rolling" else self.period
 
     @cached_property
     def limit_nanos(self) -> int:

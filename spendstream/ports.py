@@ -79,13 +79,16 @@ class SpendStore(Protocol):
 @dataclass(frozen=True, slots=True)
 class Cell:
     """One (scope, window) counter. `limit` is the smallest limit of the blocking budgets on it, in nano-USD, or
-    -1 when none blocks (the hold is recorded, never refused). `expire_at`: the window's expiry (epoch s)."""
+    -1 when none blocks (the hold is recorded, never refused). `expire_at`: the window's expiry (epoch s).
+    `parts`: for a quarter or rolling window (spendstream.budget_windows), the booked windows whose counters sum
+    to its spend; the cell's own hash then only carries `held`."""
 
     kind: str
     value: str
     window: str
     limit: int = -1
     expire_at: int = 0
+    parts: tuple[str, ...] = ()
 
 
 class ReservationSettler(Protocol):

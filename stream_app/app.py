@@ -104,6 +104,7 @@ def build_worker(settings: Settings, prices: PriceBook, rules: AllocationRules |
         ),
         ledger=writer.add_ledger,
         cap=cap,
+        fiscal_start_month=settings.budgets.fiscal_year_start_month,
     )
 
     async def on_batch(res) -> None:

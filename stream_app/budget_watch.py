@@ -18,7 +18,8 @@ from spendstream.budgets import budget_state
 from spendstream.ports import Clock, Publish, SpendStore, Totals
 from spendstream.scopes import CardinalityCap
 from spendstream.ttl_cache import TtlCache
-from spendstream.windows import HOUR_MS, expire_at, period_bounds, period_window, window_ids
+from spendstream.budget_windows import BudgetWindow, budget_window, lift_at_ms
+from spendstream.windows import HOUR_MS, expire_at, window_ids
 from sinks.clickhouse.ledger_rows import ALERT_COLUMNS, DECISION_COLUMNS, alert_row, decision_row
 from stream_app.metrics import Metrics
 
@@ -36,7 +37,7 @@ class BudgetWatcher:
     def __init__(
         self, store: SpendStore, publish: Publish, alerts_topic: str, decisions_topic: str, clock: Clock,
         metrics: Metrics, policy: AlertPolicy = AlertPolicy(), refresh_s: float = 2.0, ledger: Ledger | None = None,
-        cap: CardinalityCap | None = None,
+        cap: CardinalityCap | None = None, fiscal_start_month: int = 1,
     ) -> None:
         self.store = store
         self.publish = publish
@@ -47,6 +48,7 @@ class BudgetWatcher:
         self.policy = policy
         self._budgets: TtlCache[str, list[Budget]] = TtlCache(refresh_s, clock.monotonic)
         self.ledger = ledger or (lambda table, columns, rows: None)  # ClickHouse ledger tables
+        self.fiscal_start_month = fiscal_start_month
         self.cap = cap  # the processor's: scopes a budget names are always tracked, never `overflow`
 
     async def budgets(self) -> list[Budget]:
@@ -57,6 +59,37 @@ class BudgetWatcher:
                 self.cap.pin((b.scope.kind, b.scope.value) for b in cached)
         return cached
 
+    def window_of(self, b: Budget, now_ms: int) -> BudgetWindow:
+        return budget_window(b.period, now_ms, window=b.window, length=b.length,
+                             fiscal_start_month=self.fiscal_start_month)
+
+    async def _spends(self, budgets: list[Budget], windows: list[BudgetWindow],
+                      totals: Totals | None) -> list[list[int] | None]:
+        """Per budget, the spend of each part of its window (one part for a calendar window), or None when the
+        batch did not touch it. Calendar windows come from `totals`; quarter and rolling windows are summed
+        from their parts, read in one round trip."""
+        out: list[list[int] | None] = []
+        reads: list[tuple[str, str, str]] = []
+        for b, w in zip(budgets, windows):
+            scope = (b.scope.kind, b.scope.value)
+            seen = totals.get(scope, {}) if totals is not None else None
+            if not w.parts:
+                if seen is None:
+                    reads.append((*scope, w.label))
+                    out.append([])
+                else:
+                    out.append([seen[w.label]] if w.label in seen else None)
+            elif seen is None or any(p in seen for p in w.parts):
+                reads += [(*scope, p) for p in w.parts]
+                out.append([])
+            else:
+                out.append(None)
+        cells = iter(await self.store.read_cells(reads)) if reads else iter(())
+        for i, w in enumerate(windows):
+            if out[i] == []:
+                out[i] = [next(cells).get("spend", 0) for _ in (w.parts or (w.label,))]
+        return out
+
     async def on_batch(self, totals: Totals) -> None:
         """`totals` = {(kind, value): {window id: spend after the batch}} from SpendStore.apply_batch."""
         if not totals:
@@ -65,23 +98,21 @@ class BudgetWatcher:
         touched = [b for b in await self.budgets() if (b.scope.kind, b.scope.value) in totals]
         if not touched:
             return
-        candidates: list[Alert] = []
+        candidates: list[tuple[Alert, int]] = []
         decisions: list[DecisionRecord] = []
-        for b in touched:
-            window = period_window(b.period, now)
-            spent = totals[(b.scope.kind, b.scope.value)].get(window)
-            if spent is None:
+        windows = [self.window_of(b, now) for b in touched]
+        for b, w, parts in zip(touched, windows, await self._spends(touched, windows, totals)):
+            if parts is None:
                 continue  # the batch only touched other (late) windows of this scope
-            s = budget_state(b, window, spent)
-            start, end = period_bounds(b.period, now)
-            candidates += threshold_alerts(s, now)
-            fc = forecast_alert(s, start, end, now, self.policy)
+            s = budget_state(b, w.label, sum(parts))
+            candidates += [(a, w.expire_at_s) for a in threshold_alerts(s, now)]
+            fc = None if w.rolling else forecast_alert(s, w.start_ms, w.end_ms, now, self.policy)
             if fc:
-                candidates.append(fc)
-            d = decision_due(s, end, now)
+                candidates.append((fc, w.expire_at_s))
+            d = decision_due(s, lift_at_ms(w, parts, s.limit) or w.end_ms, now)
             if d:
                 decisions.append(d)
-        candidates += await self._spikes(touched, totals, now)
+        candidates += [(a, expire_at(a.window)) for a in await self._spikes(touched, totals, now)]
         await self._fire(candidates)
         await self._decide(decisions)
 
@@ -101,11 +132,12 @@ class BudgetWatcher:
                 out.append(a)
         return out
 
-    async def _fire(self, candidates: list[Alert]) -> None:
+    async def _fire(self, candidates: list[tuple[Alert, int]]) -> None:
+        """Publish each (alert, marker expiry epoch s) the first time its marker is set."""
         if not candidates:
             return
-        first = await self.store.mark_fired([(a.dedupe_key, expire_at(a.window)) for a in candidates])
-        for a, new in zip(candidates, first):
+        first = await self.store.mark_fired([(a.dedupe_key, exp) for a, exp in candidates])
+        for (a, _), new in zip(candidates, first):
             if new:
                 self.publish(self.alerts_topic, a.budget_id, a.to_json())
                 self.metrics.alerts.labels(a.kind).inc()
@@ -137,15 +169,15 @@ class BudgetWatcher:
         for budget_id, rec in active.items():
             b = budgets.get(budget_id)
             reason = None
+            rolling = str(rec.get("window", "")).startswith("r:")
             if rec["expires_at_ms"] <= now:
-                reason = "period rolled over"
+                reason = "old spend left the rolling window" if rolling else "period rolled over"
             elif b is None:
                 reason = "budget removed"
             else:
-                window = period_window(b.period, now)
-                spent = (await self.store.read_cells([(b.scope.kind, b.scope.value, window)]))[0].get("spend", 0)
-                if spent < budget_state(b, window, spent).limit:
-                    reason = "budget raised"
+                (parts,) = await self._spends([b], [self.window_of(b, now)], None)
+                if sum(parts or ()) < b.limit_nanos:
+                    reason = "old spend left the rolling window" if rolling else "budget raised"
             if reason:
                 await self._lift(budget_id, rec, reason, now)
 

@@ -152,13 +152,21 @@ class MemoryHolds:
         return sum(a for cells, a, exp in self.holds.values() if exp > now_ms
                    for h in cells if (h.kind, h.value, h.window) == (c.kind, c.value, c.window))
 
+    def _counters(self, c: Cell) -> dict[str, int]:
+        if not c.parts:
+            return dict(self.store.windows.get((c.kind, c.value, c.window), {}))
+        out: dict[str, int] = {}
+        for p in c.parts:  # a quarter or rolling cell: the sum of its booked windows, as the Lua sums them
+            for f, v in self.store.windows.get((c.kind, c.value, p), {}).items():
+                out[f] = out.get(f, 0) + v
+        return out
+
     async def observe(self, cells: Sequence[Cell], now_ms: int) -> list[dict[str, int]]:
-        return [{**self.store.windows.get((c.kind, c.value, c.window), {}), "held": self._held(c, now_ms)}
-                for c in cells]
+        return [{**self._counters(c), "held": self._held(c, now_ms)} for c in cells]
 
     async def reserve(self, reservation_id: str, team: str, cells: Sequence[Cell], estimate: int, now_ms: int,
                       ttl_ms: int) -> tuple[bool, list[tuple[int, int]]]:
-        rows = [(self.store.spend(c.kind, c.value, c.window), self._held(c, now_ms)) for c in cells]
+        rows = [(self._counters(c).get("spend", 0), self._held(c, now_ms)) for c in cells]
         ok = all(c.limit < 0 or s + h + estimate <= c.limit for c, (s, h) in zip(cells, rows))
         if ok:
             self.holds[reservation_id] = (list(cells), estimate, now_ms + ttl_ms)

@@ -27,7 +27,7 @@ def build_api(settings):
     bootstrap = settings.api.bootstrap_admin_key
     keys = ApiKeys(r, settings.redis.prefix, bootstrap_admin_key=bootstrap.get_secret_value() if bootstrap else None)
     checker = Checker(store, Reservations(r, settings.redis.prefix), Throttle(r, settings.redis.prefix), prices,
-                      SystemClock())
+                      SystemClock(), fiscal_start_month=settings.budgets.fiscal_year_start_month)
     return create_app(checker, keys)
 
 

@@ -50,3 +50,68 @@ async def test_a_zero_cost_model_passes_an_exhausted_budget(env):
     assert a.decision == "allow" and a.reason.startswith("zero estimated cost, never blocked")
     paid = await checker.check(free.model_copy(update={"provider": "openai", "model": "gpt-4o"}))
     assert paid.decision == "deny" and paid.reservation_id is None
+
+
+def rolling(id: str, limit: str, length: str = "24h", **kw):
+    return budget(id, "team", "payments", limit, mode="enforce", action="deny", window="rolling", length=length, **kw)
+
+
+def real_now(env) -> None:
+    """Hour windows live 7 days in Redis by real time (EXPIREAT): rolling tests start from the real clock."""
+    import time
+
+    env.clock.ms = int(time.time() * 1000)
+
+
+async def book(env, hours_ago: int, usd: str, offset: int) -> None:
+    """The stream books `usd` in the team's hour / day windows of `hours_ago` (the store's own batch call)."""
+    from spendstream.windows import HOUR_MS, window_ids
+
+    ids = window_ids(env.clock.ms - hours_ago * HOUR_MS)
+    n = usd_to_nanos(usd)
+    await env.store.apply_batch("u", 0, offset, offset, {("team", "payments"): {w: [n, n, 1, 0] for w in ids}})
+
+
+async def test_200_concurrent_reservations_against_a_rolling_24h_budget_admit_exactly_its_room(env):
+    real_now(env)
+    await book(env, 23, "2", 0)   # inside the window (its oldest hour)
+    await book(env, 24, "50", 1)  # one hour too old: outside
+    await env.budgets(rolling("r24", "7"))
+    answers = await asyncio.gather(*(env.checker.check(ask(cost="0.1")) for _ in range(200)))
+    admitted = [a for a in answers if a.reservation_id]
+    assert len(admitted) == 50  # (7 - 2) / 0.1
+    assert {a.decision for a in answers if not a.reservation_id} == {"deny"}
+    held = await env.r.hget(env.store.keys.window("team", "payments", "r:24h"), "held")
+    assert int(held) == usd_to_nanos("5")
+    assert admitted[0].budgets[0].period == "rolling 24h" and admitted[0].budgets[0].window == "r:24h"
+
+
+async def test_a_rolling_deny_lifts_when_old_spend_leaves_the_window(env):
+    from spendstream.windows import HOUR_MS
+
+    real_now(env)
+    env.clock.ms -= env.clock.ms % HOUR_MS  # on an hour boundary, called 12:00 below
+    await book(env, 20, "4", 0)  # 16:00 yesterday
+    await book(env, 1, "1", 1)   # 11:00 today
+    await env.budgets(rolling("r24", "5"))
+    denied = await env.checker.check(ask(cost="0.5"))
+    assert denied.decision == "deny" and denied.budgets[0].spent_usd == "5.000000000"
+    env.clock.ms += 3 * HOUR_MS + 59 * 60_000  # 15:59: 16:00 yesterday is still inside
+    assert (await env.checker.check(ask(cost="0.5"))).decision == "deny"
+    env.clock.ms += 60_000  # 16:00: it has left
+    lifted = await env.checker.check(ask(cost="0.5"))
+    assert lifted.decision == "allow" and lifted.budgets[0].spent_usd == "1.000000000" and lifted.reservation_id
+
+
+async def test_a_quarter_budget_sums_its_fiscal_months(env):
+    from spendstream.budget_windows import budget_window
+
+    await env.budgets(budget("q", "team", "payments", "10", mode="enforce", period="quarter"))
+    q = budget_window("quarter", env.clock.ms)  # 2026-11-16: Q4 = Oct..Dec
+    n = usd_to_nanos("4")
+    await env.store.apply_batch("u", 0, 0, 0, {("team", "payments"): {"m:202610": [n, n, 1, 0],
+                                                                       "m:202611": [n, n, 1, 0],
+                                                                       "m:202609": [n, n, 1, 0]}})
+    a = await env.checker.check(ask(cost="3"))
+    assert (a.decision, a.budgets[0].window, a.budgets[0].spent_usd) == ("deny", q.label, "8.000000000")
+    assert (await env.checker.check(ask(cost="2"))).reservation_id
