@@ -83,14 +83,17 @@ def admin_router(checker: Checker, queries: Queries, principal: Callable[..., An
     @r.get("/spend", response_model=SpendReport)
     async def spend(who: Caller, scope: Annotated[str, Query(min_length=3, max_length=300,
                                                               examples=["team:payments"])],
-                    period: Literal["hour", "day", "week", "month"] = "month") -> SpendReport:
-        """Live spend of one scope (kind:value, e.g. team:payments) in the current period window."""
+                    period: Literal["hour", "day", "week", "month", "quarter"] = "month",
+                    length: Annotated[Literal["24h", "7d", "30d"] | None, Query(
+                        description="a rolling window instead of the period")] = None) -> SpendReport:
+        """Live spend of one scope (kind:value, e.g. team:payments, user:u-9f2, api_key:k1) in the current period
+        window (quarters follow the fiscal year), or in its rolling window of `length`."""
         try:
             s = parse_scope(scope)
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from exc
         who.require_read(scope_team(s.kind, s.value))
-        return await queries.spend(s, period)
+        return await queries.spend(s, period, length)
 
     @r.get("/decisions", response_model=list[ActiveDecision])
     async def decisions(who: Caller) -> list[ActiveDecision]:
