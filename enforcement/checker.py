@@ -23,6 +23,7 @@ from spendstream.pricing import PriceBook
 from spendstream.scopes import optional_scopes, scope_values
 from spendstream.ttl_cache import TtlCache
 from spendstream.budget_windows import BudgetWindow, budget_window
+from spendstream.carry_over import CarryOver
 
 __all__ = ["CheckRequest", "CheckResponse", "AppliedBudget", "Checker", "request_scopes", "STORE_UNAVAILABLE"]
 
@@ -80,6 +81,8 @@ class AppliedBudget(BaseModel):
     spent_usd: str | None
     held_usd: str | None
     remaining_usd: str | None
+    carried_usd: str | None = Field(default=None, description="carry-over: unused budget of the previous period "
+                                    "included in limit_usd")
 
 
 class CheckResponse(BaseModel):
@@ -120,6 +123,7 @@ class Checker:
         self.prices = prices
         self.clock = clock
         self.fiscal_start_month = fiscal_start_month
+        self.carry = CarryOver(holds.observe, clock.monotonic, fiscal_start_month)
         self._budgets: TtlCache[str, list[Budget]] = TtlCache(cache_ttl_s, clock.monotonic)
         self._refresh = asyncio.Lock()
         self._failed_at = float("-inf")
@@ -177,10 +181,12 @@ class Checker:
         applicable = [b for b in budgets if (b.scope.kind, b.scope.value) in scopes]
         wins = [self.window_of(b, now) for b in applicable]
         windows = [w.label for w in wins]
-        cells = _cells(applicable, wins, refuse=estimate > 0)  # a zero estimate is held, never refused
-        index = {(c.kind, c.value, c.window): i for i, c in enumerate(cells)}
         rid = uuid.uuid4().hex if req.reserve else None
         try:
+            carried = await self.carry.carried(applicable, wins, now) if any(b.carry_over for b in applicable) \
+                else [0] * len(applicable)
+            cells = _cells(applicable, wins, carried, refuse=estimate > 0)  # a zero estimate is never refused
+            index = {(c.kind, c.value, c.window): i for i, c in enumerate(cells)}
             if rid is not None:
                 admitted, rows = await self.reservations.reserve(
                     rid, req.team, cells, estimate, now, req.hold_ttl_s * 1000)
@@ -189,12 +195,13 @@ class Checker:
                 rows = [(c.get("spend", 0), c.get("held", 0)) for c in await self.reservations.observe(cells, now)]
         except StoreUnavailable:
             return self._unavailable(applicable, estimate, now)
-        states = [budget_state(b, w, *rows[index[(b.scope.kind, b.scope.value, w)]])
-                  for b, w in zip(applicable, windows)]
+        states = [budget_state(b, w, *rows[index[(b.scope.kind, b.scope.value, w)]], carried=c)
+                  for b, w, c in zip(applicable, windows, carried)]
         decision, reason, binding = decide(states, estimate)
         if rid is not None and not admitted and decision not in REFUSALS:
             decision, reason = "deny", "reservation refused: a budget's room was taken concurrently"
-        shown = [budget_state(s.budget, s.window, s.spent, s.held + estimate) for s in states] if admitted else states
+        shown = [budget_state(s.budget, s.window, s.spent, s.held + estimate, s.carried) for s in states] \
+            if admitted else states
         out = CheckResponse(decision=decision, reason=reason, estimated_cost_usd=format_usd(estimate),
                             budgets=[_applied(s) for s in shown], reservation_id=rid if admitted else None,
                             api_key_id=api_key if admitted else None)
@@ -223,15 +230,15 @@ class Checker:
         )
 
 
-def _cells(budgets: list[Budget], windows: list[BudgetWindow], refuse: bool = True) -> list[Cell]:
+def _cells(budgets: list[Budget], windows: list[BudgetWindow], carried: list[int], refuse: bool = True) -> list[Cell]:
     limits: dict[tuple[str, str, str], int] = {}
     shapes: dict[str, BudgetWindow] = {}
-    for b, w in zip(budgets, windows):
+    for b, w, c in zip(budgets, windows, carried):
         k = (b.scope.kind, b.scope.value, w.label)
         shapes[w.label] = w
         cur = limits.setdefault(k, -1)
         if refuse and blocks(b):
-            lim = b.limit_nanos
+            lim = b.limit_nanos + c
             limits[k] = lim if cur < 0 else min(cur, lim)
     return [Cell(kind, value, w, lim, shapes[w].expire_at_s, shapes[w].parts)
             for (kind, value, w), lim in limits.items()]
@@ -242,7 +249,7 @@ def _applied(s: BudgetState) -> AppliedBudget:
     return AppliedBudget(
         budget_id=b.id, scope=f"{b.scope.kind}:{b.scope.value}", period=b.window_name, window=s.window, mode=b.mode,
         action=b.action, limit_usd=format_usd(s.limit), spent_usd=format_usd(s.spent), held_usd=format_usd(s.held),
-        remaining_usd=format_usd(s.remaining),
+        remaining_usd=format_usd(s.remaining), carried_usd=format_usd(s.carried) if b.carry_over else None,
     )
 
 

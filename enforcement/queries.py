@@ -25,7 +25,6 @@ class SpendReport(BaseModel):
     period: str = Field(description="the period, or `rolling 24h` / `rolling 7d` / `rolling 30d`")
     window: str
     label: str | None = Field(default=None, description="a quarter's fiscal name, e.g. FY2027 Q1")
-    carried_usd: str | None = Field(default=None, description="carried over into this period by carry-over budgets")
     spent_usd: str
     tagged_usd: str = Field(description="spend of events that carried every required tag")
     held_usd: str = Field(description="reserved by live reservations, not yet settled")
@@ -80,7 +79,8 @@ class Queries:
             label=fiscal_label(window, fy) if window.startswith("q:") else None, spent_usd=format_usd(spent),
             tagged_usd=format_usd(cell.get("tagged", 0)), held_usd=format_usd(held), events=cell.get("events", 0),
             unpriced_events=cell.get("unpriced", 0),
-            budgets=[_applied(budget_state(b, window, spent, held)) for b in budgets],
+            budgets=[_applied(budget_state(b, window, spent, held, c))
+                     for b, c in zip(budgets, await self.checker.carry.carried(budgets, [w] * len(budgets), now))],
         )
 
     async def decisions(self) -> list[ActiveDecision]:

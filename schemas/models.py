@@ -109,6 +109,8 @@ class Budget(BaseModel):
         default="calendar", description="rolling: the spend of the last `length` at any moment; period is ignored")
     length: Literal["24h", "7d", "30d"] | None = Field(default=None, description="rolling window length")
     limit_usd: str = Field(pattern=r"^\d{1,12}(\.\d{1,9})?$", description="USD, up to 9 decimals")
+    carry_over: bool = Field(default=False, description="unused budget of the previous period adds to this one")
+    carry_over_cap_pct: int = Field(default=100, ge=0, le=100, description="at most this % of the limit carries")
     thresholds: tuple[int, ...] = (50, 80, 100)
     mode: Literal["showback", "enforce"] = "showback"
     action: Literal["warn", "throttle", "deny", "downgrade"] = "deny"
@@ -124,6 +126,8 @@ class Budget(BaseModel):
             raise ValueError("a rolling budget needs length: 24h, 7d or 30d")
         if self.window == "calendar" and self.length is not None:
             raise ValueError("length applies to window: rolling only (a calendar budget uses period)")
+        if self.carry_over and self.window == "rolling":
+            raise ValueError("carry_over needs a calendar period (a rolling window has no previous period)")
         return self
 
     @property

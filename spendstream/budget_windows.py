@@ -23,7 +23,7 @@ from typing import Sequence
 
 from spendstream.windows import DAY_MS, HOUR_MS, add_months, expire_at, period_bounds, period_window, window_ids
 
-__all__ = ["ROLLING_HOURS", "BudgetWindow", "budget_window", "rolling_parts", "quarter_start", "fiscal_label",
+__all__ = ["ROLLING_HOURS", "BudgetWindow", "budget_window", "previous_window", "rolling_parts", "quarter_start", "fiscal_label",
            "lift_at_ms"]
 
 ROLLING_HOURS = {"24h": 24, "7d": 168, "30d": 720}
@@ -96,6 +96,11 @@ def budget_window(period: str, now_ms: int, *, window: str = "calendar", length:
     wid = period_window(period, now_ms)
     start, end = period_bounds(period, now_ms)
     return BudgetWindow(wid, (), start, end, expire_at(wid))
+
+
+def previous_window(period: str, w: BudgetWindow, fiscal_start_month: int = 1) -> BudgetWindow:
+    """The calendar window before `w` (carry-over reads its spend)."""
+    return budget_window(period, w.start_ms - 1, fiscal_start_month=fiscal_start_month)
 
 
 def lift_at_ms(w: BudgetWindow, part_spends: Sequence[int], limit: int) -> int | None:

@@ -15,10 +15,12 @@ from spendstream.alerts import (
     Alert, AlertPolicy, DecisionRecord, decision_due, forecast_alert, spike_alert, threshold_alerts,
 )
 from spendstream.budgets import budget_state
-from spendstream.ports import Clock, Publish, SpendStore, Totals
+from spendstream.ports import Cell, Clock, Publish, SpendStore, Totals
 from spendstream.scopes import CardinalityCap
 from spendstream.ttl_cache import TtlCache
-from spendstream.budget_windows import BudgetWindow, budget_window, lift_at_ms
+from sinks.clickhouse.carry_rows import CARRY_COLUMNS, carry_row
+from spendstream.budget_windows import BudgetWindow, budget_window, lift_at_ms, previous_window
+from spendstream.carry_over import CarryOver
 from spendstream.windows import HOUR_MS, expire_at, window_ids
 from sinks.clickhouse.ledger_rows import ALERT_COLUMNS, DECISION_COLUMNS, alert_row, decision_row
 from stream_app.metrics import Metrics
@@ -49,6 +51,7 @@ class BudgetWatcher:
         self._budgets: TtlCache[str, list[Budget]] = TtlCache(refresh_s, clock.monotonic)
         self.ledger = ledger or (lambda table, columns, rows: None)  # ClickHouse ledger tables
         self.fiscal_start_month = fiscal_start_month
+        self.carry = CarryOver(self._read_summed, clock.monotonic, fiscal_start_month)
         self.cap = cap  # the processor's: scopes a budget names are always tracked, never `overflow`
 
     async def budgets(self) -> list[Budget]:
@@ -90,6 +93,26 @@ class BudgetWatcher:
                 out[i] = [next(cells).get("spend", 0) for _ in (w.parts or (w.label,))]
         return out
 
+    async def _read_summed(self, cells: list[Cell], now_ms: int) -> list[dict[str, int]]:
+        """{spend} of each cell, a cell with parts read as their sum (the CarryOver reader)."""
+        rows = iter(await self.store.read_cells(
+            [(c.kind, c.value, p) for c in cells for p in (c.parts or (c.window,))]))
+        return [{"spend": sum(next(rows).get("spend", 0) for _ in (c.parts or (c.window,)))} for c in cells]
+
+    async def _record_carry(self, budgets: list[Budget], windows: list[BudgetWindow], carried: list[int],
+                            now: int) -> None:
+        """Write each carry-over budget's carried amount to the ClickHouse ledger once per period."""
+        due = [(b, w, c) for b, w, c in zip(budgets, windows, carried) if b.carry_over]
+        if not due:
+            return
+        first = await self.store.mark_fired([((b.id, w.label, "carry", 0), w.expire_at_s) for b, w, _ in due])
+        for (b, w, c), new in zip(due, first):
+            if new:
+                prev = previous_window(b.period, w, self.fiscal_start_month)
+                spent = (await self._read_summed([Cell(b.scope.kind, b.scope.value, prev.label, parts=prev.parts)],
+                                                 now))[0]["spend"]
+                self.ledger("carry_over", CARRY_COLUMNS, [carry_row(b, prev.label, w.label, spent, c, now)])
+
     async def on_batch(self, totals: Totals) -> None:
         """`totals` = {(kind, value): {window id: spend after the batch}} from SpendStore.apply_batch."""
         if not totals:
@@ -101,10 +124,13 @@ class BudgetWatcher:
         candidates: list[tuple[Alert, int]] = []
         decisions: list[DecisionRecord] = []
         windows = [self.window_of(b, now) for b in touched]
-        for b, w, parts in zip(touched, windows, await self._spends(touched, windows, totals)):
+        carried = await self.carry.carried(touched, windows, now) if any(b.carry_over for b in touched) \
+            else [0] * len(touched)
+        await self._record_carry(touched, windows, carried, now)
+        for b, w, parts, c in zip(touched, windows, await self._spends(touched, windows, totals), carried):
             if parts is None:
                 continue  # the batch only touched other (late) windows of this scope
-            s = budget_state(b, w.label, sum(parts))
+            s = budget_state(b, w.label, sum(parts), carried=c)
             candidates += [(a, w.expire_at_s) for a in threshold_alerts(s, now)]
             fc = None if w.rolling else forecast_alert(s, w.start_ms, w.end_ms, now, self.policy)
             if fc:
@@ -175,8 +201,10 @@ class BudgetWatcher:
             elif b is None:
                 reason = "budget removed"
             else:
-                (parts,) = await self._spends([b], [self.window_of(b, now)], None)
-                if sum(parts or ()) < b.limit_nanos:
+                w = self.window_of(b, now)
+                (parts,) = await self._spends([b], [w], None)
+                (c,) = await self.carry.carried([b], [w], now)
+                if sum(parts or ()) < b.limit_nanos + c:
                     reason = "old spend left the rolling window" if rolling else "budget raised"
             if reason:
                 await self._lift(budget_id, rec, reason, now)

@@ -56,3 +56,16 @@ async def test_spend_answers_for_a_user_in_its_rolling_window_and_in_the_quarter
     quarter = (await api.call("admin", "GET", "/v1/spend?scope=user:u-9f2&period=quarter")).json()
     assert quarter["spent_usd"] == "1.500000000" and quarter["label"].startswith("FY")
     assert (await api.call("lead", "GET", "/v1/spend?scope=user:u-9f2")).status_code == 403  # not a team scope
+
+
+async def test_spend_shows_the_carried_amount_of_a_carry_over_budget(api):
+    budget = {"id": "pay-carry", "scope": {"kind": "team", "value": "payments"}, "limit_usd": "10",
+              "mode": "enforce", "carry_over": True, "carry_over_cap_pct": 30}
+    assert (await api.call("admin", "POST", "/v1/budgets", budget)).status_code == 201
+    n = usd_to_nanos("8")  # previous month (the clock is 2026-11-16): 2 unused, all of it carries (cap 3)
+    await api.env.store.apply_batch("u", 0, 0, 0, {("team", "payments"): {"m:202610": [n, n, 1, 0]}})
+    spend = (await api.call("lead", "GET", "/v1/spend?scope=team:payments")).json()
+    (b,) = [b for b in spend["budgets"] if b["budget_id"] == "pay-carry"]
+    assert (b["carried_usd"], b["limit_usd"]) == ("2.000000000", "12.000000000")
+    bad = await api.call("admin", "POST", "/v1/budgets", {**budget, "id": "x", "window": "rolling", "length": "7d"})
+    assert bad.status_code == 422 and "carry_over needs a calendar period" in bad.text
