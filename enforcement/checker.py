@@ -18,7 +18,8 @@ from spendstream.allocation import UNALLOCATED
 from spendstream.budgets import REFUSING, BudgetState, budget_state, decide
 from spendstream.errors import StoreUnavailable
 from spendstream.money import format_usd, usd_to_nanos
-from spendstream.ports import Cell, Clock, Holds, SpendStore, ThrottleBuckets
+from spendstream.ports import Cell, Clock, Holds, RateLimiter, SpendStore, ThrottleBuckets
+from spendstream.rate_limits import rate_counters
 from spendstream.pricing import PriceBook
 from spendstream.scopes import optional_scopes, scope_values
 from spendstream.ttl_cache import TtlCache
@@ -116,13 +117,14 @@ class Checker:
     for the fail modes. Raises InvalidEvent (via the price book) when the estimate cannot be priced."""
 
     def __init__(self, store: SpendStore, holds: Holds, throttle: ThrottleBuckets, prices: PriceBook, clock: Clock,
-                 *, cache_ttl_s: float = 1.0, fiscal_start_month: int = 1) -> None:
+                 *, cache_ttl_s: float = 1.0, fiscal_start_month: int = 1, rates: RateLimiter | None = None) -> None:
         self.store = store
         self.reservations = holds
         self.throttle = throttle
         self.prices = prices
         self.clock = clock
         self.fiscal_start_month = fiscal_start_month
+        self.rates = rates  # None: budgets' per-minute limits are not enforced (in-process tools, tests)
         self.carry = CarryOver(holds.observe, clock.monotonic, fiscal_start_month)
         self._budgets: TtlCache[str, list[Budget]] = TtlCache(cache_ttl_s, clock.monotonic)
         self._refresh = asyncio.Lock()
@@ -181,8 +183,16 @@ class Checker:
         applicable = [b for b in budgets if (b.scope.kind, b.scope.value) in scopes]
         wins = [self.window_of(b, now) for b in applicable]
         windows = [w.label for w in wins]
-        rid = uuid.uuid4().hex if req.reserve else None
+        counters = rate_counters(applicable, req.estimated_input_tokens + req.estimated_output_tokens) \
+            if self.rates is not None else []
+        too_big = next((c for c in counters if c.amount > c.limit), None)
+        rate_wait = None
+        rid = uuid.uuid4().hex if req.reserve and too_big is None else None
         try:
+            if counters and too_big is None:
+                admitted_rate, wait = await self.rates.take(counters, now)
+                if not admitted_rate:
+                    rate_wait, rid = wait, None
             carried = await self.carry.carried(applicable, wins, now) if any(b.carry_over for b in applicable) \
                 else [0] * len(applicable)
             cells = _cells(applicable, wins, carried, refuse=estimate > 0)  # a zero estimate is never refused
@@ -198,6 +208,12 @@ class Checker:
         states = [budget_state(b, w, *rows[index[(b.scope.kind, b.scope.value, w)]], carried=c)
                   for b, w, c in zip(applicable, windows, carried)]
         decision, reason, binding = decide(states, estimate)
+        if too_big is not None:
+            decision, reason, binding = "deny", (f"budget {too_big.budget_id}: {too_big.amount} estimated tokens "
+                                                 f"exceed its {too_big.limit} tokens per minute by themselves"), None
+        elif rate_wait is not None:
+            ids = ", ".join(sorted({c.budget_id for c in counters}))
+            decision, reason, binding = "throttle", f"per-minute rate limit reached ({ids})", None
         if rid is not None and not admitted and decision not in REFUSALS:
             decision, reason = "deny", "reservation refused: a budget's room was taken concurrently"
         shown = [budget_state(s.budget, s.window, s.spent, s.held + estimate, s.carried) for s in states] \
@@ -207,6 +223,8 @@ class Checker:
                             api_key_id=api_key if admitted else None)
         if binding is not None and decision == "downgrade":
             out.suggested_model = binding.budget.downgrade_model
+        if rate_wait is not None:
+            out.retry_after = rate_wait
         if binding is not None and decision == "throttle":
             out.rate_per_s = binding.budget.throttle_rps
             try:

@@ -116,6 +116,9 @@ class Budget(BaseModel):
     action: Literal["warn", "throttle", "deny", "downgrade"] = "deny"
     downgrade_model: str | None = None
     throttle_rps: float = Field(default=1.0, gt=0)
+    requests_per_minute: int | None = Field(default=None, ge=1, description="enforce: throttle above this rate")
+    tokens_per_minute: int | None = Field(default=None, ge=1, description="enforce: throttle above this rate "
+                                          "(the check's estimated input + output tokens)")
     fail_mode: Literal["open", "closed"] | None = Field(
         default=None, description="When the spend store is unreachable; default open for showback, closed for enforce"
     )
@@ -126,6 +129,8 @@ class Budget(BaseModel):
             raise ValueError("a rolling budget needs length: 24h, 7d or 30d")
         if self.window == "calendar" and self.length is not None:
             raise ValueError("length applies to window: rolling only (a calendar budget uses period)")
+        if (self.requests_per_minute or self.tokens_per_minute) and self.mode != "enforce":
+            raise ValueError("requests_per_minute / tokens_per_minute need mode: enforce")
         if self.carry_over and self.window == "rolling":
             raise ValueError("carry_over needs a calendar period (a rolling window has no previous period)")
         return self

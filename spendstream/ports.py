@@ -14,9 +14,10 @@ from typing import Any, Iterable, Protocol, Sequence
 
 from schemas.models import Budget
 from spendstream.aggregation import Deltas
+from spendstream.rate_limits import RateCounter
 
 __all__ = [
-    "Clock", "SpendStore", "ReservationSettler", "Holds", "ThrottleBuckets", "RowSink", "DeadLetter",
+    "Clock", "SpendStore", "ReservationSettler", "Holds", "RateLimiter", "ThrottleBuckets", "RowSink", "DeadLetter",
     "DeadLetterSink", "Notifier", "Publish", "Cell", "Totals", "DedupeKey",
 ]
 
@@ -110,6 +111,11 @@ class Holds(ReservationSettler, Protocol):
     async def release(self, reservation_id: str) -> bool: ...
 
     async def owner(self, reservation_id: str) -> str | None: ...
+
+
+class RateLimiter(Protocol):
+    async def take(self, counters: Sequence[RateCounter], now_ms: int) -> tuple[bool, float]:
+        """Take each per-minute counter's amount atomically per scope, or refuse. (admitted, retry_after_s)."""
 
 
 class ThrottleBuckets(Protocol):

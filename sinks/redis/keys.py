@@ -68,6 +68,10 @@ class Keys:
         """Token bucket of a throttle budget (its next free retry time). Scope slot."""
         return self.scope_tag(kind, value) + f":tb:{budget_id}"
 
+    def rate(self, kind: str, value: str, budget_id: str, counter: str, minute: int) -> str:
+        """Per-minute counter (rpm | tpm) of a rate-limited budget; minute = epoch ms // 60000. Scope slot."""
+        return self.scope_tag(kind, value) + f":rl:{budget_id}:{counter}:{minute}"
+
     def reservation(self, reservation_id: str) -> str:
         """Record of where a reservation holds money; its own slot (read once, then per-scope releases)."""
         return f"{self.prefix}:{{res:{reservation_id}}}"

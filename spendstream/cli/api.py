@@ -18,6 +18,7 @@ def build_api(settings):
     from sinks.redis.client import make_redis
     from sinks.redis.reservations import Reservations
     from sinks.redis.spend_store import RedisSpendStore
+    from sinks.redis.rate_limits import RateLimits
     from sinks.redis.throttle import Throttle
     from spendstream.cli.clock import SystemClock
 
@@ -27,7 +28,8 @@ def build_api(settings):
     bootstrap = settings.api.bootstrap_admin_key
     keys = ApiKeys(r, settings.redis.prefix, bootstrap_admin_key=bootstrap.get_secret_value() if bootstrap else None)
     checker = Checker(store, Reservations(r, settings.redis.prefix), Throttle(r, settings.redis.prefix), prices,
-                      SystemClock(), fiscal_start_month=settings.budgets.fiscal_year_start_month)
+                      SystemClock(), fiscal_start_month=settings.budgets.fiscal_year_start_month,
+                      rates=RateLimits(r, settings.redis.prefix))
     return create_app(checker, keys)
 
 

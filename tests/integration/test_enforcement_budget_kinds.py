@@ -115,3 +115,36 @@ async def test_a_quarter_budget_sums_its_fiscal_months(env):
     a = await env.checker.check(ask(cost="3"))
     assert (a.decision, a.budgets[0].window, a.budgets[0].spent_usd) == ("deny", q.label, "8.000000000")
     assert (await env.checker.check(ask(cost="2"))).reservation_id
+
+
+async def test_requests_per_minute_admit_exactly_the_rate_and_throttle_the_rest_with_retry_after(env):
+    from sinks.redis.rate_limits import RateLimits
+
+    env.checker.rates = RateLimits(env.r, env.store.keys.prefix)
+    env.clock.ms -= env.clock.ms % 60_000  # the start of a minute
+    await env.budgets(budget("rpm", "api_key", "k1", "1000", mode="enforce", requests_per_minute=20))
+    answers = await asyncio.gather(*(env.checker.check(ask(cost="0.01"), "k1") for _ in range(200)))
+    assert sum(1 for a in answers if a.reservation_id) == 20
+    throttled = [a for a in answers if a.decision == "throttle"]
+    assert len(throttled) == 180 and {a.retry_after for a in throttled} == {60.0}
+    assert throttled[0].reason == "per-minute rate limit reached (rpm)" and throttled[0].reservation_id is None
+    assert (await env.checker.check(ask(cost="0.01"), "k2")).reservation_id  # another key: its own counter
+    env.clock.ms += 90_000  # half way into the next minute the previous one still weighs 10: 10 more fit
+    mid = [await env.checker.check(ask(cost="0.01"), "k1") for _ in range(11)]
+    assert [a.decision for a in mid].count("throttle") == 1
+    env.clock.ms += 60_000
+    assert (await env.checker.check(ask(cost="0.01"), "k1")).decision == "allow"
+
+
+async def test_tokens_per_minute_count_estimated_tokens(env):
+    from sinks.redis.rate_limits import RateLimits
+
+    env.checker.rates = RateLimits(env.r, env.store.keys.prefix)
+    env.clock.ms -= env.clock.ms % 60_000
+    await env.budgets(budget("tpm", "team", "payments", "1000", mode="enforce", tokens_per_minute=10_000))
+    big = CheckRequest(team="payments", provider="openai", model="gpt-4o", estimated_input_tokens=6000)
+    assert (await env.checker.check(big)).decision == "allow"
+    again = await env.checker.check(big)
+    assert again.decision == "throttle" and 0 < again.retry_after <= 60
+    huge = await env.checker.check(big.model_copy(update={"estimated_input_tokens": 20_000}))
+    assert huge.decision == "deny" and "by themselves" in huge.reason
