@@ -199,7 +199,7 @@ class Checker:
             index = {(c.kind, c.value, c.window): i for i, c in enumerate(cells)}
             if rid is not None:
                 admitted, rows = await self.reservations.reserve(
-                    rid, req.team, cells, estimate, now, req.hold_ttl_s * 1000)
+                    rid, req.team, cells, estimate, now, req.hold_ttl_s * 1000, api_key)
             else:
                 admitted = False
                 rows = [(c.get("spend", 0), c.get("held", 0)) for c in await self.reservations.observe(cells, now)]

@@ -105,8 +105,9 @@ class Holds(ReservationSettler, Protocol):
         """Each cell's counters {spend, held, ...} after dropping holds expired at now_ms."""
 
     async def reserve(self, reservation_id: str, team: str, cells: Sequence[Cell], estimate: int, now_ms: int,
-                      ttl_ms: int) -> tuple[bool, list[tuple[int, int]]]:
-        """Hold on every cell or on none. Returns (admitted, [(spend, held before) per cell])."""
+                      ttl_ms: int, api_key: str | None = None) -> tuple[bool, list[tuple[int, int]]]:
+        """Hold on every cell or on none; the record names the team and the enforcement key that asked.
+        Returns (admitted, [(spend, held before) per cell])."""
 
     async def release(self, reservation_id: str) -> bool: ...
 

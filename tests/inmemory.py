@@ -165,7 +165,7 @@ class MemoryHolds:
         return [{**self._counters(c), "held": self._held(c, now_ms)} for c in cells]
 
     async def reserve(self, reservation_id: str, team: str, cells: Sequence[Cell], estimate: int, now_ms: int,
-                      ttl_ms: int) -> tuple[bool, list[tuple[int, int]]]:
+                      ttl_ms: int, api_key: str | None = None) -> tuple[bool, list[tuple[int, int]]]:
         rows = [(self._counters(c).get("spend", 0), self._held(c, now_ms)) for c in cells]
         ok = all(c.limit < 0 or s + h + estimate <= c.limit for c, (s, h) in zip(cells, rows))
         if ok:

@@ -61,7 +61,7 @@ class Reservations:
         return out
 
     async def reserve(self, reservation_id: str, team: str, cells: Sequence[Cell], estimate: int, now_ms: int,
-                      ttl_ms: int) -> tuple[bool, list[tuple[int, int]]]:
+                      ttl_ms: int, api_key: str | None = None) -> tuple[bool, list[tuple[int, int]]]:
         """Hold `estimate` nano-USD on every cell until now_ms + ttl_ms, or on none.
 
         Returns (admitted, [(spend, held before this hold) per cell]). Refused when a cell's blocking limit would
@@ -76,7 +76,7 @@ class Reservations:
             for _, c in members:
                 argv += (c.limit, c.expire_at, len(c.parts))
             calls.append((lua.RESERVE, [k for _, c in members for k in self._cell_keys(c)], argv))
-        record = json.dumps({"team": team, "cells": [[c.kind, c.value, c.window] for c in cells]})
+        record = json.dumps({"team": team, "api_key": api_key, "cells": [[c.kind, c.value, c.window] for c in cells]})
         calls.append((None, (), ("SET", self.keys.reservation(reservation_id), record, "PX", ttl_ms + RECORD_SLACK_MS)))
         replies = (await self.runner.run(calls))[:-1]
         rows: list[tuple[int, int]] = [(0, 0)] * len(cells)

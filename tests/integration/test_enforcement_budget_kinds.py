@@ -4,6 +4,7 @@ rolling windows whose deny lifts as old spend leaves, zero-cost calls through an
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 import pytest_asyncio
@@ -36,6 +37,8 @@ async def test_200_concurrent_reservations_of_one_key_admit_exactly_its_room(env
     assert (await env.cell("api_key", "k1"))["held"] == usd_to_nanos("5")
     assert (await env.cell("api_key", "k2")).get("held", 0) == 0  # another key's budget is untouched
     assert (await env.checker.check(ask(cost="0.1"), "k2")).reservation_id
+    record = json.loads(await env.r.get(env.checker.reservations.keys.reservation(admitted[0].reservation_id)))
+    assert (record["team"], record["api_key"]) == ("payments", "k1")  # the reservation records its key
 
 
 async def test_a_zero_cost_model_passes_an_exhausted_budget(env):
