@@ -5,6 +5,7 @@ HTTP by enforcement/api.py."""
 from typing import Annotated, Any, Callable, Literal
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
 
 from enforcement.auth import Principal
 from enforcement.checker import Checker
@@ -13,7 +14,11 @@ from enforcement.queries import ActiveDecision, Queries, SpendReport, parse_scop
 from spendstream.scopes import scope_team, split_scope
 from schemas.models import Budget
 
-__all__ = ["admin_router"]
+__all__ = ["admin_router", "MemberLabels"]
+
+
+class MemberLabels(BaseModel):
+    labels: dict[str, Annotated[str, Field(max_length=200)]] = Field(default_factory=dict, max_length=50)
 
 
 def _team_of(b: Budget) -> str | None:
@@ -94,6 +99,22 @@ def admin_router(checker: Checker, queries: Queries, principal: Callable[..., An
             raise InvalidRequest(str(exc)) from exc
         who.require_read(scope_team(s.kind, s.value))
         return await queries.spend(s, period, length)
+
+    @r.put("/members/{kind}/{value}", response_model=MemberLabels)
+    async def put_member(kind: Literal["api_key", "customer", "project"], value: str, body: MemberLabels,
+                         who: Caller) -> MemberLabels:
+        """Label a budget-group member (an API key by its id, a customer, a project): group budgets select
+        members by these labels (e.g. {"team": "payments", "tier": "free"})."""
+        who.require_admin()
+        await store.put_member(kind, value, body.labels)
+        checker.invalidate_budgets()
+        return body
+
+    @r.get("/members/{kind}/{value}", response_model=MemberLabels)
+    async def get_member(kind: Literal["api_key", "customer", "project"], value: str, who: Caller) -> MemberLabels:
+        who.require_admin()
+        (labels,) = await store.member_labels([(kind, value)])
+        return MemberLabels(labels=labels)
 
     @r.get("/decisions", response_model=list[ActiveDecision])
     async def decisions(who: Caller) -> list[ActiveDecision]:

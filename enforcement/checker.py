@@ -9,94 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
+from enforcement.check_models import AppliedBudget, CheckRequest, CheckResponse, applied, applied_unknown
 from schemas.models import Budget
-from spendstream.allocation import UNALLOCATED
-from spendstream.budgets import REFUSING, BudgetState, budget_state, decide
+from spendstream.budget_windows import BudgetWindow, budget_window
+from spendstream.budgets import REFUSING, budget_state, decide
+from spendstream.carry_over import CarryOver
 from spendstream.errors import StoreUnavailable
+from spendstream.groups import GROUP_KINDS, group_budgets_for
 from spendstream.money import format_usd, usd_to_nanos
 from spendstream.ports import Cell, Clock, Holds, RateLimiter, SpendStore, ThrottleBuckets
-from spendstream.rate_limits import rate_counters
 from spendstream.pricing import PriceBook
+from spendstream.rate_limits import rate_counters
 from spendstream.scopes import optional_scopes, scope_values
 from spendstream.ttl_cache import TtlCache
-from spendstream.budget_windows import BudgetWindow, budget_window
-from spendstream.carry_over import CarryOver
 
 __all__ = ["CheckRequest", "CheckResponse", "AppliedBudget", "Checker", "request_scopes", "STORE_UNAVAILABLE"]
 
 STORE_UNAVAILABLE = "spend store unavailable"
 REFUSALS = REFUSING  # the actions that stop a call at an enforce budget's limit
-Name = Field(min_length=1, max_length=200)
-_TAGS = ("use_case", "cost_center", "environment")
-
-
-class CheckRequest(BaseModel):
-    """A call about to be made. Give token estimates (priced with the price book) or estimated_cost_usd."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    team: str = Name
-    use_case: str = Field(default=UNALLOCATED, min_length=1, max_length=200)
-    cost_center: str = Field(default=UNALLOCATED, min_length=1, max_length=200)
-    environment: str = Field(default=UNALLOCATED, min_length=1, max_length=50)
-    provider: str = Field(min_length=1, max_length=100)
-    model: str = Name
-    estimated_input_tokens: int = Field(default=0, ge=0, le=100_000_000)
-    estimated_output_tokens: int = Field(default=0, ge=0, le=100_000_000)
-    estimated_cost_usd: str | None = Field(default=None, pattern=r"^\d{1,9}(\.\d{1,9})?$", description="USD decimal")
-    project: str | None = Field(default=None, min_length=1, max_length=200)
-    customer: str | None = Field(default=None, min_length=1, max_length=200)
-    user_hash: str | None = Field(default=None, min_length=1, max_length=200, description="hashed end-user id")
-    reserve: bool = Field(default=False, description="hold the estimate until settled, released or expired")
-    hold_ttl_s: int = Field(default=300, ge=1, le=86_400, description="seconds a reservation holds when not settled")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _missing_tags(cls, data: object) -> object:
-        """A null optional tag is booked to `unallocated`, as the stream does for events."""
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if not (v is None and k in _TAGS)}
-        return data
-
-    @model_validator(mode="after")
-    def _estimate(self) -> "CheckRequest":
-        if self.estimated_cost_usd is None and not (self.estimated_input_tokens or self.estimated_output_tokens):
-            raise ValueError("give estimated_input_tokens / estimated_output_tokens or estimated_cost_usd")
-        return self
-
-
-class AppliedBudget(BaseModel):
-    """One budget that applied. Amounts are USD decimal strings; null when the spend store was unavailable."""
-
-    budget_id: str
-    scope: str
-    period: str
-    window: str
-    mode: str
-    action: str
-    limit_usd: str
-    spent_usd: str | None
-    held_usd: str | None
-    remaining_usd: str | None
-    carried_usd: str | None = Field(default=None, description="carry-over: unused budget of the previous period "
-                                    "included in limit_usd")
-
-
-class CheckResponse(BaseModel):
-    decision: Literal["allow", "warn", "throttle", "deny", "downgrade"]
-    reason: str
-    estimated_cost_usd: str
-    budgets: list[AppliedBudget]
-    suggested_model: str | None = Field(default=None, description="on downgrade: the model to call instead")
-    retry_after: float | None = Field(default=None, description="on throttle: seconds to wait before retrying")
-    rate_per_s: float | None = Field(default=None, description="on throttle: calls per second the scope is limited to")
-    reservation_id: str | None = Field(default=None, description="when reserve was asked and the estimate is held")
-    api_key_id: str | None = Field(default=None, description="with a reservation: the key that made it; put it in "
-                                   "the usage event's attributes.api_key_id so the spend books to scope api_key")
 
 
 def request_scopes(req: CheckRequest, api_key: str | None = None) -> set[tuple[str, str]]:
@@ -127,6 +58,7 @@ class Checker:
         self.rates = rates  # None: budgets' per-minute limits are not enforced (in-process tools, tests)
         self.carry = CarryOver(holds.observe, clock.monotonic, fiscal_start_month)
         self._budgets: TtlCache[str, list[Budget]] = TtlCache(cache_ttl_s, clock.monotonic)
+        self._members: TtlCache[tuple[str, str], dict[str, str]] = TtlCache(cache_ttl_s, clock.monotonic)
         self._refresh = asyncio.Lock()
         self._failed_at = float("-inf")
 
@@ -167,6 +99,7 @@ class Checker:
 
     def invalidate_budgets(self) -> None:
         self._budgets.expire()
+        self._members.clear()
 
     async def check(self, req: CheckRequest, api_key: str | None = None) -> CheckResponse:
         """The decision for `req` asked with the key `api_key` (its id; None in-process); with req.reserve and a
@@ -180,7 +113,14 @@ class Checker:
         except StoreUnavailable:
             return self._unavailable([b for b in self.last_budgets() if (b.scope.kind, b.scope.value) in scopes],
                                      estimate, now)
-        applicable = [b for b in budgets if (b.scope.kind, b.scope.value) in scopes]
+        pairs = [(b, (b.scope.kind, b.scope.value)) for b in budgets if (b.scope.kind, b.scope.value) in scopes]
+        if any(b.selector is not None for b in budgets):
+            try:
+                labels = await self._labels([s for s in scopes if s[0] in GROUP_KINDS])
+            except StoreUnavailable:
+                return self._unavailable([b for b, _ in pairs], estimate, now)
+            pairs += group_budgets_for(budgets, scopes, lambda s: labels.get(s, {}))
+        applicable, reads = [b for b, _ in pairs], [s for _, s in pairs]
         wins = [self.window_of(b, now) for b in applicable]
         windows = [w.label for w in wins]
         counters = rate_counters(applicable, req.estimated_input_tokens + req.estimated_output_tokens) \
@@ -195,7 +135,7 @@ class Checker:
                     rate_wait, rid = wait, None
             carried = await self.carry.carried(applicable, wins, now) if any(b.carry_over for b in applicable) \
                 else [0] * len(applicable)
-            cells = _cells(applicable, wins, carried, refuse=estimate > 0)  # a zero estimate is never refused
+            cells = _cells(applicable, reads, wins, carried, refuse=estimate > 0)  # a zero estimate is never refused
             index = {(c.kind, c.value, c.window): i for i, c in enumerate(cells)}
             if rid is not None:
                 admitted, rows = await self.reservations.reserve(
@@ -205,8 +145,8 @@ class Checker:
                 rows = [(c.get("spend", 0), c.get("held", 0)) for c in await self.reservations.observe(cells, now)]
         except StoreUnavailable:
             return self._unavailable(applicable, estimate, now)
-        states = [budget_state(b, w, *rows[index[(b.scope.kind, b.scope.value, w)]], carried=c)
-                  for b, w, c in zip(applicable, windows, carried)]
+        states = [budget_state(b, w, *rows[index[(*scope, w)]], carried=c)
+                  for b, scope, w, c in zip(applicable, reads, windows, carried)]
         decision, reason, binding = decide(states, estimate)
         if too_big is not None:
             decision, reason, binding = "deny", (f"budget {too_big.budget_id}: {too_big.amount} estimated tokens "
@@ -219,7 +159,7 @@ class Checker:
         shown = [budget_state(s.budget, s.window, s.spent, s.held + estimate, s.carried) for s in states] \
             if admitted else states
         out = CheckResponse(decision=decision, reason=reason, estimated_cost_usd=format_usd(estimate),
-                            budgets=[_applied(s) for s in shown], reservation_id=rid if admitted else None,
+                            budgets=[applied(s) for s in shown], reservation_id=rid if admitted else None,
                             api_key_id=api_key if admitted else None)
         if binding is not None and decision == "downgrade":
             out.suggested_model = binding.budget.downgrade_model
@@ -233,6 +173,15 @@ class Checker:
                 out.retry_after = round(1 / binding.budget.throttle_rps, 3)
         return out
 
+    async def _labels(self, members: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, str]]:
+        """Budget-group labels of these members, cached like the budgets. Raises StoreUnavailable."""
+        out = {m: lab for m in members if (lab := self._members.get(m)) is not None}
+        missing = [m for m in members if m not in out]
+        if missing:
+            for m, lab in zip(missing, await self.store.member_labels(missing)):
+                out[m] = self._members.put(m, lab)
+        return out
+
     def window_of(self, b: Budget, now_ms: int) -> BudgetWindow:
         """The counters budget `b` reads at now_ms (calendar, fiscal quarter or rolling)."""
         return budget_window(b.period, now_ms, window=b.window, length=b.length,
@@ -244,15 +193,17 @@ class Checker:
             decision="deny" if closed else "allow",
             reason=STORE_UNAVAILABLE + (f": budget {closed[0].id} fails closed" if closed else ": failing open"),
             estimated_cost_usd=format_usd(estimate),
-            budgets=[_applied_unknown(b, self.window_of(b, now).label) for b in budgets],
+            budgets=[applied_unknown(b, self.window_of(b, now).label) for b in budgets],
         )
 
 
-def _cells(budgets: list[Budget], windows: list[BudgetWindow], carried: list[int], refuse: bool = True) -> list[Cell]:
+def _cells(budgets: list[Budget], scopes: list[tuple[str, str]], windows: list[BudgetWindow], carried: list[int],
+           refuse: bool = True) -> list[Cell]:
+    """One cell per (scope read, window), held to the tightest blocking limit of its budgets."""
     limits: dict[tuple[str, str, str], int] = {}
     shapes: dict[str, BudgetWindow] = {}
-    for b, w, c in zip(budgets, windows, carried):
-        k = (b.scope.kind, b.scope.value, w.label)
+    for b, scope, w, c in zip(budgets, scopes, windows, carried):
+        k = (*scope, w.label)
         shapes[w.label] = w
         cur = limits.setdefault(k, -1)
         if refuse and blocks(b):
@@ -260,20 +211,3 @@ def _cells(budgets: list[Budget], windows: list[BudgetWindow], carried: list[int
             limits[k] = lim if cur < 0 else min(cur, lim)
     return [Cell(kind, value, w, lim, shapes[w].expire_at_s, shapes[w].parts)
             for (kind, value, w), lim in limits.items()]
-
-
-def _applied(s: BudgetState) -> AppliedBudget:
-    b = s.budget
-    return AppliedBudget(
-        budget_id=b.id, scope=f"{b.scope.kind}:{b.scope.value}", period=b.window_name, window=s.window, mode=b.mode,
-        action=b.action, limit_usd=format_usd(s.limit), spent_usd=format_usd(s.spent), held_usd=format_usd(s.held),
-        remaining_usd=format_usd(s.remaining), carried_usd=format_usd(s.carried) if b.carry_over else None,
-    )
-
-
-def _applied_unknown(b: Budget, window: str) -> AppliedBudget:
-    return AppliedBudget(
-        budget_id=b.id, scope=f"{b.scope.kind}:{b.scope.value}", period=b.window_name, window=window, mode=b.mode,
-        action=b.action, limit_usd=format_usd(b.limit_nanos), spent_usd=None, held_usd=None,
-        remaining_usd=None,
-    )

@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from enforcement.checker import AppliedBudget, Checker, _applied
+from enforcement.check_models import AppliedBudget, applied
+from enforcement.checker import Checker
 from schemas.models import BudgetScope
 from spendstream.budgets import budget_state
 from spendstream.money import format_usd
@@ -79,7 +80,7 @@ class Queries:
             label=fiscal_label(window, fy) if window.startswith("q:") else None, spent_usd=format_usd(spent),
             tagged_usd=format_usd(cell.get("tagged", 0)), held_usd=format_usd(held), events=cell.get("events", 0),
             unpriced_events=cell.get("unpriced", 0),
-            budgets=[_applied(budget_state(b, window, spent, held, c))
+            budgets=[applied(budget_state(b, window, spent, held, c))
                      for b, c in zip(budgets, await self.checker.carry.carried(budgets, [w] * len(budgets), now))],
         )
 

@@ -108,6 +108,10 @@ class Budget(BaseModel):
     window: Literal["calendar", "rolling"] = Field(
         default="calendar", description="rolling: the spend of the last `length` at any moment; period is ignored")
     length: Literal["24h", "7d", "30d"] | None = Field(default=None, description="rolling window length")
+    selector: dict[str, str] | None = Field(
+        default=None, description="a budget group: every member (scope.value '*') whose labels match")
+    group: Literal["shared", "each"] = Field(
+        default="shared", description="with selector: one counter for all members, or a default budget for each")
     limit_usd: str = Field(pattern=r"^\d{1,12}(\.\d{1,9})?$", description="USD, up to 9 decimals")
     carry_over: bool = Field(default=False, description="unused budget of the previous period adds to this one")
     carry_over_cap_pct: int = Field(default=100, ge=0, le=100, description="at most this % of the limit carries")
@@ -131,6 +135,13 @@ class Budget(BaseModel):
             raise ValueError("length applies to window: rolling only (a calendar budget uses period)")
         if (self.requests_per_minute or self.tokens_per_minute) and self.mode != "enforce":
             raise ValueError("requests_per_minute / tokens_per_minute need mode: enforce")
+        if self.selector is not None and (self.scope.kind not in ("api_key", "customer", "project")
+                                          or self.scope.value != "*"):
+            raise ValueError("a group budget (selector) needs scope {kind: api_key | customer | project, value: '*'}")
+        if self.selector is not None and (self.carry_over or self.requests_per_minute or self.tokens_per_minute):
+            raise ValueError("a group budget takes no carry_over or per-minute limits (give them to members)")
+        if self.selector is None and self.scope.value == "*":
+            raise ValueError("scope value '*' needs a selector (a budget group)")
         if self.carry_over and self.window == "rolling":
             raise ValueError("carry_over needs a calendar period (a rolling window has no previous period)")
         return self

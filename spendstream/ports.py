@@ -64,6 +64,15 @@ class SpendStore(Protocol):
 
     async def delete_budget(self, budget_id: str) -> bool: ...
 
+    # -- budget-group members' labels
+    async def members(self, kind: str) -> dict[str, dict[str, str]]:
+        """Every member of a scope kind with its labels."""
+
+    async def member_labels(self, members: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
+        """Labels of each (kind, value); {} when none were set."""
+
+    async def put_member(self, kind: str, value: str, labels: dict[str, str]) -> None: ...
+
     async def mark_fired(self, markers: list[tuple[tuple[str, str, str, int], int]]) -> list[bool]:
         """Set-once markers ((budget, window, kind, threshold), expire_at_s); True where this call set it."""
 

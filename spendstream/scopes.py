@@ -87,15 +87,21 @@ class CardinalityCap:
         return out
 
 
-def event_optional_scopes(event: Mapping[str, Any], cap: CardinalityCap | None = None) -> tuple[Scope, ...]:
-    """The optional scopes a decoded usage event is booked to, capped by `cap`. () fast when it carries none."""
+def event_optional_scopes(event: Mapping[str, Any], cap: CardinalityCap | None = None,
+                          groups: Any = None) -> tuple[Scope, ...]:
+    """The optional scopes a decoded usage event is booked to, capped by `cap`, plus the shared budget groups
+    (`group:<budget id>`, spendstream.groups.GroupIndex) its members belong to. () fast when it carries none."""
     g = event.get
     attrs = g("attributes")
     found = optional_scopes(g("project"), g("customer"), g("user_hash"),
                             attrs.get(API_KEY_ATTRIBUTE) if attrs else None)
-    if not found or cap is None:
+    if not found:
         return found
-    return tuple((k, cap.admit(k, v)) for k, v in found)
+    if groups is not None:
+        found += groups.groups_of(found)  # by the member's real value: a group member is never `overflow`
+    if cap is None:
+        return found
+    return tuple((k, cap.admit(k, v)) if k in cap.caps else (k, v) for k, v in found)
 
 
 def scope_team(kind: str, value: str) -> str | None:

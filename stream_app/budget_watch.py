@@ -21,6 +21,7 @@ from spendstream.ttl_cache import TtlCache
 from sinks.clickhouse.carry_rows import CARRY_COLUMNS, carry_row
 from spendstream.budget_windows import BudgetWindow, budget_window, lift_at_ms, previous_window
 from spendstream.carry_over import CarryOver
+from spendstream.groups import GroupIndex, budget_scope
 from spendstream.windows import HOUR_MS, expire_at, window_ids
 from sinks.clickhouse.ledger_rows import ALERT_COLUMNS, DECISION_COLUMNS, alert_row, decision_row
 from stream_app.metrics import Metrics
@@ -39,7 +40,7 @@ class BudgetWatcher:
     def __init__(
         self, store: SpendStore, publish: Publish, alerts_topic: str, decisions_topic: str, clock: Clock,
         metrics: Metrics, policy: AlertPolicy = AlertPolicy(), refresh_s: float = 2.0, ledger: Ledger | None = None,
-        cap: CardinalityCap | None = None, fiscal_start_month: int = 1,
+        cap: CardinalityCap | None = None, fiscal_start_month: int = 1, groups: GroupIndex | None = None,
     ) -> None:
         self.store = store
         self.publish = publish
@@ -51,6 +52,7 @@ class BudgetWatcher:
         self._budgets: TtlCache[str, list[Budget]] = TtlCache(refresh_s, clock.monotonic)
         self.ledger = ledger or (lambda table, columns, rows: None)  # ClickHouse ledger tables
         self.fiscal_start_month = fiscal_start_month
+        self.groups = groups  # the processor's: rebuilt from budgets and members' labels on each refresh
         self.carry = CarryOver(self._read_summed, clock.monotonic, fiscal_start_month)
         self.cap = cap  # the processor's: scopes a budget names are always tracked, never `overflow`
 
@@ -60,6 +62,10 @@ class BudgetWatcher:
             cached = self._budgets.put("all", await self.store.budgets())
             if self.cap is not None:
                 self.cap.pin((b.scope.kind, b.scope.value) for b in cached)
+            if self.groups is not None:
+                labels = {(kind, v): lab for kind in self.groups.kinds(cached)
+                          for v, lab in (await self.store.members(kind)).items()}
+                self.groups.rebuild(cached, labels)
         return cached
 
     def window_of(self, b: Budget, now_ms: int) -> BudgetWindow:
@@ -74,7 +80,7 @@ class BudgetWatcher:
         out: list[list[int] | None] = []
         reads: list[tuple[str, str, str]] = []
         for b, w in zip(budgets, windows):
-            scope = (b.scope.kind, b.scope.value)
+            scope = budget_scope(b)
             seen = totals.get(scope, {}) if totals is not None else None
             if not w.parts:
                 if seen is None:
@@ -118,7 +124,7 @@ class BudgetWatcher:
         if not totals:
             return
         now = self.clock.now_ms()
-        touched = [b for b in await self.budgets() if (b.scope.kind, b.scope.value) in totals]
+        touched = [b for b in await self.budgets() if budget_scope(b) in totals]
         if not touched:
             return
         candidates: list[tuple[Alert, int]] = []
@@ -144,16 +150,16 @@ class BudgetWatcher:
 
     async def _spikes(self, budgets: list[Budget], totals: dict, now: int) -> list[Alert]:
         hour = window_ids(now).hour
-        relevant = [b for b in budgets if hour in totals[(b.scope.kind, b.scope.value)]]
+        relevant = [b for b in budgets if hour in totals[budget_scope(b)]]
         if not relevant:
             return []
         n = self.policy.spike_hours
         past = [window_ids(now - i * HOUR_MS).hour for i in range(n, 0, -1)]
-        cells = await self.store.read_cells((b.scope.kind, b.scope.value, w) for b in relevant for w in past)
+        cells = await self.store.read_cells((*budget_scope(b), w) for b in relevant for w in past)
         out = []
         for i, b in enumerate(relevant):
             trailing = [c.get("spend", 0) for c in cells[i * n:(i + 1) * n]]
-            a = spike_alert(b, hour, totals[(b.scope.kind, b.scope.value)][hour], trailing, now, self.policy)
+            a = spike_alert(b, hour, totals[budget_scope(b)][hour], trailing, now, self.policy)
             if a:
                 out.append(a)
         return out

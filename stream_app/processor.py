@@ -28,6 +28,7 @@ from spendstream.allocation import owner_of
 from spendstream.allocation_rules import AllocationRules
 from spendstream.ports import Clock, DeadLetter, ReservationSettler, RowSink, SpendStore, Totals
 from spendstream.pricing import PriceBook
+from spendstream.groups import GroupIndex
 from spendstream.scopes import CardinalityCap, event_optional_scopes
 from spendstream.validation import Limits, invalid_reason
 from spendstream.windows import event_day, window_ids
@@ -70,6 +71,7 @@ class BatchProcessor:
         limits: Limits = Limits(),
         rules: AllocationRules | None = None,
         cap: CardinalityCap | None = None,
+        groups: GroupIndex | None = None,
     ) -> None:
         self.codec = codec
         self.prices = prices
@@ -80,6 +82,7 @@ class BatchProcessor:
         self.limits = limits
         self.rules = rules or AllocationRules([])
         self.cap = cap or CardinalityCap()
+        self.groups = groups  # shared budget groups a member's spend is also booked to (rebuilt by the watcher)
         self._redis_mark: dict[tuple[str, int], int] = {}
         self._ch_mark: dict[tuple[str, int], int] = {}
 
@@ -173,7 +176,7 @@ class BatchProcessor:
                 owner = owner_of(e)
                 if offset > redis_mark:
                     res.bookings.append(Booking(owner, e["provider"], e["model"], e["event_time"], p.charged_nanos,
-                                                p.unpriced, event_optional_scopes(e, self.cap)))
+                                                p.unpriced, event_optional_scopes(e, self.cap, self.groups)))
                     res.cost += p.charged_nanos
                 if offset > ch_mark:
                     rows.append(priced_row(e, owner, p, topic, partition, offset, ingested_at, late))

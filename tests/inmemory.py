@@ -50,6 +50,7 @@ class MemorySpendStore:
     budget_map: dict[str, Budget] = field(default_factory=dict)
     fired: set[tuple[str, str, str, int]] = field(default_factory=set)
     decision_map: dict[str, dict] = field(default_factory=dict)
+    member_map: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     crash_after_journal: bool = False
     calls: int = 0  # round trips, as the Redis store would make them
 
@@ -116,6 +117,15 @@ class MemorySpendStore:
 
     async def delete_budget(self, budget_id: str) -> bool:
         return self.budget_map.pop(budget_id, None) is not None
+
+    async def members(self, kind: str) -> dict[str, dict[str, str]]:
+        return {v: dict(lab) for (k, v), lab in self.member_map.items() if k == kind}
+
+    async def member_labels(self, members: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
+        return [dict(self.member_map.get(m, {})) for m in members]
+
+    async def put_member(self, kind: str, value: str, labels: dict[str, str]) -> None:
+        self.member_map[(kind, value)] = dict(labels)
 
     async def mark_fired(self, markers: list[tuple[tuple[str, str, str, int], int]]) -> list[bool]:
         out = []

@@ -76,6 +76,10 @@ class Keys:
         """Record of where a reservation holds money; its own slot (read once, then per-scope releases)."""
         return f"{self.prefix}:{{res:{reservation_id}}}"
 
+    def members(self, kind: str) -> str:
+        """Hash member value -> labels JSON of budget-group members of a scope kind (api_key, customer, project)."""
+        return f"{self.prefix}:{{members}}:{kind}"
+
     def api_keys(self) -> str:
         """Hash sha256(api key) -> principal JSON. One small slot."""
         return f"{self.prefix}:{{auth}}:keys"

@@ -135,6 +135,17 @@ class RedisSpendStore:
     async def delete_budget(self, budget_id: str) -> bool:
         return bool(await self._one("HDEL", self.keys.budgets(), budget_id))
 
+    # ---- budget-group members' labels (the `{members}` slot) ------------------------------------------------
+    async def members(self, kind: str) -> dict[str, dict[str, str]]:
+        return {k: json.loads(v) for k, v in _pairs(await self._one("HGETALL", self.keys.members(kind))).items()}
+
+    async def member_labels(self, members: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
+        replies = await self.runner.run([(None, (), ("HGET", self.keys.members(k), v)) for k, v in members])
+        return [json.loads(r) if r else {} for r in replies]
+
+    async def put_member(self, kind: str, value: str, labels: dict[str, str]) -> None:
+        await self._one("HSET", self.keys.members(kind), value, json.dumps(labels, sort_keys=True))
+
     # ---- alerts and decisions (the `{budgets}` slot) ----------------------------------------------------------
     async def mark_fired(self, markers: list[tuple[tuple[str, str, str, int], int]]) -> list[bool]:
         """Set-once markers ((budget, window, kind, threshold), expire_at_s). True where this call set it first."""

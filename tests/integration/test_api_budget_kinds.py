@@ -69,3 +69,35 @@ async def test_spend_shows_the_carried_amount_of_a_carry_over_budget(api):
     assert (b["carried_usd"], b["limit_usd"]) == ("2.000000000", "12.000000000")
     bad = await api.call("admin", "POST", "/v1/budgets", {**budget, "id": "x", "window": "rolling", "length": "7d"})
     assert bad.status_code == 422 and "carry_over needs a calendar period" in bad.text
+
+
+async def test_a_group_budget_is_shared_by_its_member_keys_and_a_new_key_gets_the_default_budget(api):
+    ak = ApiKeys(api.env.r, api.env.store.keys.prefix)
+    members = {}
+    for name in ("a", "b", "new"):
+        key, who = await ak.create(f"free-{name}", "check", ["payments"])
+        api.keys[name], members[name] = key, who.key_id
+    free = {"team": "payments", "tier": "free"}
+    for name in ("a", "b", "new"):
+        r = await api.call("admin", "PUT", f"/v1/members/api_key/{members[name]}", {"labels": free})
+        assert r.status_code == 200
+    shared = {"id": "free-pool", "scope": {"kind": "api_key", "value": "*"}, "selector": free, "group": "shared",
+              "limit_usd": "0.03", "mode": "enforce"}
+    default = {"id": "free-each", "scope": {"kind": "api_key", "value": "*"}, "selector": free, "group": "each",
+               "limit_usd": "0.02", "mode": "enforce"}
+    own = {"id": "a-own", "scope": {"kind": "api_key", "value": members["a"]}, "limit_usd": "1", "mode": "enforce"}
+    for b in (shared, default, own):
+        assert (await api.call("admin", "POST", "/v1/budgets", b)).status_code == 201
+    body = {**CHECK, "reserve": True}  # 0.01 USD each
+    first = (await api.call("a", "POST", "/v1/check", body)).json()
+    mine = lambda answer: sorted(b["budget_id"] for b in answer["budgets"] if b["budget_id"] not in ("org-m", "pay-m"))  # noqa: E731
+    assert mine(first) == ["a-own", "free-pool"]  # a has its own: no default
+    new = (await api.call("new", "POST", "/v1/check", body)).json()
+    assert mine(new) == ["free-each", "free-pool"]  # the default applies
+    assert (await api.call("b", "POST", "/v1/check", body)).json()["reservation_id"]  # pool: 0.03 held now
+    for who in ("a", "b", "new"):
+        refused = (await api.call(who, "POST", "/v1/check", body)).json()
+        assert refused["decision"] == "deny" and "free-pool" in refused["reason"]
+    assert (await api.call("admin", "GET", f"/v1/members/api_key/{members['new']}")).json() == {"labels": free}
+    bad = await api.call("admin", "POST", "/v1/budgets", {**shared, "id": "x", "scope": {"kind": "team", "value": "*"}})
+    assert bad.status_code == 422 and "a group budget (selector) needs scope" in bad.text

@@ -71,7 +71,7 @@ def test_budgets_on_one_window_share_a_cell_held_to_the_tightest_blocking_limit(
                b("e", "team", "p", "3", period="day"), b("f", "org", "all", "5", mode="showback")]
     now = int(datetime(2026, 11, 16, 12, tzinfo=UTC).timestamp() * 1000)
     windows = [budget_window(x.period, now) for x in budgets]
-    cells = {(c.kind, c.value, c.window): c.limit for c in _cells(budgets, windows, [0] * len(budgets))}
+    cells = {(c.kind, c.value, c.window): c.limit for c in _cells(budgets, [(x.scope.kind, x.scope.value) for x in budgets], windows, [0] * len(budgets))}
     assert cells == {("team", "p", "m:202611"): 4_000_000_000, ("team", "p", "d:20261116"): 3_000_000_000,
                      ("org", "all", "m:202611"): -1}
 
