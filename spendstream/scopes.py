@@ -92,11 +92,11 @@ def event_optional_scopes(event: Mapping[str, Any], cap: CardinalityCap | None =
     """The optional scopes a decoded usage event is booked to, capped by `cap`, plus the shared budget groups
     (`group:<budget id>`, spendstream.groups.GroupIndex) its members belong to. () fast when it carries none."""
     g = event.get
-    attrs = g("attributes")
-    found = optional_scopes(g("project"), g("customer"), g("user_hash"),
-                            attrs.get(API_KEY_ATTRIBUTE) if attrs else None)
-    if not found:
-        return found
+    project, customer, user, attrs = g("project"), g("customer"), g("user_hash"), g("attributes")
+    key = attrs.get(API_KEY_ATTRIBUTE) if attrs else None
+    if not (project or customer or user or key):
+        return ()  # the common case, inlined: no call, no tuple built
+    found = optional_scopes(project, customer, user, key)
     if groups is not None:
         found += groups.groups_of(found)  # by the member's real value: a group member is never `overflow`
     if cap is None:
