@@ -151,3 +151,27 @@ async def test_tokens_per_minute_count_estimated_tokens(env):
     assert again.decision == "throttle" and 0 < again.retry_after <= 60
     huge = await env.checker.check(big.model_copy(update={"estimated_input_tokens": 20_000}))
     assert huge.decision == "deny" and "by themselves" in huge.reason
+
+
+async def test_the_watcher_on_real_redis_denies_a_rolling_budget_until_its_old_spend_leaves(env):
+    from spendstream.windows import HOUR_MS, window_ids
+    from stream_app.budget_watch import BudgetWatcher
+    from stream_app.metrics import Metrics
+    from tests.inmemory import Published
+
+    real_now(env)
+    await book(env, 22, "4", 0)
+    await book(env, 0, "2", 1)
+    await env.budgets(rolling("r24", "5"))
+    out = Published()
+    watcher = BudgetWatcher(env.store, out, "alerts", "decisions", env.clock, Metrics(), refresh_s=0)
+    now_hour = window_ids(env.clock.ms).hour
+    await watcher.on_batch({("team", "payments"): {now_hour: usd_to_nanos("2")}})
+    (d,) = out.on("decisions")
+    lift = (env.clock.ms - 22 * HOUR_MS) // HOUR_MS * HOUR_MS + 24 * HOUR_MS  # the old hour's end + 23 h
+    assert (d["action"], d["window"], d["expires_at_ms"]) == ("deny", "r:24h", lift)
+    assert (await env.store.decisions())["r24"]["expires_at_ms"] == lift
+    env.clock.ms = lift
+    await watcher.tick()
+    assert await env.store.decisions() == {}
+    assert out.on("decisions")[-1]["reason"] == "r24: old spend left the rolling window"
