@@ -37,3 +37,15 @@ def test_a_bad_entry_is_refused_with_its_reason(tmp_path, entry, message):
     with pytest.raises(ConfigError, match="budget #1 \\(r\\)") as exc:
         load_budgets(f)
     assert message in str(exc.value)
+
+
+def test_budget_settings_come_from_the_environment_and_fail_naming_the_variable(monkeypatch):
+    from spendstream.settings import load_settings
+
+    monkeypatch.setenv("SPENDSTREAM_BUDGETS__FISCAL_YEAR_START_MONTH", "4")
+    monkeypatch.setenv("SPENDSTREAM_BUDGETS__SCOPE_CAPS__USER", "5000")
+    s = load_settings()
+    assert (s.budgets.fiscal_year_start_month, s.budgets.scope_caps.user) == (4, 5000)
+    monkeypatch.setenv("SPENDSTREAM_BUDGETS__FISCAL_YEAR_START_MONTH", "13")
+    with pytest.raises(ConfigError, match="SPENDSTREAM_BUDGETS__FISCAL_YEAR_START_MONTH"):
+        load_settings()
