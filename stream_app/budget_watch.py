@@ -12,7 +12,8 @@ from typing import Any, Callable
 
 from schemas.models import Budget
 from spendstream.alerts import (
-    Alert, AlertPolicy, DecisionRecord, decision_due, forecast_alert, spike_alert, threshold_alerts,
+    Alert, AlertPolicy, DecisionRecord, decision_due, forecast_alert, rolling_forecast_alert, spike_alert,
+    threshold_alerts,
 )
 from spendstream.budgets import budget_state
 from spendstream.ports import Cell, Clock, Publish, SpendStore, Totals
@@ -138,7 +139,8 @@ class BudgetWatcher:
                 continue  # the batch only touched other (late) windows of this scope
             s = budget_state(b, w.label, sum(parts), carried=c)
             candidates += [(a, w.expire_at_s) for a in threshold_alerts(s, now)]
-            fc = None if w.rolling else forecast_alert(s, w.start_ms, w.end_ms, now, self.policy)
+            fc = rolling_forecast_alert(s, parts, now) if w.rolling else \
+                forecast_alert(s, w.start_ms, w.end_ms, now, self.policy)
             if fc:
                 candidates.append((fc, w.expire_at_s))
             d = decision_due(s, lift_at_ms(w, parts, s.limit) or w.end_ms, now)

@@ -96,3 +96,23 @@ async def test_the_watcher_denies_on_a_rolling_budget_and_lifts_as_old_spend_lea
     await watcher.tick()
     assert store.decision_map == {}
     assert out.on("decisions")[-1]["reason"] == "r: old spend left the rolling window"
+
+
+@pytest.mark.asyncio
+async def test_a_rolling_forecast_fires_when_the_last_hours_rate_would_push_the_window_over():
+    b = Budget(id="r", scope=BudgetScope(kind="team", value="pay"), limit_usd="10", mode="showback",
+               window="rolling", length="24h")
+    clock = ManualClock(T0)
+    store = MemorySpendStore(budget_map={"r": b})
+    out = Published()
+    watcher = BudgetWatcher(store, out, "alerts", "decisions", clock, Metrics(), refresh_s=0)
+    oldest, last, now = (window_ids(T0 - h * HOUR_MS).hour for h in (23, 1, 0))
+    store.windows[("team", "pay", oldest)]["spend"] = 1 * USD   # leaves next hour
+    store.windows[("team", "pay", last)]["spend"] = 4 * USD     # the last complete hour's rate
+    store.windows[("team", "pay", now)]["spend"] = 2 * USD      # 7 spent; next hour: 7 - 1 + 4 = 10 (not over)
+    await watcher.on_batch({("team", "pay"): {now: 2 * USD}})
+    assert [a for a in out.on("alerts") if a["kind"] == "forecast"] == []
+    store.windows[("team", "pay", now)]["spend"] = 3 * USD      # 8 spent; next hour: 8 - 1 + 4 = 11 > 10
+    await watcher.on_batch({("team", "pay"): {now: 3 * USD}})
+    (fc,) = [a for a in out.on("alerts") if a["kind"] == "forecast"]
+    assert (fc["window"], fc["projected_nanos"]) == ("r:24h", 11 * USD)
