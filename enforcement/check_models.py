@@ -77,6 +77,8 @@ class CheckResponse(BaseModel):
     budgets: list[AppliedBudget]
     suggested_model: str | None = Field(default=None, description="on downgrade: the model to call instead")
     retry_after: float | None = Field(default=None, description="on throttle: seconds to wait before retrying")
+    lifts_at_ms: int | None = Field(default=None, description="on a deny by a rolling budget: when enough old spend "
+                                    "will have left its window for this call to fit, if nothing new is booked")
     rate_per_s: float | None = Field(default=None, description="on throttle: calls per second the scope is limited to")
     reservation_id: str | None = Field(default=None, description="when reserve was asked and the estimate is held")
     api_key_id: str | None = Field(default=None, description="with a reservation: the key that made it; put it in "

@@ -12,8 +12,8 @@ import uuid
 
 from enforcement.check_models import AppliedBudget, CheckRequest, CheckResponse, applied, applied_unknown
 from schemas.models import Budget
-from spendstream.budget_windows import BudgetWindow, budget_window
-from spendstream.budgets import REFUSING, budget_state, decide
+from spendstream.budget_windows import BudgetWindow, budget_window, lift_at_ms
+from spendstream.budgets import REFUSING, BudgetState, budget_state, decide
 from spendstream.carry_over import CarryOver
 from spendstream.errors import StoreUnavailable
 from spendstream.groups import GROUP_KINDS, group_budgets_for
@@ -163,6 +163,9 @@ class Checker:
                             api_key_id=api_key if admitted else None)
         if binding is not None and decision == "downgrade":
             out.suggested_model = binding.budget.downgrade_model
+        if binding is not None and decision == "deny" and binding.window.startswith("r:"):
+            i = next(i for i, s in enumerate(states) if s is binding)
+            out.lifts_at_ms = await self._lift(binding, reads[i], wins[i], estimate)
         if rate_wait is not None:
             out.retry_after = rate_wait
         if binding is not None and decision == "throttle":
@@ -172,6 +175,17 @@ class Checker:
             except StoreUnavailable:
                 out.retry_after = round(1 / binding.budget.throttle_rps, 3)
         return out
+
+    async def _lift(self, s: BudgetState, scope: tuple[str, str], w: BudgetWindow, estimate: int) -> int | None:
+        """When the rolling window's old spend will have left enough room for `estimate` (one more read)."""
+        room_needed = s.limit - s.held - estimate + 1  # fits when the remaining spend drops below this
+        if room_needed <= 0:
+            return None  # held money or the estimate alone fill the limit: old spend leaving is not enough
+        try:
+            parts = [c.get("spend", 0) for c in await self.store.read_cells((*scope, p) for p in w.parts)]
+        except StoreUnavailable:
+            return None
+        return lift_at_ms(w, parts, room_needed)
 
     async def _labels(self, members: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, str]]:
         """Budget-group labels of these members, cached like the budgets. Raises StoreUnavailable."""

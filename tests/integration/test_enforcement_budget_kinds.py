@@ -99,6 +99,7 @@ async def test_a_rolling_deny_lifts_when_old_spend_leaves_the_window(env):
     await env.budgets(rolling("r24", "5"))
     denied = await env.checker.check(ask(cost="0.5"))
     assert denied.decision == "deny" and denied.budgets[0].spent_usd == "5.000000000"
+    assert denied.lifts_at_ms == env.clock.ms + 4 * HOUR_MS  # 16:00 yesterday leaves at 16:00 today
     env.clock.ms += 3 * HOUR_MS + 59 * 60_000  # 15:59: 16:00 yesterday is still inside
     assert (await env.checker.check(ask(cost="0.5"))).decision == "deny"
     env.clock.ms += 60_000  # 16:00: it has left
