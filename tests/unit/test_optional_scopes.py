@@ -70,3 +70,16 @@ async def test_the_check_applies_customer_user_project_and_key_budgets_of_the_as
     assert (await checker.check(req, api_key="k1")).decision == "warn"  # 100 % held: threshold
     assert (await checker.check(req, api_key="k1")).decision == "deny"
     assert (await checker.check(req.model_copy(update={"customer": None}), api_key="k2")).decision == "allow"
+
+
+async def test_a_redis_rebuild_from_clickhouse_rows_books_the_optional_scopes_too():
+    from sinks.redis.rebuild import CounterRebuild, PricedRow
+
+    rebuild = CounterRebuild("p", NOW)
+    row = PricedRow("usage", 0, 7, "e1", NOW - 60_000, NOW, "payments", "cc-1", "chat", "production", "inference", 1,
+                    "acme", "m1", 1200, 0, "apollo", "acme-corp", "u-9f2", {"api_key_id": "k1"})
+    plain = row._replace(offset=8, event_id="e2", project="", customer="", user_hash="", attributes={})
+    rebuild.add_events([tuple(row), tuple(plain)])
+    for scope in [("project", "apollo"), ("customer", "acme-corp"), ("user", "u-9f2"), ("api_key", "k1")]:
+        assert rebuild._deltas[scope][MONTH][0] == 1200
+    assert rebuild._deltas[("team", "payments")][MONTH][0] == 2400
