@@ -96,6 +96,7 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
     return window_bounds(f"m:{y}{int(m):02d}")
 
 
+@lru_cache(maxsize=4096)  # a batch asks once per (scope, window): few distinct windows, thousands of scopes
 def expire_at(window_id: str) -> int:
     """Epoch seconds after which a live counter of this window may be dropped (reports read ClickHouse)."""
     _, end = window_bounds(window_id)
