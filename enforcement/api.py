@@ -129,7 +129,7 @@ def create_app(checker: Checker, keys: ApiKeys, *, metrics: Metrics | None = Non
         hold the estimate (released by the priced event carrying reservation_id, by release, or by expiry)."""
         who.require_check(req.team)
         t0 = time.perf_counter()
-        out = await checker.check(req)
+        out = await checker.check(req, who.key_id)
         metrics.latency.observe(time.perf_counter() - t0)
         metrics.checks.labels(out.decision).inc()
         if out.reason.startswith(STORE_UNAVAILABLE):

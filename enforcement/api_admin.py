@@ -5,7 +5,7 @@ HTTP by enforcement/api.py."""
 from typing import Annotated, Any, Callable, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from enforcement.auth import Principal
 from enforcement.checker import STORE_UNAVAILABLE, Checker
@@ -15,7 +15,7 @@ from spendstream.budget_history import BudgetChange
 from spendstream.scopes import SCOPE_KINDS, scope_team, split_scope
 from schemas.models import Budget
 
-__all__ = ["admin_router", "ErrorBody", "error_responses"]
+__all__ = ["admin_router", "ErrorBody", "error_responses", "MemberLabels"]
 
 SCOPE_PATTERN = f"^({'|'.join(SCOPE_KINDS)}):."  # what parse_scope accepts: a known kind, a non-empty value
 
@@ -35,6 +35,10 @@ _MEANING = {401: "no or unknown key", 403: "key outside its scope or teams", 404
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` for the error statuses a route can answer, all with the ErrorBody shape."""
     return {code: {"model": ErrorBody, "description": _MEANING[code]} for code in codes}
+
+
+class MemberLabels(BaseModel):
+    labels: dict[str, Annotated[str, Field(max_length=200)]] = Field(default_factory=dict, max_length=50)
 
 
 def _team_of(b: Budget) -> str | None:
@@ -116,14 +120,33 @@ def admin_router(checker: Checker, queries: Queries, principal: Callable[..., An
     @r.get("/spend", response_model=SpendReport)
     async def spend(who: Caller, scope: Annotated[str, Query(min_length=3, max_length=300, pattern=SCOPE_PATTERN,
                                                               examples=["team:payments"])],
-                    period: Literal["hour", "day", "week", "month"] = "month") -> SpendReport:
-        """Live spend of one scope (kind:value, e.g. team:payments) in the current period window."""
+                    period: Literal["hour", "day", "week", "month", "quarter"] = "month",
+                    length: Annotated[Literal["24h", "7d", "30d"] | None, Query(
+                        description="a rolling window instead of the period")] = None) -> SpendReport:
+        """Live spend of one scope (kind:value, e.g. team:payments, user:u-9f2, api_key:k1) in the current period
+        window (quarters follow the fiscal year), or in its rolling window of `length`."""
         try:
             s = parse_scope(scope)
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from exc
         who.require_read(scope_team(s.kind, s.value))
-        return await queries.spend(s, period)
+        return await queries.spend(s, period, length)
+
+    @r.put("/members/{kind}/{value}", response_model=MemberLabels)
+    async def put_member(kind: Literal["api_key", "customer", "project"], value: str, body: MemberLabels,
+                         who: Caller) -> MemberLabels:
+        """Label a budget-group member (an API key by its id, a customer, a project): group budgets select
+        members by these labels (e.g. {"team": "payments", "tier": "free"})."""
+        who.require_admin()
+        await store.put_member(kind, value, body.labels)
+        checker.invalidate_budgets()
+        return body
+
+    @r.get("/members/{kind}/{value}", response_model=MemberLabels)
+    async def get_member(kind: Literal["api_key", "customer", "project"], value: str, who: Caller) -> MemberLabels:
+        who.require_admin()
+        (labels,) = await store.member_labels([(kind, value)])
+        return MemberLabels(labels=labels)
 
     @r.get("/decisions", response_model=list[ActiveDecision])
     async def decisions(who: Caller) -> list[ActiveDecision]:

@@ -9,104 +9,32 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
-
+from enforcement.check_models import AppliedBudget, CheckRequest, CheckResponse, applied, applied_unknown
 from schemas.models import Budget
-from spendstream.allocation import UNALLOCATED
-from spendstream.budgets import BudgetState, budget_state, decide
+from spendstream.budget_windows import BudgetWindow, budget_window, lift_at_ms
+from spendstream.budgets import REFUSING, BudgetState, budget_state, decide
+from spendstream.carry_over import CarryOver
 from spendstream.errors import StoreUnavailable
+from spendstream.groups import GROUP_KINDS, group_budgets_for
 from spendstream.money import format_usd, usd_to_nanos
-from spendstream.ports import BudgetLog, Cell, Clock, Holds, SpendStore, ThrottleBuckets
+from spendstream.ports import BudgetLog, Cell, Clock, Holds, RateLimiter, SpendStore, ThrottleBuckets
 from spendstream.pricing import PriceBook
-from spendstream.scopes import scope_values
+from spendstream.rate_limits import rate_counters
+from spendstream.scopes import optional_scopes, scope_values
 from spendstream.ttl_cache import TtlCache
-from spendstream.windows import expire_at, period_window
 
 __all__ = ["CheckRequest", "CheckResponse", "AppliedBudget", "Checker", "request_scopes", "STORE_UNAVAILABLE"]
 
 STORE_UNAVAILABLE = "spend store unavailable"
-REFUSALS = ("throttle", "deny", "downgrade")  # the actions that stop a call at an enforce budget's limit
-Name = Field(min_length=1, max_length=200)
-_TAGS = ("use_case", "cost_center", "environment")
+REFUSALS = REFUSING  # the actions that stop a call at an enforce budget's limit
 
 
-def _json_integer(v: object) -> object:
-    if isinstance(v, (bool, str)):  # the schema says integer: lax mode took "12" and true as numbers
-        raise ValueError("must be a JSON integer")
-    return v
-
-
-JsonInt = Annotated[int, BeforeValidator(_json_integer)]
-
-
-class CheckRequest(BaseModel):
-    """A call about to be made. Give token estimates (priced with the price book) or estimated_cost_usd."""
-
-    # the rule `_estimate` enforces, published in the OpenAPI so a schema-valid request is an answerable one
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
-        {"required": ["estimated_cost_usd"], "properties": {"estimated_cost_usd": {"type": "string"}}},
-        {"required": ["estimated_input_tokens"], "properties": {"estimated_input_tokens": {"minimum": 1}}},
-        {"required": ["estimated_output_tokens"], "properties": {"estimated_output_tokens": {"minimum": 1}}},
-    ]})
-
-    team: str = Name
-    use_case: str = Field(default=UNALLOCATED, min_length=1, max_length=200)
-    cost_center: str = Field(default=UNALLOCATED, min_length=1, max_length=200)
-    environment: str = Field(default=UNALLOCATED, min_length=1, max_length=50)
-    provider: str = Field(min_length=1, max_length=100)
-    model: str = Name
-    estimated_input_tokens: JsonInt = Field(default=0, ge=0, le=100_000_000)
-    estimated_output_tokens: JsonInt = Field(default=0, ge=0, le=100_000_000)
-    estimated_cost_usd: str | None = Field(default=None, pattern=r"^\d{1,9}(\.\d{1,9})?$", description="USD decimal")
-    reserve: bool = Field(default=False, strict=True, description="hold the estimate until settled, released or expired")
-    hold_ttl_s: JsonInt = Field(default=300, ge=1, le=86_400, description="seconds a reservation holds when not settled")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _missing_tags(cls, data: object) -> object:
-        """A null optional tag is booked to `unallocated`, as the stream does for events."""
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if not (v is None and k in _TAGS)}
-        return data
-
-    @model_validator(mode="after")
-    def _estimate(self) -> "CheckRequest":
-        if self.estimated_cost_usd is None and not (self.estimated_input_tokens or self.estimated_output_tokens):
-            raise ValueError("give estimated_input_tokens / estimated_output_tokens or estimated_cost_usd")
-        return self
-
-
-class AppliedBudget(BaseModel):
-    """One budget that applied. Amounts are USD decimal strings; null when the spend store was unavailable."""
-
-    budget_id: str
-    scope: str
-    period: str
-    window: str
-    mode: str
-    action: str
-    limit_usd: str
-    spent_usd: str | None
-    held_usd: str | None
-    remaining_usd: str | None
-
-
-class CheckResponse(BaseModel):
-    decision: Literal["allow", "warn", "throttle", "deny", "downgrade"]
-    reason: str
-    estimated_cost_usd: str
-    budgets: list[AppliedBudget]
-    suggested_model: str | None = Field(default=None, description="on downgrade: the model to call instead")
-    retry_after: float | None = Field(default=None, description="on throttle: seconds to wait before retrying")
-    rate_per_s: float | None = Field(default=None, description="on throttle: calls per second the scope is limited to")
-    reservation_id: str | None = Field(default=None, description="when reserve was asked and the estimate is held")
-
-
-def request_scopes(req: CheckRequest) -> set[tuple[str, str]]:
-    """The scopes the stream will book this call's cost to (the same fan-out, spendstream.scopes)."""
-    return set(scope_values(req.team, req.cost_center, req.use_case, req.environment, req.provider, req.model))
+def request_scopes(req: CheckRequest, api_key: str | None = None) -> set[tuple[str, str]]:
+    """The scopes the stream will book this call's cost to (the same fan-out, spendstream.scopes). `api_key`:
+    the id of the enforcement key that asks (scope api_key)."""
+    return {*scope_values(req.team, req.cost_center, req.use_case, req.environment, req.provider, req.model),
+            *optional_scopes(req.project, req.customer, req.user_hash, api_key)}
 
 
 def blocks(b: Budget) -> bool:
@@ -120,14 +48,19 @@ class Checker:
     for the fail modes. Raises InvalidEvent (via the price book) when the estimate cannot be priced."""
 
     def __init__(self, store: SpendStore, holds: Holds, throttle: ThrottleBuckets, prices: PriceBook, clock: Clock,
-                 *, cache_ttl_s: float = 1.0, budget_log: BudgetLog | None = None) -> None:
+                 *, cache_ttl_s: float = 1.0, fiscal_start_month: int = 1, rates: RateLimiter | None = None,
+                 budget_log: BudgetLog | None = None) -> None:
         self.store = store
         self.budget_log = budget_log  # the admin API records budget changes here (the budget history)
         self.reservations = holds
         self.throttle = throttle
         self.prices = prices
         self.clock = clock
+        self.fiscal_start_month = fiscal_start_month
+        self.rates = rates  # None: budgets' per-minute limits are not enforced (in-process tools, tests)
+        self.carry = CarryOver(holds.observe, clock.monotonic, fiscal_start_month)
         self._budgets: TtlCache[str, list[Budget]] = TtlCache(cache_ttl_s, clock.monotonic)
+        self._members: TtlCache[tuple[str, str], dict[str, str]] = TtlCache(cache_ttl_s, clock.monotonic)
         self._refresh = asyncio.Lock()
         self._failed_at = float("-inf")
 
@@ -168,42 +101,75 @@ class Checker:
 
     def invalidate_budgets(self) -> None:
         self._budgets.expire()
+        self._members.clear()
 
-    async def check(self, req: CheckRequest) -> CheckResponse:
-        """The decision for `req`; with req.reserve and a non-refusing answer, the estimate is held and
-        reservation_id names the hold. Never raises StoreUnavailable: answers by the budgets' fail modes."""
+    async def check(self, req: CheckRequest, api_key: str | None = None) -> CheckResponse:
+        """The decision for `req` asked with the key `api_key` (its id; None in-process); with req.reserve and a
+        non-refusing answer, the estimate is held and reservation_id names the hold. Never raises
+        StoreUnavailable: answers by the budgets' fail modes."""
         now = self.clock_ms()
         estimate = self.estimate(req)
-        scopes = request_scopes(req)
+        scopes = request_scopes(req, api_key)
         try:
             budgets = await self.budgets()
         except StoreUnavailable:
             return self._unavailable([b for b in self.last_budgets() if (b.scope.kind, b.scope.value) in scopes],
                                      estimate, now)
-        applicable = [b for b in budgets if (b.scope.kind, b.scope.value) in scopes]
-        windows = [period_window(b.period, now) for b in applicable]
-        cells = _cells(applicable, windows)
-        index = {(c.kind, c.value, c.window): i for i, c in enumerate(cells)}
-        rid = uuid.uuid4().hex if req.reserve else None
+        pairs = [(b, (b.scope.kind, b.scope.value)) for b in budgets if (b.scope.kind, b.scope.value) in scopes]
+        if any(b.selector is not None for b in budgets):
+            try:
+                labels = await self._labels([s for s in scopes if s[0] in GROUP_KINDS])
+            except StoreUnavailable:
+                return self._unavailable([b for b, _ in pairs], estimate, now)
+            pairs += group_budgets_for(budgets, scopes, lambda s: labels.get(s, {}))
+        applicable, reads = [b for b, _ in pairs], [s for _, s in pairs]
+        wins = [self.window_of(b, now) for b in applicable]
+        windows = [w.label for w in wins]
+        counters = rate_counters(applicable, req.estimated_input_tokens + req.estimated_output_tokens) \
+            if self.rates is not None else []
+        too_big = next((c for c in counters if c.amount > c.limit), None)
+        rate_wait = None
+        rid = uuid.uuid4().hex if req.reserve and too_big is None else None
         try:
+            if counters and too_big is None:
+                admitted_rate, wait = await self.rates.take(counters, now)
+                if not admitted_rate:
+                    rate_wait, rid = wait, None
+            carried = await self.carry.carried(applicable, wins, now) if any(b.carry_over for b in applicable) \
+                else [0] * len(applicable)
+            cells = _cells(applicable, reads, wins, carried, refuse=estimate > 0)  # a zero estimate is never refused
+            index = {(c.kind, c.value, c.window): i for i, c in enumerate(cells)}
             if rid is not None:
                 admitted, rows = await self.reservations.reserve(
-                    rid, req.team, cells, estimate, now, req.hold_ttl_s * 1000)
+                    rid, req.team, cells, estimate, now, req.hold_ttl_s * 1000, api_key)
             else:
                 admitted = False
                 rows = [(c.get("spend", 0), c.get("held", 0)) for c in await self.reservations.observe(cells, now)]
         except StoreUnavailable:
             return self._unavailable(applicable, estimate, now)
-        states = [budget_state(b, w, *rows[index[(b.scope.kind, b.scope.value, w)]])
-                  for b, w in zip(applicable, windows)]
+        states = [budget_state(b, w, *rows[index[(*scope, w)]], carried=c)
+                  for b, scope, w, c in zip(applicable, reads, windows, carried)]
         decision, reason, binding = decide(states, estimate)
+        if too_big is not None:
+            decision, reason, binding = "deny", (f"budget {too_big.budget_id}: {too_big.amount} estimated tokens "
+                                                 f"exceed its {too_big.limit} tokens per minute by themselves"), None
+        elif rate_wait is not None:
+            ids = ", ".join(sorted({c.budget_id for c in counters}))
+            decision, reason, binding = "throttle", f"per-minute rate limit reached ({ids})", None
         if rid is not None and not admitted and decision not in REFUSALS:
             decision, reason = "deny", "reservation refused: a budget's room was taken concurrently"
-        shown = [budget_state(s.budget, s.window, s.spent, s.held + estimate) for s in states] if admitted else states
+        shown = [budget_state(s.budget, s.window, s.spent, s.held + estimate, s.carried) for s in states] \
+            if admitted else states
         out = CheckResponse(decision=decision, reason=reason, estimated_cost_usd=format_usd(estimate),
-                            budgets=[_applied(s) for s in shown], reservation_id=rid if admitted else None)
+                            budgets=[applied(s) for s in shown], reservation_id=rid if admitted else None,
+                            api_key_id=api_key if admitted else None)
         if binding is not None and decision == "downgrade":
             out.suggested_model = binding.budget.downgrade_model
+        if binding is not None and decision == "deny" and binding.window.startswith("r:"):
+            i = next(i for i, s in enumerate(states) if s is binding)
+            out.lifts_at_ms = await self._lift(binding, reads[i], wins[i], estimate)
+        if rate_wait is not None:
+            out.retry_after = rate_wait
         if binding is not None and decision == "throttle":
             out.rate_per_s = binding.budget.throttle_rps
             try:
@@ -212,40 +178,52 @@ class Checker:
                 out.retry_after = round(1 / binding.budget.throttle_rps, 3)
         return out
 
-    @staticmethod
-    def _unavailable(budgets: list[Budget], estimate: int, now: int) -> CheckResponse:
+    async def _lift(self, s: BudgetState, scope: tuple[str, str], w: BudgetWindow, estimate: int) -> int | None:
+        """When the rolling window's old spend will have left enough room for `estimate` (one more read)."""
+        room_needed = s.limit - s.held - estimate + 1  # fits when the remaining spend drops below this
+        if room_needed <= 0:
+            return None  # held money or the estimate alone fill the limit: old spend leaving is not enough
+        try:
+            parts = [c.get("spend", 0) for c in await self.store.read_cells((*scope, p) for p in w.parts)]
+        except StoreUnavailable:
+            return None
+        return lift_at_ms(w, parts, room_needed)
+
+    async def _labels(self, members: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, str]]:
+        """Budget-group labels of these members, cached like the budgets. Raises StoreUnavailable."""
+        out = {m: lab for m in members if (lab := self._members.get(m)) is not None}
+        missing = [m for m in members if m not in out]
+        if missing:
+            for m, lab in zip(missing, await self.store.member_labels(missing)):
+                out[m] = self._members.put(m, lab)
+        return out
+
+    def window_of(self, b: Budget, now_ms: int) -> BudgetWindow:
+        """The counters budget `b` reads at now_ms (calendar, fiscal quarter or rolling)."""
+        return budget_window(b.period, now_ms, window=b.window, length=b.length,
+                             fiscal_start_month=self.fiscal_start_month)
+
+    def _unavailable(self, budgets: list[Budget], estimate: int, now: int) -> CheckResponse:
         closed = [b for b in budgets if b.effective_fail_mode == "closed"]
         return CheckResponse(
             decision="deny" if closed else "allow",
             reason=STORE_UNAVAILABLE + (f": budget {closed[0].id} fails closed" if closed else ": failing open"),
             estimated_cost_usd=format_usd(estimate),
-            budgets=[_applied_unknown(b, period_window(b.period, now)) for b in budgets],
+            budgets=[applied_unknown(b, self.window_of(b, now).label) for b in budgets],
         )
 
 
-def _cells(budgets: list[Budget], windows: list[str]) -> list[Cell]:
+def _cells(budgets: list[Budget], scopes: list[tuple[str, str]], windows: list[BudgetWindow], carried: list[int],
+           refuse: bool = True) -> list[Cell]:
+    """One cell per (scope read, window), held to the tightest blocking limit of its budgets."""
     limits: dict[tuple[str, str, str], int] = {}
-    for b, w in zip(budgets, windows):
-        k = (b.scope.kind, b.scope.value, w)
+    shapes: dict[str, BudgetWindow] = {}
+    for b, scope, w, c in zip(budgets, scopes, windows, carried):
+        k = (*scope, w.label)
+        shapes[w.label] = w
         cur = limits.setdefault(k, -1)
-        if blocks(b):
-            lim = b.limit_nanos
+        if refuse and blocks(b):
+            lim = b.limit_nanos + c
             limits[k] = lim if cur < 0 else min(cur, lim)
-    return [Cell(kind, value, w, lim, expire_at(w)) for (kind, value, w), lim in limits.items()]
-
-
-def _applied(s: BudgetState) -> AppliedBudget:
-    b = s.budget
-    return AppliedBudget(
-        budget_id=b.id, scope=f"{b.scope.kind}:{b.scope.value}", period=b.period, window=s.window, mode=b.mode,
-        action=b.action, limit_usd=format_usd(s.limit), spent_usd=format_usd(s.spent), held_usd=format_usd(s.held),
-        remaining_usd=format_usd(s.remaining),
-    )
-
-
-def _applied_unknown(b: Budget, window: str) -> AppliedBudget:
-    return AppliedBudget(
-        budget_id=b.id, scope=f"{b.scope.kind}:{b.scope.value}", period=b.period, window=window, mode=b.mode,
-        action=b.action, limit_usd=format_usd(b.limit_nanos), spent_usd=None, held_usd=None,
-        remaining_usd=None,
-    )
+    return [Cell(kind, value, w, lim, shapes[w].expire_at_s, shapes[w].parts)
+            for (kind, value, w), lim in limits.items()]

@@ -15,6 +15,7 @@ from typing import Any, Callable
 from enforcement.checker import Checker, CheckRequest, CheckResponse
 from sinks.redis.client import make_redis
 from spendstream.cli.clock import SystemClock, WallClock
+from sinks.redis.rate_limits import RateLimits
 from sinks.redis.reservations import Reservations
 from sinks.redis.spend_store import RedisSpendStore
 from sinks.redis.throttle import Throttle
@@ -37,7 +38,7 @@ class EnforcementClient:
         store = RedisSpendStore(r, prefix)
         clock = SystemClock() if clock_ms is None else WallClock(clock_ms)
         return cls(Checker(store, Reservations(r, prefix), Throttle(r, prefix), prices or default_price_book(), clock,
-                           cache_ttl_s=cache_ttl_s))
+                           cache_ttl_s=cache_ttl_s, rates=RateLimits(r, prefix)))
 
     async def check_request(self, req: CheckRequest) -> CheckResponse:
         return await self.checker.check(req)

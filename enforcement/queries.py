@@ -6,23 +6,26 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from enforcement.checker import AppliedBudget, Checker, _applied
+from enforcement.check_models import AppliedBudget, applied
+from enforcement.checker import Checker
 from schemas.models import BudgetScope
 from spendstream.budgets import budget_state
 from spendstream.money import format_usd
 from spendstream.ports import Cell
 from spendstream.scopes import SCOPE_KINDS, split_scope
-from spendstream.windows import period_window
+from spendstream.budget_windows import budget_window, fiscal_label
 
 __all__ = ["SpendReport", "ActiveDecision", "Queries", "parse_scope"]
 
-Period = Literal["hour", "day", "week", "month"]
+Period = Literal["hour", "day", "week", "month", "quarter"]
+Length = Literal["24h", "7d", "30d"]
 
 
 class SpendReport(BaseModel):
     scope: str
-    period: str
+    period: str = Field(description="the period, or `rolling 24h` / `rolling 7d` / `rolling 30d`")
     window: str
+    label: str | None = Field(default=None, description="a quarter's fiscal name, e.g. FY2027 Q1")
     spent_usd: str
     tagged_usd: str = Field(description="spend of events that carried every required tag")
     held_usd: str = Field(description="reserved by live reservations, not yet settled")
@@ -60,18 +63,25 @@ class Queries:
         self.checker = checker
         self.clock_ms = checker.clock_ms
 
-    async def spend(self, scope: BudgetScope, period: str) -> SpendReport:
-        """Live counters of the current `period` window of `scope`. Raises StoreUnavailable."""
+    async def spend(self, scope: BudgetScope, period: str, length: str | None = None) -> SpendReport:
+        """Live counters of the current `period` window of `scope`, or of its rolling window of `length` (24h,
+        7d, 30d) when given. Raises StoreUnavailable."""
         now = self.clock_ms()
-        window = period_window(period, now)
-        (cell,) = await self.checker.reservations.observe([Cell(scope.kind, scope.value, window)], now)
+        fy = self.checker.fiscal_start_month
+        w = budget_window(period, now, window="rolling" if length else "calendar", length=length,
+                          fiscal_start_month=fy)
+        window = w.label
+        (cell,) = await self.checker.reservations.observe([Cell(scope.kind, scope.value, window, parts=w.parts)], now)
         spent, held = cell.get("spend", 0), cell.get("held", 0)
-        budgets = [b for b in await self.checker.budgets() if b.scope == scope and b.period == period]
+        budgets = [b for b in await self.checker.budgets()
+                   if b.scope == scope and (b.length == length if length else b.window == "calendar" and b.period == period)]
         return SpendReport(
-            scope=f"{scope.kind}:{scope.value}", period=period, window=window, spent_usd=format_usd(spent),
+            scope=f"{scope.kind}:{scope.value}", period=f"rolling {length}" if length else period, window=window,
+            label=fiscal_label(window, fy) if window.startswith("q:") else None, spent_usd=format_usd(spent),
             tagged_usd=format_usd(cell.get("tagged", 0)), held_usd=format_usd(held), events=cell.get("events", 0),
             unpriced_events=cell.get("unpriced", 0),
-            budgets=[_applied(budget_state(b, window, spent, held)) for b in budgets],
+            budgets=[applied(budget_state(b, window, spent, held, c))
+                     for b, c in zip(budgets, await self.checker.carry.carried(budgets, [w] * len(budgets), now))],
         )
 
     async def decisions(self) -> list[ActiveDecision]:

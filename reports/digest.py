@@ -8,12 +8,13 @@ end of the week, to the end of the calendar month (or week) of each budget.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from clickhouse_connect.driver.client import Client
 
 from schemas.models import Budget
 from reports._sql import TOKEN_WORKLOADS, TOKENS, rows, ts
+from spendstream.budget_windows import budget_window
 from spendstream.forecast import Outlook, linear_forecast, outlook
 from spendstream.scopes import scope_team, scope_use_case
 from spendstream.windows import DAY_MS, window_bounds
@@ -129,11 +130,10 @@ def _outlooks(client: Client, db: str, team: str, as_of: datetime, budgets: list
     out = []
     for b in budgets:
         uc = _team_budget(b, team)
-        if uc is None or b.period == "day":
+        if uc is None or b.period == "day" or b.window == "rolling":
             continue
-        kind = "m" if b.period == "month" else "w"
-        ps, pe = window_bounds(f"{kind}:{as_of - timedelta(milliseconds=1):%Y%m}" if kind == "m" else
-                               "w:{0}W{1:02d}".format(*(as_of - timedelta(milliseconds=1)).isocalendar()[:2]))
+        w = budget_window(b.period, int(as_of.timestamp() * 1000) - 1)  # week, month, (calendar) quarter
+        ps, pe = (datetime.fromtimestamp(x / 1000, UTC) for x in (w.start_ms, w.end_ms))
         (spent, recent), = rows(client, db, """
             SELECT sumIf(cost, hour >= toDateTime(%(p)s, 'UTC')), sumIf(cost, hour >= toDateTime(%(r)s, 'UTC'))
             FROM {db}.cost_hourly WHERE team = %(t)s AND (%(uc)s = '' OR use_case = %(uc)s)

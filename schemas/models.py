@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "REQUIRED_TAGS", "OPTIONAL_TAGS", "ENVIRONMENTS", "WORKLOAD_TYPES", "SOURCES", "STATUSES",
@@ -85,7 +85,8 @@ def tag_problems(event: Mapping[str, Any]) -> tuple[str, ...]:
     return problems
 
 
-ScopeKind = Literal["org", "cost_center", "team", "use_case", "team_use_case", "model", "environment"]
+ScopeKind = Literal["org", "cost_center", "team", "use_case", "team_use_case", "model", "environment",
+                    "project", "customer", "user", "api_key"]
 
 
 class BudgetScope(BaseModel):
@@ -106,16 +107,53 @@ class Budget(BaseModel):
 
     id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
     scope: BudgetScope
-    period: Literal["day", "week", "month"] = "month"
+    period: Literal["day", "week", "month", "quarter"] = Field(
+        default="month", description="calendar window (UTC); quarter follows the org's fiscal year start month")
+    window: Literal["calendar", "rolling"] = Field(
+        default="calendar", description="rolling: the spend of the last `length` at any moment; period is ignored")
+    length: Literal["24h", "7d", "30d"] | None = Field(default=None, description="rolling window length")
+    selector: dict[str, str] | None = Field(
+        default=None, description="a budget group: every member (scope.value '*') whose labels match")
+    group: Literal["shared", "each"] = Field(
+        default="shared", description="with selector: one counter for all members, or a default budget for each")
     limit_usd: str = Field(pattern=r"^\d{1,12}(\.\d{1,9})?$", description="USD, up to 9 decimals")
+    carry_over: bool = Field(default=False, description="unused budget of the previous period adds to this one")
+    carry_over_cap_pct: int = Field(default=100, ge=0, le=100, description="at most this % of the limit carries")
     thresholds: tuple[int, ...] = (50, 80, 100)
     mode: Literal["showback", "enforce"] = "showback"
     action: Literal["warn", "throttle", "deny", "downgrade"] = "deny"
     downgrade_model: str | None = None
     throttle_rps: float = Field(default=1.0, gt=0)
+    requests_per_minute: int | None = Field(default=None, ge=1, description="enforce: throttle above this rate")
+    tokens_per_minute: int | None = Field(default=None, ge=1, description="enforce: throttle above this rate "
+                                          "(the check's estimated input + output tokens)")
     fail_mode: Literal["open", "closed"] | None = Field(
         default=None, description="When the spend store is unreachable; default open for showback, closed for enforce"
     )
+
+    @model_validator(mode="after")
+    def _window_shape(self) -> "Budget":
+        if self.window == "rolling" and self.length is None:
+            raise ValueError("a rolling budget needs length: 24h, 7d or 30d")
+        if self.window == "calendar" and self.length is not None:
+            raise ValueError("length applies to window: rolling only (a calendar budget uses period)")
+        if (self.requests_per_minute or self.tokens_per_minute) and self.mode != "enforce":
+            raise ValueError("requests_per_minute / tokens_per_minute need mode: enforce")
+        if self.selector is not None and (self.scope.kind not in ("api_key", "customer", "project")
+                                          or self.scope.value != "*"):
+            raise ValueError("a group budget (selector) needs scope {kind: api_key | customer | project, value: '*'}")
+        if self.selector is not None and (self.carry_over or self.requests_per_minute or self.tokens_per_minute):
+            raise ValueError("a group budget takes no carry_over or per-minute limits (give them to members)")
+        if self.selector is None and self.scope.value == "*":
+            raise ValueError("scope value '*' needs a selector (a budget group)")
+        if self.carry_over and self.window == "rolling":
+            raise ValueError("carry_over needs a calendar period (a rolling window has no previous period)")
+        return self
+
+    @property
+    def window_name(self) -> str:
+        """What the budget's window is called in answers: the period, or `rolling 24h`."""
+        return f"rolling {self.length}" if self.window == "rolling" else self.period
 
     @cached_property
     def limit_nanos(self) -> int:

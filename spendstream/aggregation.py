@@ -28,15 +28,22 @@ class Booking(NamedTuple):
     event_time: int
     cost: int
     unpriced: bool
+    extra: tuple[tuple[str, str], ...] = ()  # optional scopes (spendstream.scopes.event_optional_scopes)
 
 
 def aggregate(bookings: Iterable[Booking]) -> Deltas:
     """Sum bookings per scope and window. Pure; the sum of all cells of one window kind equals the batch total.
 
     Two steps, because a batch has thousands of events but a few hundred distinct (owner, model, hour) keys:
-    sum per key first, then fan each key out to its 7 scopes x 4 windows once."""
+    sum per key first, then fan each key out to its 7 scopes x 4 windows once. Optional scopes (project,
+    customer, user, api_key) are summed per (scope, hour) beside it, only for events that carry them: a
+    high-cardinality user id never multiplies the owner keys, and an event without optional tags costs one
+    truthiness test."""
     per_key: dict[tuple, list[int]] = {}
+    per_extra: dict[tuple, list[int]] = {}
     for b in bookings:
+        if b.extra:
+            _add_extra(per_extra, b)
         key = (b.owner, b.provider, b.model, b.event_time // HOUR_MS)
         c = per_key.get(key)
         tagged = b.cost if b.owner.fully_tagged else 0
@@ -48,19 +55,40 @@ def aggregate(bookings: Iterable[Booking]) -> Deltas:
             c[2] += 1
             c[3] += 1 if b.unpriced else 0
     out: Deltas = {}
-    for (owner, provider, model, hour), (cost, tagged, n, unpriced) in per_key.items():
+    for (owner, provider, model, hour), counts in per_key.items():
         wins = window_ids(hour * HOUR_MS)
         for scope in scope_values(owner.team, owner.cost_center, owner.use_case, owner.environment, provider, model):
-            cells = out.get(scope)
-            if cells is None:
-                cells = out[scope] = {}
-            for w in wins:
-                c = cells.get(w)
-                if c is None:
-                    cells[w] = [cost, tagged, n, unpriced]
-                else:
-                    c[0] += cost
-                    c[1] += tagged
-                    c[2] += n
-                    c[3] += unpriced
+            _fan(out, scope, wins, counts)
+    for (scope, hour), counts in per_extra.items():
+        _fan(out, scope, window_ids(hour * HOUR_MS), counts)
     return out
+
+
+def _add_extra(per_extra: dict[tuple, list[int]], b: Booking) -> None:
+    hour = b.event_time // HOUR_MS
+    tagged = b.cost if b.owner.fully_tagged else 0
+    for scope in b.extra:
+        c = per_extra.get((scope, hour))
+        if c is None:
+            per_extra[(scope, hour)] = [b.cost, tagged, 1, 1 if b.unpriced else 0]
+        else:
+            c[0] += b.cost
+            c[1] += tagged
+            c[2] += 1
+            c[3] += 1 if b.unpriced else 0
+
+
+def _fan(out: Deltas, scope: tuple[str, str], wins: tuple[str, ...], counts: list[int]) -> None:
+    cost, tagged, n, unpriced = counts
+    cells = out.get(scope)
+    if cells is None:
+        cells = out[scope] = {}
+    for w in wins:
+        c = cells.get(w)
+        if c is None:
+            cells[w] = [cost, tagged, n, unpriced]
+        else:
+            c[0] += cost
+            c[1] += tagged
+            c[2] += n
+            c[3] += unpriced

@@ -5,7 +5,9 @@ Kinds of alert, each fired once per (budget, period window, kind, threshold) —
   forecast   the projected period-end spend exceeds the limit while spend is still below it. Method: run rate
              over the elapsed part of the period, projected = spent x period_length / elapsed, computed only once
              at least `min_sample` of the period has elapsed (default 10 %, and never less than one hour), so the
-             first minutes of a month do not extrapolate noise;
+             first minutes of a month do not extrapolate noise. A rolling window has no end: its projection is
+             the window one bucket ahead, projected = spent - the oldest bucket (it leaves) + the last complete
+             bucket (the recent rate repeats);
   spike      the current hour's spend is above k x the trailing mean of the previous `spike_hours` hours
              (default k = 3 over 24 h; no alert while the trailing mean is zero);
   resolve    a previously raised condition no longer holds (budget raised) — PagerDuty resolves its incident.
@@ -24,7 +26,7 @@ from spendstream.money import format_usd
 from spendstream.windows import HOUR_MS
 
 __all__ = ["AlertPolicy", "Alert", "DecisionRecord", "threshold_alerts", "forecast_alert", "projected_spend",
-           "spike_alert", "decision_due", "unpriced_model_alerts"]
+           "spike_alert", "decision_due", "unpriced_model_alerts", "rolling_forecast_alert"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,19 @@ def forecast_alert(s: BudgetState, start_ms: int, end_ms: int, now_ms: int, poli
     return Alert(b.id, _scope(b), "forecast", s.window, 100, s.spent, s.limit, projected, b.mode, now_ms,
                  f"{b.id}: projected {format_usd(projected, 2)} USD by {s.window} end exceeds the "
                  f"{format_usd(s.limit, 2)} USD limit (run rate over elapsed period; spent {format_usd(s.spent, 2)})")
+
+
+def rolling_forecast_alert(s: BudgetState, parts: list[int], now_ms: int) -> Alert | None:
+    """Forecast of a rolling window from its bucket spends `parts` (oldest first, the current bucket last)."""
+    if s.spent >= s.limit or len(parts) < 3:
+        return None
+    projected = s.spent - parts[0] + parts[-2]
+    if projected <= s.limit:
+        return None
+    b = s.budget
+    return Alert(b.id, _scope(b), "forecast", s.window, 100, s.spent, s.limit, projected, b.mode, now_ms,
+                 f"{b.id}: at the last bucket's rate the {b.window_name} window reaches {format_usd(projected, 2)} USD,"
+                 f" over the {format_usd(s.limit, 2)} USD limit (spent {format_usd(s.spent, 2)})")
 
 
 def spike_alert(b: Budget, hour_window: str, hour_spend: int, trailing: list[int], now_ms: int,

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from schemas.models import Budget
 from spendstream.money import format_usd
 
-__all__ = ["BudgetState", "budget_state", "decide", "DECISION_RANK"]
+__all__ = ["BudgetState", "budget_state", "carried_over", "decide", "DECISION_RANK", "REFUSING"]
 
 DECISION_RANK = {"allow": 0, "warn": 1, "downgrade": 2, "throttle": 3, "deny": 4}
+REFUSING = ("downgrade", "throttle", "deny")
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +24,8 @@ class BudgetState:
     window: str
     spent: int  # nano-USD booked in the window
     held: int  # nano-USD reserved but not yet settled
-    limit: int
+    limit: int  # the effective limit: the budget's own plus `carried`
+    carried: int = 0  # nano-USD carried over from the previous period
 
     @property
     def remaining(self) -> int:
@@ -39,8 +41,18 @@ class BudgetState:
         return [t for t in self.budget.thresholds if (self.spent + self.held) * 100 >= self.limit * t]
 
 
-def budget_state(budget: Budget, window: str, spent: int, held: int = 0) -> BudgetState:
-    return BudgetState(budget, window, spent, held, budget.limit_nanos)
+def budget_state(budget: Budget, window: str, spent: int, held: int = 0, carried: int = 0) -> BudgetState:
+    return BudgetState(budget, window, spent, held, budget.limit_nanos + carried, carried)
+
+
+def carried_over(budget: Budget, previous_spent: int) -> int:
+    """Nano-USD a carry-over budget brings from its previous period: the unused part of the previous period's OWN
+    limit, capped at carry_over_cap_pct % of the limit (floor). Never chained (money carried in is not carried
+    again), so over any run of periods spend stays within the sum of the limits. 0 without carry_over."""
+    if not budget.carry_over:
+        return 0
+    unused = max(0, budget.limit_nanos - previous_spent)
+    return min(unused, budget.limit_nanos * budget.carry_over_cap_pct // 100)
 
 
 def decide(states: list[BudgetState], estimate: int) -> tuple[str, str, BudgetState | None]:
@@ -48,7 +60,8 @@ def decide(states: list[BudgetState], estimate: int) -> tuple[str, str, BudgetSt
 
     The strictest applicable answer wins. An enforce budget whose remaining room is smaller than the estimate
     answers its action; a showback budget in the same state, or any budget past its highest soft threshold,
-    answers warn.
+    answers warn. A call estimated at zero (a model priced at $0) is never refused: it spends nothing, so it
+    answers allow and the reason names the budget that would have refused it.
     """
     best = ("allow", "within budget", None)
     for s in states:
@@ -66,4 +79,6 @@ def decide(states: list[BudgetState], estimate: int) -> tuple[str, str, BudgetSt
             continue
         if DECISION_RANK[verdict] > DECISION_RANK[best[0]]:
             best = (verdict, reason, s)
+    if estimate == 0 and best[0] in REFUSING:
+        return "allow", f"zero estimated cost, never blocked ({best[1]})", best[2]
     return best

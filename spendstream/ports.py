@@ -14,9 +14,10 @@ from typing import Any, Iterable, Protocol, Sequence
 
 from schemas.models import Budget
 from spendstream.aggregation import Deltas
+from spendstream.rate_limits import RateCounter
 
 __all__ = [
-    "Clock", "SpendStore", "ReservationSettler", "Holds", "ThrottleBuckets", "RowSink", "DeadLetter",
+    "Clock", "SpendStore", "ReservationSettler", "Holds", "RateLimiter", "ThrottleBuckets", "RowSink", "DeadLetter",
     "DeadLetterSink", "Notifier", "Publish", "UsagePublisher", "Cell", "Totals", "DedupeKey", "BudgetLog",
 ]
 
@@ -63,6 +64,15 @@ class SpendStore(Protocol):
 
     async def delete_budget(self, budget_id: str) -> bool: ...
 
+    # -- budget-group members' labels
+    async def members(self, kind: str) -> dict[str, dict[str, str]]:
+        """Every member of a scope kind with its labels."""
+
+    async def member_labels(self, members: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
+        """Labels of each (kind, value); {} when none were set."""
+
+    async def put_member(self, kind: str, value: str, labels: dict[str, str]) -> None: ...
+
     async def mark_fired(self, markers: list[tuple[tuple[str, str, str, int], int]]) -> list[bool]:
         """Set-once markers ((budget, window, kind, threshold), expire_at_s); True where this call set it."""
 
@@ -79,13 +89,16 @@ class SpendStore(Protocol):
 @dataclass(frozen=True, slots=True)
 class Cell:
     """One (scope, window) counter. `limit` is the smallest limit of the blocking budgets on it, in nano-USD, or
-    -1 when none blocks (the hold is recorded, never refused). `expire_at`: the window's expiry (epoch s)."""
+    -1 when none blocks (the hold is recorded, never refused). `expire_at`: the window's expiry (epoch s).
+    `parts`: for a quarter or rolling window (spendstream.budget_windows), the booked windows whose counters sum
+    to its spend; the cell's own hash then only carries `held`."""
 
     kind: str
     value: str
     window: str
     limit: int = -1
     expire_at: int = 0
+    parts: tuple[str, ...] = ()
 
 
 class ReservationSettler(Protocol):
@@ -101,12 +114,18 @@ class Holds(ReservationSettler, Protocol):
         """Each cell's counters {spend, held, ...} after dropping holds expired at now_ms."""
 
     async def reserve(self, reservation_id: str, team: str, cells: Sequence[Cell], estimate: int, now_ms: int,
-                      ttl_ms: int) -> tuple[bool, list[tuple[int, int]]]:
-        """Hold on every cell or on none. Returns (admitted, [(spend, held before) per cell])."""
+                      ttl_ms: int, api_key: str | None = None) -> tuple[bool, list[tuple[int, int]]]:
+        """Hold on every cell or on none; the record names the team and the enforcement key that asked.
+        Returns (admitted, [(spend, held before) per cell])."""
 
     async def release(self, reservation_id: str) -> bool: ...
 
     async def owner(self, reservation_id: str) -> str | None: ...
+
+
+class RateLimiter(Protocol):
+    async def take(self, counters: Sequence[RateCounter], now_ms: int) -> tuple[bool, float]:
+        """Take each per-minute counter's amount atomically per scope, or refuse. (admitted, retry_after_s)."""
 
 
 class ThrottleBuckets(Protocol):

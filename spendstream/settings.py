@@ -134,6 +134,20 @@ class WorkerSettings(_Section):
                           description="Faust data directory (must be writable; {conf.name} = the app id)")
 
 
+class ScopeCaps(_Section):
+    """Distinct values tracked per optional scope kind (per worker process); later values book to `overflow`."""
+
+    project: int = Field(default=10_000, ge=1)
+    customer: int = Field(default=100_000, ge=1)
+    user: int = Field(default=1_000_000, ge=1)
+    api_key: int = Field(default=100_000, ge=1)
+
+
+class BudgetSettings(_Section):
+    scope_caps: ScopeCaps = ScopeCaps()
+    fiscal_year_start_month: int = Field(default=1, ge=1, le=12, description="quarters follow it (4: Apr-Jun is Q1)")
+
+
 class ServiceSettings(_Section):
     state_dir: Path = Path(".spendstream")
     kafka_port: int = 19092
@@ -156,6 +170,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = AlertSettings()
     reports: ReportSettings = ReportSettings()
     worker: WorkerSettings = WorkerSettings()
+    budgets: BudgetSettings = BudgetSettings()
     services: ServiceSettings = ServiceSettings()
 
 

@@ -1,8 +1,11 @@
-"""Tumbling event-time windows: hour, day, ISO week, calendar month — all UTC.
+"""Tumbling event-time windows: hour, day, ISO week, calendar month — all UTC — and the quarters and rolling
+windows budgets read as sums of them (spendstream/budget_windows.py).
 
 A window is named by a short stable id used in Redis keys and reports:
-    h:2026112413   d:20261124   w:2026W48   m:202611
-A timestamp falls in exactly one window of each kind; the window is [start, end).
+    h:2026112413   d:20261124   w:2026W48   m:202611   q:202610 (the quarter starting October 2026)
+    r:24h (a rolling window: no fixed bounds, it slides with now)
+A timestamp falls in exactly one window of each tumbling kind; the window is [start, end). The stream books
+hour, day, week and month windows; quarters and rolling windows are never booked, only summed.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import NamedTuple
 
-__all__ = ["event_day", "month_bounds", "month_label", "WindowIds", "window_ids", "window_bounds", "period_window", "period_bounds", "PERIOD_KINDS", "HOUR_MS", "DAY_MS"]
+__all__ = ["event_day", "month_bounds", "month_label", "WindowIds", "window_ids", "window_bounds", "period_window",
+           "period_bounds", "PERIOD_KINDS", "HOUR_MS", "DAY_MS", "add_months", "expire_at"]
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -62,11 +66,16 @@ def window_bounds(window_id: str) -> tuple[datetime, datetime]:
         year, week = rest.split("W")
         start = datetime.fromisocalendar(int(year), int(week), 1).replace(tzinfo=UTC)
         return start, start + timedelta(days=7)
-    if kind == "m":
+    if kind in ("m", "q"):
         start = datetime.strptime(rest, "%Y%m").replace(tzinfo=UTC)
-        nxt = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
-        return start, nxt
+        return start, add_months(start, 1 if kind == "m" else 3)
     raise ValueError(f"not a window id: {window_id!r}")
+
+
+def add_months(t: datetime, n: int) -> datetime:
+    """The first of the month `n` months after t's month (t is a month start)."""
+    y, m = divmod(t.month - 1 + n, 12)
+    return t.replace(year=t.year + y, month=m + 1)
 
 
 def period_bounds(period: str, ts_ms: int) -> tuple[int, int]:
@@ -75,7 +84,7 @@ def period_bounds(period: str, ts_ms: int) -> tuple[int, int]:
     return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
 
 
-_KEEP_S = {"h": 7 * 86400, "d": 62 * 86400, "w": 62 * 86400, "m": 400 * 86400}
+_KEEP_S = {"h": 7 * 86400, "d": 62 * 86400, "w": 62 * 86400, "m": 400 * 86400, "q": 400 * 86400}
 
 
 @lru_cache(maxsize=8192)
@@ -92,6 +101,7 @@ def month_label(day: date | datetime) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 
 
+@lru_cache(maxsize=4096)  # a batch asks once per (scope, window): few distinct windows, thousands of scopes
 def expire_at(window_id: str) -> int:
     """Epoch seconds after which a live counter of this window may be dropped (reports read ClickHouse)."""
     _, end = window_bounds(window_id)

@@ -23,6 +23,8 @@ from spendstream.allocation_rules import AllocationRules
 from spendstream.errors import StoreUnavailable
 from spendstream.ports import Clock
 from spendstream.pricing import PriceBook
+from spendstream.groups import GroupIndex
+from spendstream.scopes import CardinalityCap
 from spendstream.settings import Settings
 from spendstream.validation import Limits
 from spendstream.windows import DAY_MS
@@ -80,6 +82,8 @@ def build_worker(settings: Settings, prices: PriceBook, rules: AllocationRules |
         Reservations(redis_client, settings.redis.prefix), clock,
         Limits(max_future_ms=settings.worker.max_future_s * 1000, retention_ms=settings.worker.retention_days * DAY_MS),
         rules,
+        cap := CardinalityCap(settings.budgets.scope_caps.model_dump()),
+        groups := GroupIndex(),
     )
     producer = Producer({"bootstrap.servers": k.bootstrap_servers, "linger.ms": 5, "enable.idempotence": False})
     consumer = Consumer({
@@ -101,6 +105,9 @@ def build_worker(settings: Settings, prices: PriceBook, rules: AllocationRules |
             spike_k=settings.worker.spike_k,
         ),
         ledger=writer.add_ledger,
+        cap=cap,
+        fiscal_start_month=settings.budgets.fiscal_year_start_month,
+        groups=groups,
     )
 
     async def on_batch(res) -> None:

@@ -12,13 +12,18 @@ from typing import Any, Callable
 
 from schemas.models import Budget
 from spendstream.alerts import (
-    Alert, AlertPolicy, DecisionRecord, decision_due, forecast_alert, spike_alert, threshold_alerts,
-    unpriced_model_alerts,
+    Alert, AlertPolicy, DecisionRecord, decision_due, forecast_alert, rolling_forecast_alert, spike_alert,
+    threshold_alerts, unpriced_model_alerts,
 )
 from spendstream.budgets import budget_state
-from spendstream.ports import Clock, Publish, SpendStore, Totals
+from spendstream.ports import Cell, Clock, Publish, SpendStore, Totals
+from spendstream.scopes import CardinalityCap
 from spendstream.ttl_cache import TtlCache
-from spendstream.windows import HOUR_MS, expire_at, period_bounds, period_window, window_ids
+from sinks.clickhouse.carry_rows import CARRY_COLUMNS, carry_row
+from spendstream.budget_windows import BudgetWindow, budget_window, lift_at_ms, previous_window
+from spendstream.carry_over import CarryOver
+from spendstream.groups import GroupIndex, budget_scope
+from spendstream.windows import HOUR_MS, expire_at, window_ids
 from sinks.clickhouse.ledger_rows import ALERT_COLUMNS, DECISION_COLUMNS, alert_row, decision_row
 from stream_app.metrics import Metrics
 
@@ -37,6 +42,7 @@ class BudgetWatcher:
     def __init__(
         self, store: SpendStore, publish: Publish, alerts_topic: str, decisions_topic: str, clock: Clock,
         metrics: Metrics, policy: AlertPolicy = AlertPolicy(), refresh_s: float = 2.0, ledger: Ledger | None = None,
+        cap: CardinalityCap | None = None, fiscal_start_month: int = 1, groups: GroupIndex | None = None,
     ) -> None:
         self.store = store
         self.publish = publish
@@ -47,53 +53,116 @@ class BudgetWatcher:
         self.policy = policy
         self._budgets: TtlCache[str, list[Budget]] = TtlCache(refresh_s, clock.monotonic)
         self.ledger = ledger or (lambda table, columns, rows: None)  # ClickHouse ledger tables
+        self.fiscal_start_month = fiscal_start_month
+        self.groups = groups  # the processor's: rebuilt from budgets and members' labels on each refresh
+        self.carry = CarryOver(self._read_summed, clock.monotonic, fiscal_start_month)
+        self.cap = cap  # the processor's: scopes a budget names are always tracked, never `overflow`
 
     async def budgets(self) -> list[Budget]:
         cached = self._budgets.get("all")
         if cached is None:
             cached = self._budgets.put("all", await self.store.budgets())
+            if self.cap is not None:
+                self.cap.pin((b.scope.kind, b.scope.value) for b in cached)
+            if self.groups is not None:
+                labels = {(kind, v): lab for kind in self.groups.kinds(cached)
+                          for v, lab in (await self.store.members(kind)).items()}
+                self.groups.rebuild(cached, labels)
         return cached
+
+    def window_of(self, b: Budget, now_ms: int) -> BudgetWindow:
+        return budget_window(b.period, now_ms, window=b.window, length=b.length,
+                             fiscal_start_month=self.fiscal_start_month)
+
+    async def _spends(self, budgets: list[Budget], windows: list[BudgetWindow],
+                      totals: Totals | None) -> list[list[int] | None]:
+        """Per budget, the spend of each part of its window (one part for a calendar window), or None when the
+        batch did not touch it. Calendar windows come from `totals`; quarter and rolling windows are summed
+        from their parts, read in one round trip."""
+        out: list[list[int] | None] = []
+        reads: list[tuple[str, str, str]] = []
+        for b, w in zip(budgets, windows):
+            scope = budget_scope(b)
+            seen = totals.get(scope, {}) if totals is not None else None
+            if not w.parts:
+                if seen is None:
+                    reads.append((*scope, w.label))
+                    out.append([])
+                else:
+                    out.append([seen[w.label]] if w.label in seen else None)
+            elif seen is None or any(p in seen for p in w.parts):
+                reads += [(*scope, p) for p in w.parts]
+                out.append([])
+            else:
+                out.append(None)
+        cells = iter(await self.store.read_cells(reads)) if reads else iter(())
+        for i, w in enumerate(windows):
+            if out[i] == []:
+                out[i] = [next(cells).get("spend", 0) for _ in (w.parts or (w.label,))]
+        return out
+
+    async def _read_summed(self, cells: list[Cell], now_ms: int) -> list[dict[str, int]]:
+        """{spend} of each cell, a cell with parts read as their sum (the CarryOver reader)."""
+        rows = iter(await self.store.read_cells(
+            [(c.kind, c.value, p) for c in cells for p in (c.parts or (c.window,))]))
+        return [{"spend": sum(next(rows).get("spend", 0) for _ in (c.parts or (c.window,)))} for c in cells]
+
+    async def _record_carry(self, budgets: list[Budget], windows: list[BudgetWindow], carried: list[int],
+                            now: int) -> None:
+        """Write each carry-over budget's carried amount to the ClickHouse ledger once per period."""
+        due = [(b, w, c) for b, w, c in zip(budgets, windows, carried) if b.carry_over]
+        if not due:
+            return
+        first = await self.store.mark_fired([((b.id, w.label, "carry", 0), w.expire_at_s) for b, w, _ in due])
+        for (b, w, c), new in zip(due, first):
+            if new:
+                prev = previous_window(b.period, w, self.fiscal_start_month)
+                spent = (await self._read_summed([Cell(b.scope.kind, b.scope.value, prev.label, parts=prev.parts)],
+                                                 now))[0]["spend"]
+                self.ledger("carry_over", CARRY_COLUMNS, [carry_row(b, prev.label, w.label, spent, c, now)])
 
     async def on_batch(self, totals: Totals) -> None:
         """`totals` = {(kind, value): {window id: spend after the batch}} from SpendStore.apply_batch."""
         if not totals:
             return
         now = self.clock.now_ms()
-        touched = [b for b in await self.budgets() if (b.scope.kind, b.scope.value) in totals]
+        touched = [b for b in await self.budgets() if budget_scope(b) in totals]
         if not touched:
             return
-        candidates: list[Alert] = []
+        candidates: list[tuple[Alert, int]] = []
         decisions: list[DecisionRecord] = []
-        for b in touched:
-            window = period_window(b.period, now)
-            spent = totals[(b.scope.kind, b.scope.value)].get(window)
-            if spent is None:
+        windows = [self.window_of(b, now) for b in touched]
+        carried = await self.carry.carried(touched, windows, now) if any(b.carry_over for b in touched) \
+            else [0] * len(touched)
+        await self._record_carry(touched, windows, carried, now)
+        for b, w, parts, c in zip(touched, windows, await self._spends(touched, windows, totals), carried):
+            if parts is None:
                 continue  # the batch only touched other (late) windows of this scope
-            s = budget_state(b, window, spent)
-            start, end = period_bounds(b.period, now)
-            candidates += threshold_alerts(s, now)
-            fc = forecast_alert(s, start, end, now, self.policy)
+            s = budget_state(b, w.label, sum(parts), carried=c)
+            candidates += [(a, w.expire_at_s) for a in threshold_alerts(s, now)]
+            fc = rolling_forecast_alert(s, parts, now) if w.rolling else \
+                forecast_alert(s, w.start_ms, w.end_ms, now, self.policy)
             if fc:
-                candidates.append(fc)
-            d = decision_due(s, end, now)
+                candidates.append((fc, w.expire_at_s))
+            d = decision_due(s, lift_at_ms(w, parts, s.limit) or w.end_ms, now)
             if d:
                 decisions.append(d)
-        candidates += await self._spikes(touched, totals, now)
+        candidates += [(a, expire_at(a.window)) for a in await self._spikes(touched, totals, now)]
         await self._fire(candidates)
         await self._decide(decisions)
 
     async def _spikes(self, budgets: list[Budget], totals: dict, now: int) -> list[Alert]:
         hour = window_ids(now).hour
-        relevant = [b for b in budgets if hour in totals[(b.scope.kind, b.scope.value)]]
+        relevant = [b for b in budgets if hour in totals[budget_scope(b)]]
         if not relevant:
             return []
         n = self.policy.spike_hours
         past = [window_ids(now - i * HOUR_MS).hour for i in range(n, 0, -1)]
-        cells = await self.store.read_cells((b.scope.kind, b.scope.value, w) for b in relevant for w in past)
+        cells = await self.store.read_cells((*budget_scope(b), w) for b in relevant for w in past)
         out = []
         for i, b in enumerate(relevant):
             trailing = [c.get("spend", 0) for c in cells[i * n:(i + 1) * n]]
-            a = spike_alert(b, hour, totals[(b.scope.kind, b.scope.value)][hour], trailing, now, self.policy)
+            a = spike_alert(b, hour, totals[budget_scope(b)][hour], trailing, now, self.policy)
             if a:
                 out.append(a)
         return out
@@ -101,13 +170,14 @@ class BudgetWatcher:
     async def on_unpriced(self, models: set[tuple[str, str]]) -> None:
         """Alert the platform team once per model priced by the fallback rule (marker kept ~10 years)."""
         now = self.clock.now_ms()
-        await self._fire(unpriced_model_alerts(models, now), expire_s=now // 1000 + _UNPRICED_MARKER_S)
+        await self._fire([(a, now // 1000 + _UNPRICED_MARKER_S) for a in unpriced_model_alerts(models, now)])
 
-    async def _fire(self, candidates: list[Alert], expire_s: int | None = None) -> None:
+    async def _fire(self, candidates: list[tuple[Alert, int]]) -> None:
+        """Publish each (alert, marker expiry epoch s) the first time its marker is set."""
         if not candidates:
             return
-        first = await self.store.mark_fired([(a.dedupe_key, expire_s or expire_at(a.window)) for a in candidates])
-        for a, new in zip(candidates, first):
+        first = await self.store.mark_fired([(a.dedupe_key, exp) for a, exp in candidates])
+        for (a, _), new in zip(candidates, first):
             if new:
                 self.publish(self.alerts_topic, a.budget_id, a.to_json())
                 self.metrics.alerts.labels(a.kind).inc()
@@ -139,15 +209,17 @@ class BudgetWatcher:
         for budget_id, rec in active.items():
             b = budgets.get(budget_id)
             reason = None
+            rolling = str(rec.get("window", "")).startswith("r:")
             if rec["expires_at_ms"] <= now:
-                reason = "period rolled over"
+                reason = "old spend left the rolling window" if rolling else "period rolled over"
             elif b is None:
                 reason = "budget removed"
             else:
-                window = period_window(b.period, now)
-                spent = (await self.store.read_cells([(b.scope.kind, b.scope.value, window)]))[0].get("spend", 0)
-                if spent < budget_state(b, window, spent).limit:
-                    reason = "budget raised"
+                w = self.window_of(b, now)
+                (parts,) = await self._spends([b], [w], None)
+                (c,) = await self.carry.carried([b], [w], now)
+                if sum(parts or ()) < b.limit_nanos + c:
+                    reason = "old spend left the rolling window" if rolling else "budget raised"
             if reason:
                 await self._lift(budget_id, rec, reason, now)
 

@@ -30,6 +30,8 @@ class Metrics:
         self.stale_batches = Counter("spendstream_stale_batches_total", "Batches another owner had booked past: "
                                      "rows dropped, marks re-read", registry=r)
         self.alerts = Counter("spendstream_alerts_total", "Alerts fired", ["kind"], registry=r)
+        self.scope_overflow = Counter("spendstream_scope_overflow_total", "Events booked to <kind>:overflow because "
+                                      "the scope kind reached its cardinality cap", ["kind"], registry=r)
         self.decisions = Counter("spendstream_decisions_total", "Throttle decisions written", ["action"], registry=r)
 
     def record_batch(self, res, partition: int, last_offset: int) -> None:
@@ -38,6 +40,8 @@ class Metrics:
         self.duplicates.inc(res.duplicates)
         self.cost.inc(res.cost)
         self.unpriced.inc(sum(1 for b in res.bookings if b.unpriced))
+        for kind, n in res.overflow.items():
+            self.scope_overflow.labels(kind).inc(n)
         for d in res.dead:
             self.dead.labels(d.reason).inc()
         self.position.labels(str(partition)).set(last_offset)

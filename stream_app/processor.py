@@ -28,6 +28,8 @@ from spendstream.allocation import owner_of
 from spendstream.allocation_rules import AllocationRules
 from spendstream.ports import Clock, DeadLetter, ReservationSettler, RowSink, SpendStore, Totals
 from spendstream.pricing import PriceBook
+from spendstream.groups import GroupIndex
+from spendstream.scopes import CardinalityCap, event_optional_scopes
 from spendstream.validation import Limits, invalid_reason
 from spendstream.windows import event_day, window_ids
 
@@ -50,6 +52,7 @@ class BatchResult:
     bookings: list[Booking] = field(default_factory=list)
     reservations: list[str] = field(default_factory=list)  # reservation ids the booked events settle
     settled: int = 0  # reservations whose holds this batch released
+    overflow: dict[str, int] = field(default_factory=dict)  # events booked to `<kind>:overflow`, per scope kind
 
 
 class StaleBatch(SpendstreamError):
@@ -67,6 +70,8 @@ class BatchProcessor:
         clock: Clock,
         limits: Limits = Limits(),
         rules: AllocationRules | None = None,
+        cap: CardinalityCap | None = None,
+        groups: GroupIndex | None = None,
     ) -> None:
         self.codec = codec
         self.prices = prices
@@ -76,6 +81,8 @@ class BatchProcessor:
         self.clock = clock
         self.limits = limits
         self.rules = rules or AllocationRules([])
+        self.cap = cap or CardinalityCap()
+        self.groups = groups  # shared budget groups a member's spend is also booked to (rebuilt by the watcher)
         self._redis_mark: dict[tuple[str, int], int] = {}
         self._ch_mark: dict[tuple[str, int], int] = {}
 
@@ -174,12 +181,13 @@ class BatchProcessor:
                 owner = owner_of(e)
                 if offset > redis_mark:
                     res.bookings.append(Booking(owner, e["provider"], e["model"], e["event_time"], p.charged_nanos,
-                                                p.unpriced))
+                                                p.unpriced, event_optional_scopes(e, self.cap, self.groups)))
                     res.cost += p.charged_nanos
                 if offset > ch_mark:
                     rows.append(priced_row(e, owner, p, topic, partition, offset, ingested_at, late))
             if offset > redis_mark and event.get("reservation_id"):
                 res.reservations.append(event["reservation_id"])
+        res.overflow = self.cap.drain()
         return rows
 
     def _advance(self, key: tuple[str, int], last: int) -> None:

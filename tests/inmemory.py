@@ -50,6 +50,7 @@ class MemorySpendStore:
     budget_map: dict[str, Budget] = field(default_factory=dict)
     fired: set[tuple[str, str, str, int]] = field(default_factory=set)
     decision_map: dict[str, dict] = field(default_factory=dict)
+    member_map: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     crash_after_journal: bool = False
     calls: int = 0  # round trips, as the Redis store would make them
 
@@ -117,6 +118,15 @@ class MemorySpendStore:
     async def delete_budget(self, budget_id: str) -> bool:
         return self.budget_map.pop(budget_id, None) is not None
 
+    async def members(self, kind: str) -> dict[str, dict[str, str]]:
+        return {v: dict(lab) for (k, v), lab in self.member_map.items() if k == kind}
+
+    async def member_labels(self, members: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
+        return [dict(self.member_map.get(m, {})) for m in members]
+
+    async def put_member(self, kind: str, value: str, labels: dict[str, str]) -> None:
+        self.member_map[(kind, value)] = dict(labels)
+
     async def mark_fired(self, markers: list[tuple[tuple[str, str, str, int], int]]) -> list[bool]:
         out = []
         for marker, _exp in markers:
@@ -152,13 +162,21 @@ class MemoryHolds:
         return sum(a for cells, a, exp in self.holds.values() if exp > now_ms
                    for h in cells if (h.kind, h.value, h.window) == (c.kind, c.value, c.window))
 
+    def _counters(self, c: Cell) -> dict[str, int]:
+        if not c.parts:
+            return dict(self.store.windows.get((c.kind, c.value, c.window), {}))
+        out: dict[str, int] = {}
+        for p in c.parts:  # a quarter or rolling cell: the sum of its booked windows, as the Lua sums them
+            for f, v in self.store.windows.get((c.kind, c.value, p), {}).items():
+                out[f] = out.get(f, 0) + v
+        return out
+
     async def observe(self, cells: Sequence[Cell], now_ms: int) -> list[dict[str, int]]:
-        return [{**self.store.windows.get((c.kind, c.value, c.window), {}), "held": self._held(c, now_ms)}
-                for c in cells]
+        return [{**self._counters(c), "held": self._held(c, now_ms)} for c in cells]
 
     async def reserve(self, reservation_id: str, team: str, cells: Sequence[Cell], estimate: int, now_ms: int,
-                      ttl_ms: int) -> tuple[bool, list[tuple[int, int]]]:
-        rows = [(self.store.spend(c.kind, c.value, c.window), self._held(c, now_ms)) for c in cells]
+                      ttl_ms: int, api_key: str | None = None) -> tuple[bool, list[tuple[int, int]]]:
+        rows = [(self._counters(c).get("spend", 0), self._held(c, now_ms)) for c in cells]
         ok = all(c.limit < 0 or s + h + estimate <= c.limit for c, (s, h) in zip(cells, rows))
         if ok:
             self.holds[reservation_id] = (list(cells), estimate, now_ms + ttl_ms)

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import zlib
 
-__all__ = ["Keys", "dedupe_bucket", "DEDUPE_BUCKETS"]
+__all__ = ["Keys", "dedupe_bucket", "DEDUPE_BUCKETS", "SCOPE_BUCKETS", "BUCKETED_KINDS", "slot_of"]
 
 DEDUPE_BUCKETS = 16  # event-id dedupe slots; a batch costs one pipelined round trip whatever the count
+# High-cardinality scope kinds share SCOPE_BUCKETS slots per kind: every key of one value stays in one slot (its
+# bucket), and the stream applies all values of a bucket in ONE Lua call (lua_stream.APPLY_SLOT)
+SCOPE_BUCKETS = 64
+BUCKETED_KINDS = frozenset({"project", "customer", "user", "api_key"})
+
+
+def slot_of(key: str) -> str:
+    """The hash tag of a key (what Redis Cluster hashes): the text inside its first {...}."""
+    start = key.index("{") + 1
+    return key[start:key.index("}", start)]
 
 
 def dedupe_bucket(event_id: str) -> int:
@@ -35,6 +45,9 @@ class Keys:
 
     # per budget scope
     def scope_tag(self, kind: str, value: str) -> str:
+        """`{team:payments}`: one slot per owner scope; `{user#17}:<value>`: a high-cardinality value's bucket."""
+        if kind in BUCKETED_KINDS:
+            return f"{self.prefix}:{{{kind}#{zlib.crc32(value.encode()) % SCOPE_BUCKETS}}}:{value}"
         return f"{self.prefix}:{{{kind}:{value}}}"
 
     def window(self, kind: str, value: str, window_id: str) -> str:
@@ -68,9 +81,17 @@ class Keys:
         """Token bucket of a throttle budget (its next free retry time). Scope slot."""
         return self.scope_tag(kind, value) + f":tb:{budget_id}"
 
+    def rate(self, kind: str, value: str, budget_id: str, counter: str, minute: int) -> str:
+        """Per-minute counter (rpm | tpm) of a rate-limited budget; minute = epoch ms // 60000. Scope slot."""
+        return self.scope_tag(kind, value) + f":rl:{budget_id}:{counter}:{minute}"
+
     def reservation(self, reservation_id: str) -> str:
         """Record of where a reservation holds money; its own slot (read once, then per-scope releases)."""
         return f"{self.prefix}:{{res:{reservation_id}}}"
+
+    def members(self, kind: str) -> str:
+        """Hash member value -> labels JSON of budget-group members of a scope kind (api_key, customer, project)."""
+        return f"{self.prefix}:{{members}}:{kind}"
 
     def api_keys(self) -> str:
         """Hash sha256(api key) -> principal JSON. One small slot."""

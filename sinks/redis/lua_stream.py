@@ -8,10 +8,13 @@ Slot groups:
                            crc32(event_id) % 16, day = the event's UTC day (a copy has the same event_time).
   {<kind>:<value>}         per budget scope (org:all, team:payments, model:openai/gpt-4o, ...): one hash per
                            window (`h:..`, `d:..`, `w:..`, `m:..`) with spend / tagged / events / unpriced, and
-                           `wm`, the highest offset applied per partition — the per-slot idempotency mark.
+                           `wm`, the highest offset applied per partition — the per-scope idempotency mark.
+  {<kind>#<bucket>}        the same keys (`{user#17}:<value>:<window>`, `...:wm`) of a high-cardinality scope
+                           (project, customer, user, api_key): crc32(value) % 64 buckets per kind, so a batch
+                           applies every value of one bucket in one APPLY_SLOT call.
 """
 
-__all__ = ["DEDUPE", "JOURNAL", "APPLY_SCOPE"]
+__all__ = ["DEDUPE", "JOURNAL", "APPLY_SCOPE", "APPLY_SLOT"]
 
 # KEYS: the bucket's seen-day keys.  ARGV: ttl_s, then three \x1f-joined lists of equal length: day key index
 # (1-based), event_id, record. (Three strings instead of 3 x N arguments: packing thousands of arguments cost
@@ -73,5 +76,41 @@ for k = 2, #KEYS do
   out[#out + 1] = tonumber(redis.call('HGET', KEYS[k], 'spend') or '0')
 end
 if fresh then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+return out
+"""
+
+# The APPLY_SCOPE calls of several scopes of ONE slot (a bucket of high-cardinality values), in one call.
+# KEYS: per scope: its `wm` hash, then its window hashes.  ARGV: wm_field, last_offset, then per scope: its number
+# of window keys followed by that scope's APPLY_SCOPE arguments after (wm_field, last_offset). Same semantics
+# per scope (each has its own watermark); returns every scope's window spends, flat, in order.
+APPLY_SLOT = """
+local last = tonumber(ARGV[2])
+local i = 3
+local k = 1
+local out = {}
+while i <= #ARGV do
+  local nw = tonumber(ARGV[i])
+  i = i + 1
+  local wmkey = KEYS[k]
+  k = k + 1
+  local wm = tonumber(redis.call('HGET', wmkey, ARGV[1]) or '-1')
+  local fresh = wm < last
+  for w = 1, nw do
+    local key = KEYS[k]
+    k = k + 1
+    local expire_at = ARGV[i]
+    local n = tonumber(ARGV[i + 1])
+    i = i + 2
+    if fresh then
+      for j = 0, n - 1 do
+        redis.call('HINCRBY', key, ARGV[i + 2 * j], ARGV[i + 2 * j + 1])
+      end
+      redis.call('EXPIREAT', key, expire_at)
+    end
+    i = i + 2 * n
+    out[#out + 1] = tonumber(redis.call('HGET', key, 'spend') or '0')
+  end
+  if fresh then redis.call('HSET', wmkey, ARGV[1], ARGV[2]) end
+end
 return out
 """

@@ -40,6 +40,7 @@ from schemas.models import Budget
 from spendstream.aggregation import CELL_FIELDS, Booking, Deltas, aggregate
 from spendstream.alerts import DecisionRecord
 from spendstream.allocation import Owner
+from spendstream.scopes import API_KEY_ATTRIBUTE, optional_scopes
 from spendstream.windows import event_day, expire_at, window_bounds
 
 __all__ = ["PricedRow", "DecisionRow", "AlertRow", "RebuildReport", "CounterRebuild",
@@ -49,7 +50,7 @@ __all__ = ["PricedRow", "DecisionRow", "AlertRow", "RebuildReport", "CounterRebu
 PRICED_SQL = (
     "SELECT kafka_topic, kafka_partition, kafka_offset, event_id, toUnixTimestamp64Milli(event_time), "
     "toUnixTimestamp64Milli(ingested_at), team, cost_center, use_case, environment, workload_type, fully_tagged, "
-    "provider, model, cost, unpriced FROM {db}.priced_events FINAL"
+    "provider, model, cost, unpriced, project, customer, user_hash, attributes FROM {db}.priced_events FINAL"
 )
 DECISIONS_SQL = (
     "SELECT budget_id, scope_kind, scope_value, decision, reason, suggested_model, window_id, "
@@ -80,6 +81,10 @@ class PricedRow(NamedTuple):
     model: str
     cost: int
     unpriced: int
+    project: str = ""
+    customer: str = ""
+    user_hash: str = ""
+    attributes: dict | None = None
 
 
 class DecisionRow(NamedTuple):
@@ -139,8 +144,11 @@ class CounterRebuild:
             tp = (row.topic, int(row.partition))
             owner = Owner(row.team, row.cost_center, row.use_case, row.environment, row.workload_type,
                           bool(row.fully_tagged))
+            # optional scopes by their real values (no per-worker cap here; shared group counters are not rebuilt)
+            extra = optional_scopes(row.project, row.customer, row.user_hash,
+                                    (row.attributes or {}).get(API_KEY_ATTRIBUTE))
             by_partition[tp].append(Booking(owner, row.provider, row.model, int(row.event_time_ms), int(row.cost),
-                                            bool(row.unpriced)))
+                                            bool(row.unpriced), extra))
             if int(row.offset) > self._applied.get(tp, -1):
                 self._applied[tp] = int(row.offset)
             if int(row.ingested_ms) >= self._seen_from_ms:

@@ -34,10 +34,11 @@ class Reservations:
         self.keys = Keys(prefix)
         self.runner = ScriptRunner(redis_client)
 
-    def _cell_keys(self, c: Cell) -> tuple[str, str, str]:
+    def _cell_keys(self, c: Cell) -> tuple[str, ...]:
+        """w, z, a of the cell, then its parts' window hashes (a quarter or rolling cell), all in one slot."""
         k = self.keys
-        return k.window(c.kind, c.value, c.window), k.holds(c.kind, c.value, c.window), \
-            k.hold_amounts(c.kind, c.value, c.window)
+        return (k.window(c.kind, c.value, c.window), k.holds(c.kind, c.value, c.window),
+                k.hold_amounts(c.kind, c.value, c.window), *(k.window(c.kind, c.value, p) for p in c.parts))
 
     @staticmethod
     def _by_slot(cells: Iterable[Cell]) -> dict[tuple[str, str], list[tuple[int, Cell]]]:
@@ -50,7 +51,8 @@ class Reservations:
         """Each cell's window counters {spend, held, events, ...} after dropping holds expired at now_ms."""
         slots = self._by_slot(cells)
         calls: list[Call] = [
-            (lua.OBSERVE, [k for _, c in members for k in self._cell_keys(c)], [now_ms]) for members in slots.values()
+            (lua.OBSERVE, [k for _, c in members for k in self._cell_keys(c)], [now_ms, *(len(c.parts) for _, c in members)])
+            for members in slots.values()
         ]
         out: list[dict[str, int]] = [{} for _ in cells]
         for members, rows in zip(slots.values(), await self.runner.run(calls)):
@@ -59,7 +61,7 @@ class Reservations:
         return out
 
     async def reserve(self, reservation_id: str, team: str, cells: Sequence[Cell], estimate: int, now_ms: int,
-                      ttl_ms: int) -> tuple[bool, list[tuple[int, int]]]:
+                      ttl_ms: int, api_key: str | None = None) -> tuple[bool, list[tuple[int, int]]]:
         """Hold `estimate` nano-USD on every cell until now_ms + ttl_ms, or on none.
 
         Returns (admitted, [(spend, held before this hold) per cell]). Refused when a cell's blocking limit would
@@ -72,9 +74,9 @@ class Reservations:
         for members in slots.values():
             argv: list[Any] = [now_ms, expiry, reservation_id, estimate]
             for _, c in members:
-                argv += (c.limit, c.expire_at)
+                argv += (c.limit, c.expire_at, len(c.parts))
             calls.append((lua.RESERVE, [k for _, c in members for k in self._cell_keys(c)], argv))
-        record = json.dumps({"team": team, "cells": [[c.kind, c.value, c.window] for c in cells]})
+        record = json.dumps({"team": team, "api_key": api_key, "cells": [[c.kind, c.value, c.window] for c in cells]})
         calls.append((None, (), ("SET", self.keys.reservation(reservation_id), record, "PX", ttl_ms + RECORD_SLACK_MS)))
         replies = (await self.runner.run(calls))[:-1]
         rows: list[tuple[int, int]] = [(0, 0)] * len(cells)
@@ -96,7 +98,7 @@ class Reservations:
         for cell, rid in holds:
             if cell not in index:
                 index[cell] = len(index) + 1
-                keys += self._cell_keys(cell)
+                keys += self._cell_keys(cell)[:3]  # RELEASE needs w, z, a only
             argv += (index[cell], rid)
         return lua.RELEASE, keys, argv
 

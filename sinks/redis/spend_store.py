@@ -15,7 +15,7 @@ from typing import Any, Iterable, Sequence
 
 from schemas.models import Budget
 from sinks.redis import lua_stream as lua
-from sinks.redis.keys import Keys, dedupe_bucket
+from sinks.redis.keys import Keys, dedupe_bucket, slot_of
 from sinks.redis.scripts import Call, RedisClient, ScriptRunner
 from spendstream.aggregation import CELL_FIELDS, Deltas
 from spendstream.ports import DedupeKey, Totals
@@ -106,7 +106,31 @@ class RedisSpendStore:
         return {scope: dict(zip(cells, spends)) for (scope, cells), spends in zip(deltas.items(), results)}
 
     async def _fan_out(self, calls: list[tuple[list[str], list[Any]]]) -> list[list[int]]:
-        return await self.runner.run([(lua.APPLY_SCOPE, keys, argv) for keys, argv in calls])
+        """Run the per-scope APPLY calls (the journal's unit), merged per slot: scopes sharing a hash tag (values
+        of one high-cardinality bucket) go in one APPLY_SLOT call. Returns each scope's window spends."""
+        slots: dict[str, list[int]] = {}
+        for i, (keys, _) in enumerate(calls):
+            slots.setdefault(slot_of(keys[0]), []).append(i)
+        batch: list[Call] = []
+        for members in slots.values():
+            if len(members) == 1:
+                keys, argv = calls[members[0]]
+                batch.append((lua.APPLY_SCOPE, keys, argv))
+                continue
+            keys, argv = [], list(calls[members[0]][1][:2])
+            for i in members:
+                k, a = calls[i]
+                keys += k
+                argv += [len(k) - 1, *a[2:]]
+            batch.append((lua.APPLY_SLOT, keys, argv))
+        out: list[list[int]] = [[] for _ in calls]
+        for members, reply in zip(slots.values(), await self.runner.run(batch)):
+            pos = 0
+            for i in members:
+                n = len(calls[i][0]) - 1
+                out[i] = list(reply[pos:pos + n])
+                pos += n
+        return out
 
     async def recover(self, topic: str, partition: int) -> int:
         """Finish the fan-out of batches journaled before a crash. Idempotent. Returns how many were replayed."""
@@ -134,6 +158,17 @@ class RedisSpendStore:
 
     async def delete_budget(self, budget_id: str) -> bool:
         return bool(await self._one("HDEL", self.keys.budgets(), budget_id))
+
+    # ---- budget-group members' labels (the `{members}` slot) ------------------------------------------------
+    async def members(self, kind: str) -> dict[str, dict[str, str]]:
+        return {k: json.loads(v) for k, v in _pairs(await self._one("HGETALL", self.keys.members(kind))).items()}
+
+    async def member_labels(self, members: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
+        replies = await self.runner.run([(None, (), ("HGET", self.keys.members(k), v)) for k, v in members])
+        return [json.loads(r) if r else {} for r in replies]
+
+    async def put_member(self, kind: str, value: str, labels: dict[str, str]) -> None:
+        await self._one("HSET", self.keys.members(kind), value, json.dumps(labels, sort_keys=True))
 
     # ---- alerts and decisions (the `{budgets}` slot) ----------------------------------------------------------
     async def mark_fired(self, markers: list[tuple[tuple[str, str, str, int], int]]) -> list[bool]:

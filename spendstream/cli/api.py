@@ -21,6 +21,7 @@ def build_api(settings, publisher=None):
     from sinks.redis.client import make_redis
     from sinks.redis.reservations import Reservations
     from sinks.redis.spend_store import RedisSpendStore
+    from sinks.redis.rate_limits import RateLimits
     from sinks.redis.throttle import Throttle
     from spendstream.cli._common import clickhouse_client
     from spendstream.cli.clock import SystemClock
@@ -32,7 +33,8 @@ def build_api(settings, publisher=None):
     keys = ApiKeys(r, settings.redis.prefix, bootstrap_admin_key=bootstrap.get_secret_value() if bootstrap else None)
     budget_log = ClickHouseBudgetLog(lambda: clickhouse_client()[0], settings.clickhouse.database)
     checker = Checker(store, Reservations(r, settings.redis.prefix), Throttle(r, settings.redis.prefix), prices,
-                      SystemClock(), budget_log=budget_log)
+                      SystemClock(), budget_log=budget_log, fiscal_start_month=settings.budgets.fiscal_year_start_month,
+                      rates=RateLimits(r, settings.redis.prefix))
     from reports.usage import UsageHistory
 
     history = UsageHistory(settings.clickhouse.dsn, settings.clickhouse.database, min(settings.clickhouse.timeout_s, 10))

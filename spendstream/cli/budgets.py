@@ -63,7 +63,7 @@ def list_() -> None:
     s = settings_or_exit()
     t = Table("id", "scope", "period", "limit USD", "mode", "action", "thresholds")
     for b in asyncio.run(store_for(s).budgets()):
-        t.add_row(b.id, f"{b.scope.kind}:{b.scope.value}", b.period, b.limit_usd, b.mode, b.action, ",".join(map(str, b.thresholds)))
+        t.add_row(b.id, f"{b.scope.kind}:{b.scope.value}", b.window_name, b.limit_usd, b.mode, b.action, ",".join(map(str, b.thresholds)))
     console.print(t)
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from datetime import UTC, datetime
+
 from pydantic import ValidationError
 
 from enforcement.auth import Principal
 from enforcement.checker import CheckRequest, _cells
 from enforcement.errors import Forbidden
 from enforcement.queries import parse_scope
+from spendstream.budget_windows import budget_window
 from spendstream.scopes import scope_team
 from schemas.models import Budget, BudgetScope
 
@@ -66,8 +69,9 @@ def test_budgets_on_one_window_share_a_cell_held_to_the_tightest_blocking_limit(
     budgets = [b("a", "team", "p", "10"), b("b", "team", "p", "4", action="throttle"),
                b("c", "team", "p", "1", mode="showback"), b("d", "team", "p", "2", action="warn"),
                b("e", "team", "p", "3", period="day"), b("f", "org", "all", "5", mode="showback")]
-    windows = ["m:202611", "m:202611", "m:202611", "m:202611", "d:20261116", "m:202611"]
-    cells = {(c.kind, c.value, c.window): c.limit for c in _cells(budgets, windows)}
+    now = int(datetime(2026, 11, 16, 12, tzinfo=UTC).timestamp() * 1000)
+    windows = [budget_window(x.period, now) for x in budgets]
+    cells = {(c.kind, c.value, c.window): c.limit for c in _cells(budgets, [(x.scope.kind, x.scope.value) for x in budgets], windows, [0] * len(budgets))}
     assert cells == {("team", "p", "m:202611"): 4_000_000_000, ("team", "p", "d:20261116"): 3_000_000_000,
                      ("org", "all", "m:202611"): -1}
 
