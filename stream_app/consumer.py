@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from mode import Service
 
 from sinks.clickhouse.writer import ClickHouseWriter
+from spendstream.errors import StoreUnavailable
 from spendstream.ports import DeadLetterSink
 from stream_app.metrics import Metrics
 from stream_app.processor import BatchProcessor, BatchResult, StaleBatch
@@ -128,7 +129,7 @@ class UsageConsumer(Service):
                 await self.processor.assign(self.topic, new, written)
                 self._assigned.update(new)
             if msgs:
-                await self._handle(msgs)
+                await self._handle_until_booked(msgs)
             self.metrics.sink_pending.set(self.writer.pending)
             if self.writer.pending >= self.flush_rows:
                 self._flush_due.set()
@@ -153,6 +154,21 @@ class UsageConsumer(Service):
                             self.writer.pending)
             else:
                 self._flush_failures = 0
+
+    async def _handle_until_booked(self, msgs) -> None:
+        """Redis away (a restart, a cluster failover): keep the records and retry with backoff until they are
+        booked; the marks make the retry harmless for partitions that were already booked before the error."""
+        backoff = 0.1
+        while True:
+            try:
+                return await self._handle(msgs)
+            except StoreUnavailable as exc:
+                self.metrics.store_failures.inc()
+                log.warning("spend store unavailable (%s); retrying the batch in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(5.0, backoff * 2)
+                if self.should_stop:
+                    raise
 
     async def _handle(self, msgs) -> None:
         t0 = time.perf_counter()

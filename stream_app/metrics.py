@@ -27,6 +27,8 @@ class Metrics:
         self.position = Gauge("spendstream_partition_position", "Highest offset processed", ["partition"], registry=r)
         self.revoked = Counter("spendstream_partitions_revoked_total", "Partitions given up in a rebalance (or lost "
                                "by a zombie)", registry=r)
+        self.store_failures = Counter("spendstream_store_failures_total", "Batches retried because the spend store "
+                                      "(Redis) did not answer", registry=r)
         self.stale_batches = Counter("spendstream_stale_batches_total", "Batches another owner had booked past: "
                                      "rows dropped, marks re-read", registry=r)
         self.alerts = Counter("spendstream_alerts_total", "Alerts fired", ["kind"], registry=r)
