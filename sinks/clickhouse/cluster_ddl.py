@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-__all__ = ["ClusterDDLError", "ClusterDDL", "replicated_tables", "sharding_key", "SHARDING_KEYS", "LOCAL_SUFFIX",
+__all__ = ["ClusterDDLError", "ClusterDDL", "check_cluster", "cluster_statements", "replicated_tables", "sharding_key", "SHARDING_KEYS", "LOCAL_SUFFIX",
            "ZK_PATH"]
 
 LOCAL_SUFFIX = "_local"
@@ -56,6 +56,13 @@ _NON_REPLICATED_WINDOW = re.compile(r"\bnon_replicated_deduplication_window\b", 
 
 class ClusterDDLError(ValueError):
     """A migration statement with no cluster form here (extend cluster_ddl.py, or write it cluster-neutral)."""
+
+
+def check_cluster(cluster: str) -> str:
+    """`cluster` if it is an identifier (it is pasted into SQL), else ClusterDDLError."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", cluster):
+        raise ClusterDDLError(f"cluster name {cluster!r} must be an identifier")
+    return cluster
 
 
 def _mask(sql: str) -> str:
@@ -159,9 +166,7 @@ class ClusterDDL:
     """Rewrites single-node migration statements for cluster `cluster`; `replicated` = replicated_tables(...)."""
 
     def __init__(self, cluster: str, replicated: Iterable[str]) -> None:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", cluster):
-            raise ClusterDDLError(f"cluster name {cluster!r} must be an identifier")
-        self.cluster = cluster
+        self.cluster = check_cluster(cluster)
         self.replicated = frozenset(replicated)
         self.on = f" ON CLUSTER {cluster}"
 
