@@ -19,11 +19,19 @@ FILES = sorted(MIGRATIONS_DIR.glob("*.sql"))
 
 
 @pytest.fixture(scope="module")
-def fmt(tmp_path_factory):
-    """Parse one statement with the real engine; returns its canonical text (raises on a syntax error)."""
+def engine(tmp_path_factory):
+    """The real ClickHouse engine in-process (chdb: one per process, so one session for this module)."""
     from chdb import session
 
-    sess = session.Session(str(tmp_path_factory.mktemp("chdb-parser")))
+    sess = session.Session(str(tmp_path_factory.mktemp("chdb")))
+    yield sess
+    sess.close()
+
+
+@pytest.fixture(scope="module")
+def fmt(engine):
+    """Parse one statement with the real engine; returns its canonical text (raises on a syntax error)."""
+    sess = engine
     has_format = sess.query("SELECT count() FROM system.functions WHERE name = 'formatQuery'", "CSV").bytes()
     use_format = has_format.strip() == b"1"
 
@@ -35,8 +43,7 @@ def fmt(tmp_path_factory):
             out = sess.query(f"EXPLAIN AST {stmt}", "TSVRaw").bytes().decode()
         return " ".join(out.split())
 
-    yield parse
-    sess.close()
+    return parse
 
 
 def _old_statements(sql: str) -> list[str]:
@@ -240,3 +247,34 @@ def test_the_parser_rejects_misplaced_cluster_clauses(fmt):
                 "CREATE TABLE d.t (a Int8) ENGINE = ReplicatedMergeTree('/p', '{replica}' ORDER BY a"):
         with pytest.raises(Exception, match="(?i)syntax"):
             fmt(bad)
+
+
+def test_the_cluster_schema_executes_on_one_node_with_the_cluster_parts_stripped(engine):
+    """Beyond parsing: run the cluster schema on the real engine with ON CLUSTER removed and Replicated engines made
+    plain (no Keeper here). The engine then checks what parsing cannot: views select columns the `_local` targets
+    have, the Distributed sharding keys are integer expressions over existing columns (ClickHouse checks that
+    before it looks the cluster up: error 701, cluster not found, is the only failure allowed)."""
+    sess = engine
+    ddl = _ddl()
+    replicated = re.compile(r"Replicated(\w*MergeTree)\('/clickhouse/tables/\{shard\}/\w+/\w+', '\{replica\}'(?:, )?")
+    stmts = render(MIGRATIONS_TABLE, DB, ddl) + [s for p in FILES for s in render(p.read_text(), DB, ddl)]
+    distributed, missing = 0, set()
+    sess.query(f"CREATE DATABASE {DB}")
+    try:
+        for stmt in stmts:
+            plain = replicated.sub(r"\1(", stmt.replace(f" ON CLUSTER {CLUSTER}", ""))
+            target = re.match(r"(?:CREATE TABLE IF NOT EXISTS|ALTER TABLE) (\S+)", plain)
+            if target and target.group(1) in missing:
+                continue  # a column ALTER of a Distributed table the engine could not attach without the cluster
+            try:
+                sess.query(plain)
+            except Exception as exc:
+                assert "ENGINE = Distributed(" in plain and "Code: 701" in str(exc), (plain, exc)
+                distributed += 1
+                missing.add(target.group(1))
+        assert distributed == len(_merge_tree_tables()) + 1  # every MergeTree table and schema_migrations
+        views = sess.query(f"SELECT name, create_table_query FROM system.tables WHERE database = '{DB}' "
+                           "AND engine = 'MaterializedView'", "JSONCompact").bytes().decode()
+        assert "cost_hourly_mv" in views and "priced_events_local" in views
+    finally:
+        sess.query(f"DROP DATABASE IF EXISTS {DB}")
