@@ -4,6 +4,7 @@ nested sections with `__`: e.g. SPENDSTREAM_REDIS__URL, SPENDSTREAM_KAFKA__BOOTS
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -14,6 +15,7 @@ from spendstream.errors import ConfigError
 __all__ = ["Settings", "load_settings", "ENV_PREFIX"]
 
 ENV_PREFIX = "SPENDSTREAM_"
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class _Section(BaseModel):
@@ -67,6 +69,9 @@ class ClickHouseSettings(_Section):
     flush_interval_s: float = Field(default=1.0, gt=0)
     max_pending_rows: int = Field(default=1_000_000, ge=1, description="rows buffered while ClickHouse is slow or "
                                   "down; at this many the worker stops booking until the backlog drains")
+    cluster: str | None = Field(default=None, description="a ClickHouse cluster name (remote_servers): migrations "
+                                "emit ON CLUSTER DDL, Replicated*MergeTree `<table>_local` tables and Distributed "
+                                "`<table>` tables over them; unset = single-node DDL (docs/scaling.md)")
 
     @field_validator("dsn")
     @classmethod
@@ -74,6 +79,13 @@ class ClickHouseSettings(_Section):
         if not v.startswith(("http://", "https://")):
             raise ValueError("expected http(s)://user:password@host:port of a ClickHouse server "
                              "(the embedded chdb:// path is gone: `spendstream services up` serves it over HTTP)")
+        return v
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster(cls, v: str | None) -> str | None:
+        if v is not None and not _IDENT.match(v):
+            raise ValueError(f"expected a cluster name (an identifier: letters, digits, _), got {v!r}")
         return v
 
 

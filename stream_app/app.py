@@ -73,10 +73,10 @@ def build_worker(settings: Settings, prices: PriceBook, rules: AllocationRules |
         producer_acks=-1,
     )
     ch = connect(settings.clickhouse.dsn, settings.clickhouse.timeout_s)
-    migrate(ch, settings.clickhouse.database)
+    migrate(ch, settings.clickhouse.database, settings.clickhouse.cluster)
     redis_client = make_redis(settings.redis.url, timeout_s=5.0)
     store = RedisSpendStore(redis_client, settings.redis.prefix)
-    writer = ClickHouseWriter(ch, settings.clickhouse.database)
+    writer = ClickHouseWriter(ch, settings.clickhouse.database, cluster=settings.clickhouse.cluster)
     processor = BatchProcessor(
         UsageCodec(build_catalog(k.schema_registry_url)), prices, store, writer,
         Reservations(redis_client, settings.redis.prefix), clock,

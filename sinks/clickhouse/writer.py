@@ -9,6 +9,15 @@ same block, retried unchanged before anything newer: so an INSERT a hung server 
 and its retry are one insert (migration 0006 keeps the tokens; `deduplicate_blocks_in_dependent_materialized_views`
 keeps the rollups exact too). After a restart the worker asks ClickHouse for the highest offset it holds per
 partition and skips those, so a redelivered batch is never inserted twice and the rollups never double count.
+
+On a ClickHouse cluster (`cluster=` name; docs/scaling.md "ClickHouse cluster") the guard must read what was written:
+inserts go through the Distributed table with `insert_distributed_sync=1`, so an INSERT returns only once the
+owning shard has stored the block (the token travels with it: Replicated tables dedupe a retry in Keeper, for every
+replica of the shard), and priced_events is sharded by (kafka_topic, kafka_partition), so each partition's slice is
+one block on one shard. `written_offsets` then reads max(kafka_offset) from every replica of every shard
+(`clusterAllReplicas` over the `_local` table): the replica that acknowledged an insert answers even while the
+others still fetch the part, and a replica that cannot answer fails the read (the worker retries) instead of
+returning a stale, lower offset.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from typing import Any, Sequence
 
 from clickhouse_connect.driver.client import Client
 
+from sinks.clickhouse.cluster_ddl import LOCAL_SUFFIX, check_cluster
 from sinks.clickhouse.priced_rows import PRICED_COLUMNS
 
 __all__ = ["ClickHouseWriter", "Block"]
@@ -48,9 +58,13 @@ class ClickHouseWriter:
     """Implements spendstream.ports.RowSink. Client calls are serialized (one block in flight), so reading the
     offset marks never races an insert on the same client."""
 
-    def __init__(self, client: Client, database: str, table: str = "priced_events") -> None:
+    def __init__(self, client: Client, database: str, table: str = "priced_events", cluster: str | None = None) -> None:
         self.client = client
         self.table = f"{database}.{table}"
+        # single node: the table itself, no extra settings; cluster: see the module docstring
+        self._guard_from = (f"clusterAllReplicas('{check_cluster(cluster)}', {self.table}{LOCAL_SUFFIX})" if cluster
+                            else self.table)
+        self._sync: dict[str, Any] = {"insert_distributed_sync": 1} if cluster else {}
         self._database = database
         self._buffer = Block()
         self._retry: Block | None = None  # a block whose write failed: retried exactly as it was
@@ -60,7 +74,7 @@ class ClickHouseWriter:
         """Highest kafka_offset already stored per partition of `topic` (absent: nothing stored)."""
         with self._io:
             res = self.client.query(
-                f"SELECT kafka_partition, max(kafka_offset) FROM {self.table} WHERE kafka_topic = %(t)s "
+                f"SELECT kafka_partition, max(kafka_offset) FROM {self._guard_from} WHERE kafka_topic = %(t)s "
                 "GROUP BY kafka_partition", parameters={"t": topic})
         return {int(p): int(o) for p, o in res.result_rows}
 
@@ -106,14 +120,15 @@ class ClickHouseWriter:
         """Insert a taken block (any thread). Raises when ClickHouse fails; the caller `restore`s the block."""
         with self._io:
             for (table, columns), rows in list(block.ledger.items()):
-                self.client.insert(f"{self._database}.{table}", rows, column_names=columns)
+                self.client.insert(f"{self._database}.{table}", rows, column_names=columns, settings=self._sync or None)
                 del block.ledger[(table, columns)]  # written: a retry of the block does not resend it
             for tp, rows in list(block.rows.items()):
                 if rows:
                     token = f"{tp[0]}:{tp[1]}:{block.firsts.get(tp, -1)}-{block.marks.get(tp, -1)}:{len(rows)}"
                     self.client.insert(self.table, rows, column_names=PRICED_COLUMNS,
                                        settings={"insert_deduplication_token": token,
-                                                 "deduplicate_blocks_in_dependent_materialized_views": 1})
+                                                 "deduplicate_blocks_in_dependent_materialized_views": 1,
+                                                 **self._sync})
                 del block.rows[tp]  # written: a retry of the block does not resend it
 
     def restore(self, block: Block, owned: set[TP] | None = None) -> None:

@@ -17,22 +17,19 @@ def migrate_cmd() -> None:
     from sinks.clickhouse.schema import connect, migrate
 
     s = settings_or_exit()
-    applied = migrate(connect(s.clickhouse.dsn, s.clickhouse.timeout_s), s.clickhouse.database)
+    applied = migrate(connect(s.clickhouse.dsn, s.clickhouse.timeout_s), s.clickhouse.database, s.clickhouse.cluster)
     console.print(f"applied: {', '.join(applied) or 'nothing (up to date)'}")
 
 
 @db.command("status")
 def status_cmd() -> None:
     """List migrations not yet applied."""
-    from sinks.clickhouse.schema import connect, pending_migrations
+    from sinks.clickhouse.schema import cluster_ddl, connect, ensure_migrations_table, pending_migrations
 
     s = settings_or_exit()
     client = connect(s.clickhouse.dsn, s.clickhouse.timeout_s)
-    client.command(f"CREATE DATABASE IF NOT EXISTS {s.clickhouse.database}")
-    client.command(
-        f"CREATE TABLE IF NOT EXISTS {s.clickhouse.database}.schema_migrations (version String, applied_at DateTime DEFAULT now()) "
-        "ENGINE = ReplacingMergeTree ORDER BY version"
-    )
+    ensure_migrations_table(client, s.clickhouse.database,
+                            cluster_ddl(s.clickhouse.cluster) if s.clickhouse.cluster else None)
     pending = pending_migrations(client, s.clickhouse.database)
     console.print(f"pending: {', '.join(p.stem for p in pending) or 'none'}")
 
