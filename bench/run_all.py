@@ -124,7 +124,7 @@ def main() -> None:
         except ValueError:
             results[name] = {"error": (proc.stderr or proc.stdout)[-1500:]}
         results[name]["wall_s"] = round(time.perf_counter() - t0, 1)
-    report = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "quick": a.quick,
+    report = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "quick": a.quick, "commit": _commit(),
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
               "results": results}
     RESULTS.mkdir(exist_ok=True)
@@ -132,9 +132,18 @@ def main() -> None:
     _write_md(report)
 
 
+def _commit() -> str:
+    """The commit the figures were measured at, with `+dirty` when the work tree differs from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=BENCH.parent).stdout.strip()
+    head = git("rev-parse", "--short=12", "HEAD") or "unknown"
+    return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def _write_md(report: dict) -> None:
     m = report["machine"]
-    lines = [f"Measured {report['date']} on {m['cpus']} cores ({m['platform']}, Python {m['python']}), "
+    lines = [f"Measured {report['date']} at commit {report.get('commit', 'unknown')} on {m['cpus']} cores "
+             f"({m['platform']}, Python {m['python']}), "
              f"{'quick sizes' if report['quick'] else 'full sizes'}.", "", "| figure | measured | goal | met |",
              "|---|---|---|---|"]
     lines += [f"| {f} | {_fmt(v)} | {goal} | {_fmt(met)} |" for f, v, goal, met in _rows(report["results"])]

@@ -88,7 +88,22 @@ class Meter:
             log.exception("spendstream: could not publish a streamed usage event")
 
 
-class MeteredStream:
+class _Proxy:
+    """What both stream proxies share: every other attribute is the library stream's; the last-resort publish at
+    garbage collection (documented: close / exhaustion / context exit are the normal ways)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_stream", "_meter"):
+            raise AttributeError(name)
+        return getattr(self._stream, name)
+
+    def __del__(self) -> None:
+        meter = self.__dict__.get("_meter")
+        if meter is not None and not meter.done:
+            meter.finish("gc")
+
+
+class MeteredStream(_Proxy):
     """Sync proxy over `openai.Stream` / `anthropic.Stream`: same iteration, `close()`, `with`; any other
     attribute (e.g. `response`) is the wrapped stream's."""
 
@@ -141,18 +156,9 @@ class MeteredStream:
     def __exit__(self, *exc: Any) -> None:
         self._end("context_exit")
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name in ("_stream", "_meter"):
-            raise AttributeError(name)
-        return getattr(self._stream, name)
-
-    def __del__(self) -> None:
-        meter = self.__dict__.get("_meter")
-        if meter is not None and not meter.done:
-            meter.finish("gc")
 
 
-class AsyncMeteredStream:
+class AsyncMeteredStream(_Proxy):
     """Async proxy over `openai.AsyncStream` / `anthropic.AsyncStream`."""
 
     def __init__(self, stream: Any, meter: Meter) -> None:
@@ -203,15 +209,6 @@ class AsyncMeteredStream:
     async def __aexit__(self, *exc: Any) -> None:
         await self._end("context_exit")
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name in ("_stream", "_meter"):
-            raise AttributeError(name)
-        return getattr(self._stream, name)
-
-    def __del__(self) -> None:
-        meter = self.__dict__.get("_meter")
-        if meter is not None and not meter.done:
-            meter.finish("gc")
 
 
 def new_meter(accumulator: Accumulator, publish: Callable[[Any, str, dict], None], kwargs: dict) -> Meter:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from spendstream.cli.processes import (
-    LaunchError, ServiceStatus, alive, die_with_parent, port_open, redis_binary, tansu_binary,
+    LaunchError, ServiceStatus, alive, die_with_parent, port_open, read_pidfile, redis_binary, tansu_binary,
 )
 
 __all__ = ["Launcher"]
@@ -52,11 +52,7 @@ class Launcher:
         return self.run_dir / f"{name}.pid"
 
     def _read_pid(self, name: str) -> tuple[int, str] | None:
-        f = self._pidfile(name)
-        if not f.exists():
-            return None
-        pid, _, binary = f.read_text().partition(" ")
-        return int(pid), binary.strip()
+        return read_pidfile(self._pidfile(name))
 
     def _spawn(self, name: str, argv: list[str], port: int, env: dict[str, str] | None = None) -> int:
         known = self._read_pid(name)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from spendstream.errors import SpendstreamError
 
-__all__ = ["LaunchError", "ServiceStatus", "tansu_binary", "redis_binary", "port_open", "alive", "die_with_parent"]
+__all__ = ["LaunchError", "ServiceStatus", "tansu_binary", "redis_binary", "port_open", "alive", "die_with_parent",
+           "read_pidfile"]
 
 
 class LaunchError(SpendstreamError):
@@ -72,3 +73,11 @@ def die_with_parent() -> None:
     import ctypes
 
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def read_pidfile(path: Path) -> tuple[int, str] | None:
+    """(pid, binary) from a pid file the launchers write (`<pid> <binary>`), None when there is none."""
+    if not path.exists():
+        return None
+    pid, _, binary = path.read_text().partition(" ")
+    return int(pid), binary.strip()

@@ -20,7 +20,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from spendstream.cli.processes import LaunchError, ServiceStatus, alive, die_with_parent, port_open, redis_binary
+from spendstream.cli.processes import (
+    LaunchError, ServiceStatus, alive, die_with_parent, port_open, read_pidfile, redis_binary,
+)
 
 __all__ = ["RedisClusterLauncher", "redis_cli_binary", "free_cluster_base_port", "NODES", "BUS_OFFSET"]
 
@@ -124,11 +126,7 @@ class RedisClusterLauncher:
         return self.run_dir / f"redis-cluster-{port}.pid"
 
     def _read_pid(self, port: int) -> tuple[int, str] | None:
-        f = self._pidfile(port)
-        if not f.exists():
-            return None
-        pid, _, binary = f.read_text().partition(" ")
-        return int(pid), binary.strip()
+        return read_pidfile(self._pidfile(port))
 
     def _started_ports(self) -> list[int]:
         """Ports of every node with a pid file: what an earlier `up()` started, whatever its base port."""
