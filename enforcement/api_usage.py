@@ -20,6 +20,7 @@ __all__ = ["usage_router", "UsageReport", "HistoryUnavailable", "MAX_BUCKETS"]
 
 MAX_BUCKETS = 5_000  # periods x breakdown keys one answer may hold
 ISO_TIME = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?$"
+EPOCH, LAST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2106, 1, 1, tzinfo=UTC)  # ClickHouse DateTime's range
 _SPAN = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1), "month": timedelta(days=28)}
 
 
@@ -78,6 +79,8 @@ def usage_router(history: Callable[..., list[Any]], principal: Callable[..., Any
             raise InvalidRequest(str(exc)) from exc
         who.require_read(scope_team(s.kind, s.value))
         t0, t1 = _utc(start, "from"), _utc(end, "to")
+        if t0 < EPOCH or t1 > LAST:
+            raise InvalidRequest(f"[from, to) must lie within {EPOCH.date()} .. {LAST.date()} (the history's time range)")
         if t1 <= t0:
             raise InvalidRequest(f"`to` ({t1.isoformat()}) must be after `from` ({t0.isoformat()})")
         if (t1 - t0) / _SPAN[group_by] > MAX_BUCKETS:

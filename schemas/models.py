@@ -116,7 +116,8 @@ class Budget(BaseModel):
         default=None, description="a budget group: every member (scope.value '*') whose labels match")
     group: Literal["shared", "each"] = Field(
         default="shared", description="with selector: one counter for all members, or a default budget for each")
-    limit_usd: str = Field(pattern=r"^\d{1,12}(\.\d{1,9})?$", description="USD, up to 9 decimals")
+    limit_usd: str = Field(pattern=r"^\d{1,9}(\.\d{1,9})?$",
+                           description="USD, up to 9 decimals and below 1e9 (nano-USD fit a signed 64-bit integer)")
     carry_over: bool = Field(default=False, description="unused budget of the previous period adds to this one")
     carry_over_cap_pct: int = Field(default=100, ge=0, le=100, description="at most this % of the limit carries")
     thresholds: tuple[int, ...] = (50, 80, 100)
