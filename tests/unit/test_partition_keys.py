@@ -12,13 +12,12 @@ from integrations.publisher import Publisher
 from schemas.partition_keys import DEFAULT_STRATEGY, PartitionKeys, partition_for, partition_key, skew
 from spendstream.errors import ConfigError
 from spendstream.settings import load_settings
+from spendstream.synthetic import hot_team_mix
 
 
 def _hot_mix(n: int, seed: int = 1) -> list[dict]:
     rng = random.Random(seed)
-    names = ["hot"] + [f"mid-{i}" for i in range(4)] + [f"tail-{i}" for i in range(40)]
-    teams = rng.choices(names, [60] + [5] * 4 + [0.5] * 40, k=n)
-    return [{"team": t, "event_id": f"{rng.getrandbits(64):016x}-{i}"} for i, t in enumerate(teams)]
+    return [{"team": t, "event_id": f"{rng.getrandbits(64):016x}-{i}"} for i, t in enumerate(hot_team_mix(n, seed))]
 
 
 def _counts(events: list[dict], strategy: str, shards: int, partitions: int) -> list[int]:
@@ -43,9 +42,10 @@ def test_keys_are_stable_and_shaped_per_strategy():
 
 
 def test_team_shard_spreads_a_hot_team_over_its_shards():
-    events = [e for e in _hot_mix(20_000) if e["team"] == "hot"]
+    events = [e for e in _hot_mix(20_000) if e["team"] == "hot-team"]
+    assert 0.57 < len(events) / 20_000 < 0.63
     keys = {partition_key(e, "team_shard", 8) for e in events}
-    assert keys == {f"hot#{k}".encode() for k in range(8)}
+    assert keys == {f"hot-team#{k}".encode() for k in range(8)}
     per_key = [sum(1 for e in events if partition_key(e, "team_shard", 8) == k) for k in keys]
     assert max(per_key) / min(per_key) < 1.3  # each shard takes about 1/8 of the team
 
