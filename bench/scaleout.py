@@ -13,6 +13,7 @@ what a group costs and how it behaves, not how it scales on real hardware. Figur
               per partition, until each partition's last offset is owned by exactly one worker per /metrics),
               then the pre-encoded load is produced in one burst; events/s = from the first booked to all booked
               (Redis {org:all} month `events`).
+  by key      3 workers on the same events keyed the other ways (the hot team's partition holds the group up).
   rebalance   3 workers; at 25 % booked one is SIGKILLed. pause = from the kill until every partition it owned
               (that still had a backlog) is booked again (its Redis applied offset moves): session timeout
               (SPENDSTREAM_KAFKA__SESSION_TIMEOUT_S=10 here) + tansu's group join + assignment.
@@ -243,6 +244,9 @@ def main() -> None:
             sk = b.skew(a.skew_events, chosen)
             events = hot_events(a.events, int(time.time() * 1000))
             runs = [b.group_run(f"w{n}", n, events, chosen) for n in map(int, a.workers.split(","))]
+            by_key = {f"{k.strategy}{'_' + str(k.shards) if k.strategy == 'team_shard' else ''}":
+                      b.group_run(f"k-{k.strategy.replace('_', '-')}", 3, events, k)
+                      for k in (PartitionKeys("team"), PartitionKeys("team_shard", 8)) if k != chosen}
             reb = b.group_run("kill", 3, events, chosen, kill_at=0.25)
         finally:
             b.launcher.down()
@@ -251,10 +255,12 @@ def main() -> None:
         "note": "broker, Redis, ClickHouse dev server and all workers share these cores; noisy",
         "key": {"strategy": chosen.strategy, "shards": chosen.shards},
         "events_per_s": {str(r["workers"]): r["events_per_s"] for r in runs},
+        "events_per_s_3_workers_by_key": {**{k: r["events_per_s"] for k, r in by_key.items()},
+                                          chosen.strategy: next((r["events_per_s"] for r in runs if r["workers"] == 3), None)},
         "rebalance_pause_s": reb.get("rebalance_pause_s"), "session_timeout_s": SESSION_TIMEOUT_S,
         "skew_before_team": sk["real_tansu"]["before_team"]["skew"],
         "skew_after": sk["real_tansu"][f"after_{chosen.strategy}"]["skew"],
-        "detail": {"skew": sk, "runs": runs, "rebalance": reb},
+        "detail": {"skew": sk, "runs": runs, "runs_3_workers_by_key": by_key, "rebalance": reb},
     }, indent=1))
 
 
