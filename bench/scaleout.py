@@ -155,10 +155,13 @@ class Bench:
             return set()
         return {int(p) for p, v in POSITION.findall(text) if int(float(v)) == last.get(int(p))}
 
-    def form_group(self, name: str, topic: str, ports: list[int], stream: SyntheticStream) -> tuple[int, dict]:
+    def form_group(self, name: str, topic: str, procs: dict[int, subprocess.Popen], stream: SyntheticStream
+                   ) -> tuple[int, dict]:
         """Warm-up rounds until every partition's last offset is owned by exactly one worker and each has some."""
-        sent, deadline = 0, time.monotonic() + 180
+        sent, deadline, ports = 0, time.monotonic() + 180, list(procs)
         while time.monotonic() < deadline:
+            if any(proc.poll() is not None for proc in procs.values()):
+                raise RuntimeError(f"{name}: a worker exited during start-up")
             last = {}
             for p in range(self.partitions):
                 last.update(self.produce(topic, [(None, self.codec.encode(stream.event(int(time.time() * 1000))))], p))
@@ -182,7 +185,7 @@ class Bench:
                                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in ports}
         try:
             t_start = time.monotonic()
-            base, owners = self.form_group(name, topic, ports, SyntheticStream(seed=99))
+            base, owners = self.form_group(name, topic, procs, SyntheticStream(seed=99))
             formed_s = time.monotonic() - t_start
             n, target = len(values), base + len(values)
             t0 = time.perf_counter()
@@ -245,7 +248,7 @@ def main() -> None:
             events = hot_events(a.events, int(time.time() * 1000))
             runs = [b.group_run(f"w{n}", n, events, chosen) for n in map(int, a.workers.split(","))]
             by_key = {f"{k.strategy}{'_' + str(k.shards) if k.strategy == 'team_shard' else ''}":
-                      b.group_run(f"k-{k.strategy.replace('_', '-')}", 3, events, k)
+                      b.group_run(f"k{k.strategy.replace('_', '')}", 3, events, k)
                       for k in (PartitionKeys("team"), PartitionKeys("team_shard", 8)) if k != chosen}
             reb = b.group_run("kill", 3, events, chosen, kill_at=0.25)
         finally:
