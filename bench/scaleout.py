@@ -188,6 +188,7 @@ class Bench:
             base, owners = self.form_group(name, topic, procs, SyntheticStream(seed=99))
             formed_s = time.monotonic() - t_start
             n, target = len(values), base + len(values)
+            per_p = Counter(partition_for(k, self.partitions) for k, _ in values)  # keyed: the model is exact
             t0 = time.perf_counter()
             last = self.produce(topic, values)
             produce_s = time.perf_counter() - t0
@@ -216,7 +217,8 @@ class Bench:
             out = {"workers": workers, "events": n, "events_per_s": round((target - first[1]) / (t - first[0])),
                    "seconds": round(t - first[0], 2), "produce_burst_s": round(produce_s, 2),
                    "group_formed_s": round(formed_s, 1),
-                   "partitions_per_worker": sorted(len(s) for s in owners.values())}
+                   "partitions_per_worker": sorted(len(s) for s in owners.values()),
+                   "busiest_worker_share": round(max(sum(per_p.get(p, 0) for p in s) for s in owners.values()) / n, 3)}
             if killed:
                 out.update(killed_partitions=sorted(killed[1]), pause_per_partition_s={p: round(s, 2) for p, s in stall.items()},
                            rebalance_pause_s=round(max(stall.values()), 2) if stall else None)
