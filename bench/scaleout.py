@@ -14,6 +14,9 @@ what a group costs and how it behaves, not how it scales on real hardware. Figur
               then the pre-encoded load is produced in one burst; events/s = from the first booked to all booked
               (Redis {org:all} month `events`).
   by key      3 workers on the same events keyed the other ways (the hot team's partition holds the group up).
+              Also each worker's CPU seconds (/proc): events per worker CPU second (the per-event cost of a key:
+              batch size per partition, scope slots per batch) and events / the busiest worker's CPU seconds (the
+              rate if each worker had its own core) — less noisy than wall time on shared cores.
   rebalance   3 workers; at 25 % booked one is SIGKILLed. pause = from the kill until every partition it owned
               (that still had a backlog) is booked again (its Redis applied offset moves): session timeout
               (SPENDSTREAM_KAFKA__SESSION_TIMEOUT_S=10 here) + tansu's group join + assignment.
@@ -53,6 +56,12 @@ from tests.conftest import free_port  # noqa: E402
 
 SESSION_TIMEOUT_S = 10
 POSITION = re.compile(r'^spendstream_partition_position\{partition="(\d+)"\} (\S+)$', re.M)
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def hot_events(n: int, now_ms: int, seed: int = 5) -> list[dict]:
@@ -187,6 +196,7 @@ class Bench:
             t_start = time.monotonic()
             base, owners = self.form_group(name, topic, procs, SyntheticStream(seed=99))
             formed_s = time.monotonic() - t_start
+            cpu0 = {port: cpu_s(proc.pid) for port, proc in procs.items()}
             n, target = len(values), base + len(values)
             per_p = Counter(partition_for(k, self.partitions) for k, _ in values)  # keyed: the model is exact
             t0 = time.perf_counter()
@@ -214,11 +224,16 @@ class Bench:
                 if t - t0 > 600:
                     raise RuntimeError(f"{name}: {c - base} of {n} booked after 600 s")
                 time.sleep(0.01)
+            cpu = [cpu_s(proc.pid) - cpu0[port] for port, proc in procs.items() if proc.poll() is None]
             out = {"workers": workers, "events": n, "events_per_s": round((target - first[1]) / (t - first[0])),
                    "seconds": round(t - first[0], 2), "produce_burst_s": round(produce_s, 2),
                    "group_formed_s": round(formed_s, 1),
                    "partitions_per_worker": sorted(len(s) for s in owners.values()),
-                   "busiest_worker_share": round(max(sum(per_p.get(p, 0) for p in s) for s in owners.values()) / n, 3)}
+                   "busiest_worker_share": round(max(sum(per_p.get(p, 0) for p in s) for s in owners.values()) / n, 3),
+                   "worker_cpu_s": [round(c, 2) for c in cpu]}
+            if not killed:  # CPU is less noisy than wall time here: the busiest worker is the critical path
+                out.update(events_per_worker_cpu_s=round(n / sum(cpu)),
+                           projected_events_per_s_core_per_worker=round(n / max(cpu)))
             if killed:
                 out.update(killed_partitions=sorted(killed[1]), pause_per_partition_s={p: round(s, 2) for p, s in stall.items()},
                            rebalance_pause_s=round(max(stall.values()), 2) if stall else None)
@@ -262,6 +277,12 @@ def main() -> None:
         "events_per_s": {str(r["workers"]): r["events_per_s"] for r in runs},
         "events_per_s_3_workers_by_key": {**{k: r["events_per_s"] for k, r in by_key.items()},
                                           chosen.strategy: next((r["events_per_s"] for r in runs if r["workers"] == 3), None)},
+        "events_per_worker_cpu_s_3_workers_by_key": {
+            **{k: r["events_per_worker_cpu_s"] for k, r in by_key.items()},
+            chosen.strategy: next((r["events_per_worker_cpu_s"] for r in runs if r["workers"] == 3), None)},
+        "projected_events_per_s_3_workers_own_cores_by_key": {
+            **{k: r["projected_events_per_s_core_per_worker"] for k, r in by_key.items()},
+            chosen.strategy: next((r["projected_events_per_s_core_per_worker"] for r in runs if r["workers"] == 3), None)},
         "rebalance_pause_s": reb.get("rebalance_pause_s"), "session_timeout_s": SESSION_TIMEOUT_S,
         "skew_before_team": sk["real_tansu"]["before_team"]["skew"],
         "skew_after": sk["real_tansu"][f"after_{chosen.strategy}"]["skew"],
