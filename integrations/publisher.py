@@ -1,10 +1,11 @@
 """The publisher SDK: record usage events from a service's request path into Kafka.
 
-`record(...)` appends a plain dict to an in-memory batch keyed by team (the topic's key) and returns; it never
+`record(...)` appends a plain dict to an in-memory batch per team and returns; it never
 blocks on the network and never raises (problems are logged and counted in `stats`). When a team's batch
 reaches `batch_size` the recording call encodes it into one UsageBatch message and hands it to
 confluent-kafka's producer (idempotent, lz4, batched): one call in `batch_size` pays the encode. A background
-thread sends partial batches after `linger_s`, serves delivery reports and the spool.
+thread sends partial batches after `linger_s`, serves delivery reports and the spool. A batch message's Kafka key is
+its first event's key under `keys` (schemas/partition_keys.py; default: event id, so a hot team spreads).
 
 Broker unreachable: new messages, and messages whose delivery fails with a retriable error, go to a bounded
 `DiskSpool`; when a metadata probe succeeds again the spool is replayed, each segment deleted only after every
@@ -31,6 +32,7 @@ from integrations.spool import DiskSpool
 from integrations.tag_warnings import TagWarnings
 from schemas.codec import UsageCodec
 from schemas.errors import EncodeError
+from schemas.partition_keys import PartitionKeys
 
 __all__ = ["Publisher", "PublisherStats", "producer_config"]
 
@@ -45,11 +47,11 @@ class Publisher:
     def __init__(
         self, topic: str, config: Mapping[str, Any], *, spool: DiskSpool | None, codec: UsageCodec | None = None,
         batch_size: int = 500, linger_s: float = 0.05, probe_interval_s: float = 1.0,
-        producer_factory: Callable[[dict], Any] = Producer, source: str = "sdk",
+        producer_factory: Callable[[dict], Any] = Producer, source: str = "sdk", keys: PartitionKeys = PartitionKeys(),
     ) -> None:
         if not 1 <= batch_size <= 10_000:
             raise PublisherError(f"batch_size must be 1..10000, got {batch_size}")
-        self.topic, self.spool, self.source = topic, spool, source
+        self.topic, self.spool, self.source, self.keys = topic, spool, source, keys
         self.codec = codec or UsageCodec()
         self.stats = PublisherStats()
         self._config = {**config, "error_cb": self._on_error}
@@ -145,7 +147,7 @@ class Publisher:
                 return
             payload = self.codec.encode_batch(good)
             events = good
-        self._produce(team.encode() if team else None, payload, len(events))
+        self._produce(self.keys.key(events[0]), payload, len(events))
 
     def _produce(self, key: bytes | None, value: bytes, n: int, on_done: Callable | None = None) -> None:
         if not self._down and not self._fatal:

@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.partition_keys import DEFAULT_SHARDS, DEFAULT_STRATEGY, STRATEGIES
 from spendstream.errors import ConfigError
 
 __all__ = ["Settings", "load_settings", "ENV_PREFIX"]
@@ -33,6 +34,9 @@ class KafkaSettings(_Section):
     consumer_group: str = "spendstream-usage"
     session_timeout_s: float = Field(default=6.0, gt=0, description="tansu joins in ~half of this: keep 6 s in dev")
     schema_registry_url: str | None = None
+    partition_key: str = Field(
+        default=DEFAULT_STRATEGY, description="Kafka key of usage messages (schemas/partition_keys.py, docs/scaling.md)")
+    key_shards: int = Field(default=DEFAULT_SHARDS, ge=1, le=1024, description="sub-keys per team for team_shard")
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -41,6 +45,13 @@ class KafkaSettings(_Section):
             host, _, port = hp.strip().rpartition(":")
             if not host or not port.isdigit():
                 raise ValueError(f"expected host:port[,host:port], got {v!r}")
+        return v
+
+    @field_validator("partition_key")
+    @classmethod
+    def _strategy(cls, v: str) -> str:
+        if v not in STRATEGIES:
+            raise ValueError(f"expected one of {', '.join(STRATEGIES)}, got {v!r}")
         return v
 
 

@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-__all__ = ["TEAMS", "SyntheticStream"]
+__all__ = ["TEAMS", "SyntheticStream", "hot_team_mix"]
 
 # team -> (cost center, [(use case, environment, workload, provider, model, weight)])
 TEAMS: dict[str, tuple[str, list[tuple[str, str, str, str, str, int]]]] = {
@@ -77,3 +77,13 @@ class SyntheticStream:
     def events(self, n: int, now_ms: int) -> Iterator[dict[str, Any]]:
         for _ in range(n):
             yield self.event(now_ms)
+
+
+def hot_team_mix(n: int, seed: int = 1, hot_share: float = 0.60, mid_teams: int = 4, mid_share: float = 0.05,
+                 tail_teams: int = 40) -> list[str]:
+    """`n` team names for a skewed workload: one team with `hot_share` of the events, a few mid teams with
+    `mid_share` each, and a long tail sharing the rest (the hot-partition benchmark and its tests)."""
+    names = ["hot-team"] + [f"mid-{i}" for i in range(mid_teams)] + [f"tail-{i}" for i in range(tail_teams)]
+    tail_share = (1 - hot_share - mid_teams * mid_share) / tail_teams
+    weights = [hot_share] + [mid_share] * mid_teams + [tail_share] * tail_teams
+    return random.Random(seed).choices(names, weights, k=n)

@@ -66,6 +66,7 @@ def run_demo(seconds: float, rate: int, state: Path, ports: tuple[int, int, int,
     from confluent_kafka import Producer
 
     from schemas.codec import UsageCodec
+    from schemas.partition_keys import PartitionKeys
     from spendstream.cli.budgets import load_budgets, store_for
     from spendstream.cli.services import create_topics
     from spendstream.settings import load_settings
@@ -125,6 +126,7 @@ def run_demo(seconds: float, rate: int, state: Path, ports: tuple[int, int, int,
             return t
 
         console.print(f"[bold]3/5[/] publishing ~{rate} events/s for {seconds:.0f}s (Avro, Confluent framing) ...")
+        keys = PartitionKeys(settings.kafka.partition_key, settings.kafka.key_shards)
         t0 = time.monotonic()
         with Live(live_table(), console=console, refresh_per_second=2) as live:
             next_draw = t0
@@ -132,7 +134,7 @@ def run_demo(seconds: float, rate: int, state: Path, ports: tuple[int, int, int,
                 tick = time.monotonic()
                 now_ms = int(time.time() * 1000)
                 for e in stream.events(rate // 10, now_ms):
-                    producer.produce(settings.kafka.usage_topic, key=(e["team"] or "").encode(), value=codec.encode(e))
+                    producer.produce(settings.kafka.usage_topic, key=keys.key(e), value=codec.encode(e))
                 sent += rate // 10
                 producer.poll(0)
                 if tick >= next_draw:

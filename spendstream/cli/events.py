@@ -44,6 +44,7 @@ def publish(
     from integrations.spool import DiskSpool
     from schemas.import_lines import EventFieldError, normalize_event
     from schemas.models import UsageEvent
+    from schemas.partition_keys import PartitionKeys
 
     settings = settings_or_exit()
     lines = file.read_text().splitlines()
@@ -51,6 +52,7 @@ def publish(
     pub = None if dry_run else Publisher(
         topic or settings.kafka.usage_topic, producer_config(settings.kafka.bootstrap_servers),
         spool=DiskSpool(settings.services.state_dir / "spool"), codec=_codec(settings), source="import",
+        keys=PartitionKeys(settings.kafka.partition_key, settings.kafka.key_shards),
     )
     sent = 0
     with Progress(console=console, transient=True) as progress:

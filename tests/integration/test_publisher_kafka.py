@@ -23,14 +23,14 @@ def _events_on(broker, topic, until=None, idle_s=3.0):
     return msgs, [ev for m in msgs for ev in codec.decode(m.value())]
 
 
-def test_recorded_events_arrive_packed_in_batch_messages_keyed_by_team(tansu, tmp_path):
+def test_recorded_events_arrive_packed_in_batch_messages_keyed_by_their_first_event(tansu, tmp_path):
     topic = tansu.create_topic(unique_topic())
     with Publisher(topic, producer_config(tansu.bootstrap), spool=DiskSpool(tmp_path), batch_size=100) as pub:
         ids = [pub.record(provider="openai", model="gpt-4o-mini", input_tokens=i, **TAGS) for i in range(250)]
         ids.append(pub.record(provider="openai", model="gpt-4o-mini", team="ads"))
     msgs, events = _events_on(tansu, topic, idle_s=2.0)  # read to the end: count every delivery
     assert sorted(e["event_id"] for e in events) == sorted(ids)
-    assert {m.key() for m in msgs} == {b"search", b"ads"}
+    assert {m.key() for m in msgs} == {ids[i].encode() for i in (0, 100, 200, 250)}  # default key: the event id
     assert len(msgs) == 4  # 100 + 100 + 50 for search, 1 for ads
     assert pub.stats.delivered == 251 and pub.stats.spooled_messages == 0
 
