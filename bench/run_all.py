@@ -21,12 +21,12 @@ RESULTS = BENCH / "results"
 
 FULL = {
     "pricing": [], "publish": [], "api": [], "ingest": [], "stream": [],
-    "analytics": ["--rows", "10000000"], "memory": ["--events", "10000000", "--first", "1000000"],
+    "analytics": ["--rows", "10000000"], "memory": ["--events", "10000000", "--first", "1000000"], "scaleout": [],
 }
 QUICK = {
     "pricing": ["--events", "50000"], "publish": [], "api": ["--seconds", "5"], "ingest": ["--seconds", "5"],
     "stream": ["--events", "60000", "--seconds", "10"], "analytics": ["--rows", "500000", "--repeat", "2"],
-    "memory": ["--events", "1000000", "--first", "200000"],
+    "memory": ["--events", "1000000", "--first", "200000"], "scaleout": ["--events", "30000", "--skew-events", "20000"],
 }
 
 
@@ -73,6 +73,14 @@ def _rows(r: dict) -> list[tuple[str, str, str, str]]:
         v = g("analytics", key, "median_s")
         out.append((f"analytics: {label}, {_fmt(rows)} priced events", v, "≤ 2", v <= 2 if isinstance(v, (int, float)) else "n/a"))
     out.append(("analytics: ingest rows/s (INSERT SELECT)", g("analytics", "ingest_sql_insert_select_rows_per_s"), "—", ""))
+    eps = g("scaleout", "events_per_s")
+    if isinstance(eps, dict):
+        out.append(("scale-out: events/s with 1 / 2 / 3 workers (2 shared cores)", " / ".join(_fmt(eps.get(k)) for k in ("1", "2", "3")),
+                    "—", ""))
+    out.append(("scale-out: rebalance pause s (SIGKILL of 1 of 3 -> every partition booking)", g("scaleout", "rebalance_pause_s"),
+                "—", ""))
+    out.append(("scale-out: partition skew, team key -> event id key", f"{g('scaleout', 'skew_before_team')} -> "
+                f"{g('scaleout', 'skew_after')}", "—", ""))
     samples = g("memory", "samples")
     rss = " → ".join(f"{v['rss_mb']:.0f} MB" for v in samples.values()) if isinstance(samples, dict) else "n/a"
     out.append((f"memory: worker RSS growth % over {_fmt(g('memory', 'events'))} events ({rss})", g("memory", "growth_pct"),
