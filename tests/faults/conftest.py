@@ -12,7 +12,7 @@ import redis
 
 from schemas.codec import UsageCodec
 from spendstream.synthetic import SyntheticStream
-from tests.conftest import PrivateClickHouse, PrivateRedis
+from tests.private_servers import PrivateClickHouse, PrivateRedis
 from tests.oracle import oracle_total
 
 

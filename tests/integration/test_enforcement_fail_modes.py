@@ -11,7 +11,7 @@ import pytest_asyncio
 
 from enforcement.api import create_app
 from enforcement.auth import ApiKeys
-from tests.conftest import PrivateRedis
+from tests.private_servers import PrivateRedis
 from tests.integration.test_enforcement_reservations import ask, budget, make_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
