@@ -2,6 +2,7 @@
 and dashboards can ask about last month, not only the live window. Read scope, team-limited like /v1/spend."""
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Callable, Literal
 
@@ -20,7 +21,10 @@ __all__ = ["usage_router", "UsageReport", "HistoryUnavailable", "MAX_BUCKETS"]
 
 MAX_BUCKETS = 5_000  # periods x breakdown keys one answer may hold
 ISO_TIME = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?$"
-EPOCH, LAST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2106, 1, 1, tzinfo=UTC)  # ClickHouse DateTime's range
+# the history's range: inside ClickHouse DateTime (1970..2106), and clear of its edges, where toMonday() of early
+# January 1970 would fall before the epoch
+log = logging.getLogger(__name__)
+EPOCH, LAST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2106, 1, 1, tzinfo=UTC)
 _SPAN = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1), "month": timedelta(days=28)}
 
 
@@ -89,6 +93,7 @@ def usage_router(history: Callable[..., list[Any]], principal: Callable[..., Any
         try:
             rows = await asyncio.to_thread(history, s.kind, s.value, t0, t1, group_by, by)
         except Exception as exc:  # any failure to reach or query ClickHouse: a 503 with the reason
+            log.warning("GET /v1/usage %s [%s, %s) %s/%s failed: %s", scope, t0, t1, group_by, by, exc)
             raise HistoryUnavailable(f"usage history unavailable: {type(exc).__name__}: {str(exc)[:200]}") from exc
         if len(rows) > MAX_BUCKETS:
             raise InvalidRequest(f"more than {MAX_BUCKETS} points: narrow [from, to) or drop `by`")

@@ -17,7 +17,7 @@ from typing import Any, Iterable, NamedTuple
 
 from schemas.models import Budget
 from spendstream.scopes import scope_team
-from spendstream.windows import period_window
+from spendstream.budget_windows import budget_window
 
 __all__ = ["SNAPSHOT_COLUMNS", "BudgetChange", "change_row", "close_row", "in_effect"]
 
@@ -53,7 +53,8 @@ def change_row(ch: BudgetChange) -> list[Any]:
     b = ch.after or ch.before
     if b is None:
         raise ValueError("a budget change needs a budget before or after")
-    return [*_base(b, period_window(b.period, ch.at_ms), ch.at_ms), 0, 0, b.mode, ch.kind, _t(ch.at_ms), ch.by,
+    window = budget_window(b.period, ch.at_ms, window=b.window, length=b.length).label  # calendar, quarter or rolling
+    return [*_base(b, window, ch.at_ms), 0, 0, b.mode, ch.kind, _t(ch.at_ms), ch.by,
             _json(ch.before), _json(ch.after)]
 
 

@@ -53,7 +53,9 @@ def rolling_parts(hours: int, now_ms: int) -> tuple[str, ...]:
     h = last - hours + 1
     out: list[str] = []
     while h <= last:
-        if h % 24 == 0 and h + 23 <= last:  # a whole UTC day inside the window: one day bucket
+        # a whole UTC day inside a window longer than a day: one day bucket (a 24 h window stays in hours, so its
+        # lift time is exact whatever the hour of day)
+        if hours > 24 and h % 24 == 0 and h + 23 <= last:
             out.append(window_ids(h * HOUR_MS).day)
             h += 24
         else:

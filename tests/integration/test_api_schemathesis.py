@@ -82,7 +82,7 @@ def _usage_range_refused(q: dict) -> bool:
         return True  # matches the documented pattern but names no calendar day (2026-02-30)
     t0, t1 = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (t0, t1))
     hours = {"hour": 1, "day": 24, "week": 168, "month": 672}[q.get("group_by", "day")]
-    if t0.year < 1970 or t1 > datetime(2106, 1, 1, tzinfo=UTC):
+    if t0.year < 2000 or t1 > datetime(2106, 1, 1, tzinfo=UTC):
         return True  # outside the time range the history holds (ClickHouse DateTime)
     return t1 <= t0 or (t1 - t0).total_seconds() / 3600 / hours > MAX_BUCKETS
 

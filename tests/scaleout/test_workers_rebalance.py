@@ -89,7 +89,7 @@ def run_group(isolated, tmp_path, disturb) -> None:
     r = sync_redis(settings.redis.url)
     org = f"{isolated.prefix}:{{org:all}}:{window_ids(now).month}"
     group = Group(env, tmp_path)
-    producer = PacedProducer(settings.kafka.bootstrap_servers, topic, messages, per_s=900.0)
+    producer = PacedProducer(settings.kafka.bootstrap_servers, topic, messages, per_s=500.0)  # ~60 s of producing
     try:
         for _ in range(3):
             group.start()
