@@ -1,4 +1,6 @@
-"""Enforcement latency: Redis round trip (baseline), in-process client, and HTTP /v1/check at a paced 1,000 req/s.
+"""Enforcement latency: Redis round trip (baseline), in-process client, and HTTP /v1/check at 1,000 req/s — open loop
+(bench/openloop.py: latency from each request's scheduled send time, the generator's own lateness reported) and,
+for comparison with earlier runs, closed loop with wrk.
 
     python bench/api.py [--seconds 15] [--rate 1000] [--connections 20]
 
@@ -127,6 +129,14 @@ def paced(port: int, key: str, body: dict, rate: int, seconds: int, connections:
     return {**result, "target_rate_per_s": rate, "connections": connections, "mean_delay_ms": mean}
 
 
+def open_loop(port: int, key: str, body: dict, rate: int, seconds: int) -> dict:
+    """bench/openloop.py in its own process: latency from each request's scheduled send time."""
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "openloop.py"), "--port", str(port), "--key", key,
+                          "--body", json.dumps(body), "--rate", str(rate), "--seconds", str(seconds)],
+                         capture_output=True, text=True, timeout=seconds + 120)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=15)
@@ -158,6 +168,8 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.1)
+        for name, body in (("http_check_open_loop", BODY), ("http_reserve_open_loop", {**BODY, "reserve": True})):
+            figures[name] = open_loop(api_port, key, body, args.rate, args.seconds)
         figures["http_check"] = paced(api_port, key, BODY, args.rate, args.seconds, args.connections)
         figures["http_reserve"] = paced(api_port, key, {**BODY, "reserve": True}, args.rate, args.seconds,
                                         args.connections)
