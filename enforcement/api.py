@@ -10,6 +10,7 @@ Every endpoint needs an API key (`Authorization: Bearer <key>` or `X-API-Key: <k
 
 
 import time
+from contextlib import asynccontextmanager
 from typing import Annotated, Callable
 
 from fastapi import Depends, FastAPI, Request, Response
@@ -26,11 +27,13 @@ from enforcement.auth import ApiKeys, Principal
 from enforcement.ingest import ingest_router
 from enforcement.intake import Admitted, EventIntake
 from enforcement.otlp import otlp_router
+from enforcement.outcomes import outcome_row
 from enforcement.checker import STORE_UNAVAILABLE, Checker, CheckRequest, CheckResponse
 from enforcement.errors import (Conflict, Forbidden, InvalidRequest, MalformedBody, NotFound, PayloadTooLarge,
                                 Unauthorized)
 from enforcement.queries import Queries
 from spendstream.errors import ConfigError, InvalidEvent, SpendstreamError, StoreUnavailable
+from spendstream.ports import CheckOutcomeLog
 
 __all__ = ["create_app", "Metrics", "MAX_BODY_BYTES"]
 
@@ -55,6 +58,9 @@ class Metrics:
         self.latency = Histogram("spendstream_api_check_seconds", "Check latency inside the app",
                                  buckets=(0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
                                  registry=self.registry)
+        self.outcomes_dropped = Counter("spendstream_api_check_outcomes_dropped", "Check outcome rows dropped "
+                                        "because ClickHouse was away longer than the queue holds",
+                                        registry=self.registry)
         self.ingested = Counter("spendstream_api_ingested_events", "Events received by /v1/events and OTLP",
                                 ["way", "outcome"], registry=self.registry)
 
@@ -74,11 +80,24 @@ _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the API 
 
 def create_app(checker: Checker, keys: ApiKeys, *, metrics: Metrics | None = None,
                history: Callable[..., list] | None = None, intake: EventIntake | None = None,
-               max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+               max_body_bytes: int = MAX_BODY_BYTES, outcomes: CheckOutcomeLog | None = None) -> FastAPI:
     """The API over `checker` (budgets, spend, reservations) and `keys` (authentication); with `history` (the
     ClickHouse rollup reader, reports.usage.UsageHistory) also GET /v1/usage; with `intake`, also the ingestion
-    endpoints (/v1/events, /v1/otlp/v1/traces)."""
-    app = FastAPI(title="spendstream enforcement API", version="1",
+    endpoints (/v1/events, /v1/otlp/v1/traces); with `outcomes`, every answered check is recorded there
+    (`check_outcomes`), started and closed with the app."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        start = getattr(outcomes, "start", None)
+        if start is not None:
+            start()
+        try:
+            yield
+        finally:
+            if outcomes is not None:
+                await outcomes.close()
+
+    app = FastAPI(title="spendstream enforcement API", version="1", lifespan=lifespan,
                   description="Ask before calling a model: budgets, reservations, live spend.")
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     metrics = metrics or Metrics()
@@ -134,6 +153,8 @@ def create_app(checker: Checker, keys: ApiKeys, *, metrics: Metrics | None = Non
         metrics.checks.labels(out.decision).inc()
         if out.reason.startswith(STORE_UNAVAILABLE):
             metrics.store_unavailable.inc()
+        if outcomes is not None:
+            outcomes.record(outcome_row(req, out, who.key_id, checker.clock_ms()))
         # the hot path: serialize once here instead of FastAPI re-validating the response model
         return Response(out.model_dump_json(), media_type="application/json")
 

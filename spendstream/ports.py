@@ -19,6 +19,7 @@ from spendstream.rate_limits import RateCounter
 __all__ = [
     "Clock", "SpendStore", "ReservationSettler", "Holds", "RateLimiter", "ThrottleBuckets", "RowSink", "DeadLetter",
     "DeadLetterSink", "Notifier", "Publish", "UsagePublisher", "Cell", "Totals", "DedupeKey", "BudgetLog",
+    "CheckOutcomeLog",
 ]
 
 Totals = dict[tuple[str, str], dict[str, int]]  # {(kind, value): {window id: spend after the batch}}
@@ -190,6 +191,17 @@ class BudgetLog(Protocol):
     spendstream.budget_history.BudgetChange; raises StoreUnavailable when the history store does not answer."""
 
     async def record(self, change: Any) -> None: ...
+
+
+class CheckOutcomeLog(Protocol):
+    """Where answered checks are recorded (ClickHouse `check_outcomes`): `record` queues one row and never blocks
+    or raises; the adapter writes in the background. `close` writes what is queued."""
+
+    def record(self, row: list[Any]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 class UsagePublisher(Protocol):
     """Queues one validated usage event (a dict in the contract's shape) for the usage topic without blocking;
     returns its event_id, None when it could not be queued. `integrations.publisher.Publisher` implements it."""

@@ -40,7 +40,13 @@ def build_api(settings, publisher=None):
     history = UsageHistory(settings.clickhouse.dsn, settings.clickhouse.database, min(settings.clickhouse.timeout_s, 10))
     intake = None if publisher is None else EventIntake(publisher, IngestLimits(
         settings.api.ingest_max_body_bytes, settings.api.ingest_max_events))
-    return create_app(checker, keys, history=history, intake=intake)
+    from enforcement.api import Metrics
+    from sinks.clickhouse.check_outcomes import ClickHouseCheckOutcomes
+
+    metrics = Metrics()
+    outcomes = ClickHouseCheckOutcomes(lambda: clickhouse_client()[0], settings.clickhouse.database,
+                                       on_drop=metrics.outcomes_dropped.inc)
+    return create_app(checker, keys, history=history, intake=intake, metrics=metrics, outcomes=outcomes)
 
 
 def build_publisher(settings, port: int):

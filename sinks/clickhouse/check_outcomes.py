@@ -1,0 +1,85 @@
+"""`check_outcomes` in ClickHouse: the CheckOutcomeLog the API records every answered check with.
+
+`record` appends to an in-memory queue (no I/O on the check path); a background task inserts the queue every
+`flush_every_s` in a worker thread. While ClickHouse does not answer, rows wait (a failed insert is retried with
+the next flush) up to `max_rows`; beyond that the oldest are dropped and counted (`on_drop`): check outcomes are an
+analyst's record, the decision itself never waits on them. `close` writes what is queued."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any, Callable
+
+from clickhouse_connect.driver.client import Client
+
+from enforcement.outcomes import OUTCOME_COLUMNS
+
+__all__ = ["ClickHouseCheckOutcomes"]
+
+log = logging.getLogger(__name__)
+
+
+class ClickHouseCheckOutcomes:
+    def __init__(self, connect: Callable[[], Client], database: str, *, flush_every_s: float = 1.0,
+                 max_rows: int = 200_000, on_drop: Callable[[int], None] = lambda n: None) -> None:
+        self._connect, self._db, self._client = connect, database, None
+        self.flush_every_s, self.max_rows, self._on_drop = flush_every_s, max_rows, on_drop
+        self._rows: list[list[Any]] = []
+        self._task: asyncio.Task | None = None
+        self.written = 0
+
+    def record(self, row: list[Any]) -> None:
+        self._rows.append(row)
+        if len(self._rows) > self.max_rows:
+            over = len(self._rows) - self.max_rows
+            del self._rows[:over]
+            self._on_drop(over)
+
+    def pending(self) -> int:
+        return len(self._rows)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="check-outcomes-flush")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_every_s)
+            await self.flush()
+
+    async def flush(self) -> int:
+        """Insert what is queued; returns the rows written (0 when ClickHouse did not answer: they stay queued)."""
+        rows, self._rows = self._rows, []
+        if not rows:
+            return 0
+        try:
+            await asyncio.to_thread(self._insert, rows)
+        except Exception as exc:  # the driver raises its own types; the rows go back to the front of the queue
+            self._client = None
+            self._rows[:0] = rows
+            if len(self._rows) > self.max_rows:
+                over = len(self._rows) - self.max_rows
+                del self._rows[:over]
+                self._on_drop(over)
+            log.warning("check outcomes not written (%d queued): %s", len(self._rows), exc)
+            return 0
+        self.written += len(rows)
+        return len(rows)
+
+    def _insert(self, rows: list[list[Any]]) -> None:
+        if self._client is None:
+            self._client = self._connect()
+        data = [[datetime.fromtimestamp(r[0] / 1000, UTC), *r[1:]] for r in rows]
+        self._client.insert(f"{self._db}.check_outcomes", data, column_names=OUTCOME_COLUMNS)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        await self.flush()
