@@ -24,6 +24,7 @@ import logging
 from typing import Any, Callable
 
 from integrations import spend_guard, streams
+from integrations.spend_guard import API_KEY_ATTRIBUTE
 from integrations.anthropic_streams import AsyncMeteredMessageStreamManager, MeteredMessageStreamManager
 from integrations.openai_streams import AsyncHelperStreamManager, HelperStreamManager
 from integrations.stream_usage import estimate_tokens, request_input_chars
@@ -41,14 +42,17 @@ def usage_fields(*, provider: str, operation: str, quantities: Callable[[Any], d
     """The `Publisher.record(...)` keywords of one call: `response` is the SDK response, a stream's
     `StreamResult`, or None (the call failed before any response)."""
     usage = getattr(response, "usage", None)
+    merged = {**tags, **call_tags}
+    key_id = merged.pop(API_KEY_ATTRIBUTE, None)
     fields = dict(
         provider=provider, model=str(getattr(response, "model", None) or kwargs.get("model") or "unknown"),
         operation=operation, status=status, request_id=getattr(response, "id", None),
         service_tier=getattr(response, "service_tier", None) if status == "success" else None,
-        **(quantities(usage) if usage is not None else {}), **{**tags, **call_tags},
+        **(quantities(usage) if usage is not None else {}), **merged,
     )
-    if attributes:
-        fields["attributes"] = dict(attributes)
+    attrs = {**(attributes or {}), **({API_KEY_ATTRIBUTE: str(key_id)} if key_id else {})}
+    if attrs:
+        fields["attributes"] = attrs
     return fields
 
 
@@ -218,6 +222,8 @@ def _guarded(guard: spend_guard.Guard, kwargs: dict, call_tags: dict) -> tuple[d
         kwargs = {**kwargs, "model": guard.model}
     if guard.reservation_id:
         call_tags = {**call_tags, "reservation_id": guard.reservation_id}
+    if guard.api_key_id:
+        call_tags = {**call_tags, API_KEY_ATTRIBUTE: guard.api_key_id}
     return kwargs, call_tags
 
 

@@ -32,7 +32,7 @@ from litellm.integrations.custom_logger import CustomLogger
 
 from integrations.errors import BudgetDenied
 from integrations.llm_usage import openai_quantities
-from integrations.spend_guard import Guard, aopen_guard, arelease, open_guard, release, spend_guard
+from integrations.spend_guard import API_KEY_ATTRIBUTE, Guard, aopen_guard, arelease, open_guard, release, spend_guard
 from schemas.models import OPTIONAL_TAGS, REQUIRED_TAGS
 
 __all__ = ["SpendstreamLogger"]
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 _TAGS = REQUIRED_TAGS + OPTIONAL_TAGS
 _PROXY_TEAM_KEYS = ("user_api_key_team_alias", "team_alias", "user_api_key_team_id")
 RESERVATION_KEY = "spendstream_reservation_id"
+KEY_ID_KEY = "spendstream_api_key_id"  # the API key that made the hold: the event books to scope api_key
 
 
 class SpendstreamLogger(CustomLogger):
@@ -100,7 +101,7 @@ class SpendstreamLogger(CustomLogger):
                 operation=_operation(payload.get("call_type") or ""), status=status, source="litellm",
                 event_id=f"litellm-{call_id}", event_time=int(start * 1000) if start else None,
                 request_id=str(payload.get("id") or "") or None, reservation_id=_reservation(kwargs),
-                **q, **self._tags(kwargs, payload),
+                attributes=_key_attributes(kwargs), **q, **self._tags(kwargs, payload),
             )
         except Exception:  # a logging callback must never break the caller's completion
             log.exception("spendstream: could not publish the LiteLLM usage event")
@@ -157,7 +158,8 @@ class SpendstreamLogger(CustomLogger):
         if guard.model != name:
             out["model"] = guard.model if "/" not in model else f"{model.rpartition('/')[0]}/{guard.model}"
         if guard.reservation_id:
-            out["metadata"] = {**(data.get("metadata") or {}), RESERVATION_KEY: guard.reservation_id}
+            out["metadata"] = {**(data.get("metadata") or {}), RESERVATION_KEY: guard.reservation_id,
+                               **({KEY_ID_KEY: guard.api_key_id} if guard.api_key_id else {})}
         return out
 
     async def _check(self, data: dict, team: str | None = None) -> dict | None:
@@ -188,11 +190,16 @@ def _provider(model: str) -> tuple[str, str]:
         return provider or "unknown", name or model
 
 
-def _reservation(kwargs: dict) -> str | None:
+def _reservation(kwargs: dict, key: str = RESERVATION_KEY) -> str | None:
     for meta in ((kwargs.get("litellm_params") or {}).get("metadata"), kwargs.get("metadata")):
-        if isinstance(meta, dict) and meta.get(RESERVATION_KEY):
-            return str(meta[RESERVATION_KEY])
+        if isinstance(meta, dict) and meta.get(key):
+            return str(meta[key])
     return None
+
+
+def _key_attributes(kwargs: dict) -> dict[str, str] | None:
+    key_id = _reservation(kwargs, KEY_ID_KEY)
+    return {API_KEY_ATTRIBUTE: key_id} if key_id else None
 
 
 def _operation(call_type: str) -> str:

@@ -32,10 +32,13 @@ from typing import Any, AsyncIterator, Callable, Iterator
 from integrations.enforcement_check import check_request
 from integrations.errors import BudgetDenied, EnforcementUnavailable
 
-__all__ = ["Guard", "spend_guard", "async_spend_guard", "open_guard", "aopen_guard", "release", "arelease",
+__all__ = ["API_KEY_ATTRIBUTE", "Guard", "spend_guard", "async_spend_guard", "open_guard", "aopen_guard", "release", "arelease",
            "count_denied", "GuardedStreamManager"]
 
 log = logging.getLogger(__name__)
+
+
+API_KEY_ATTRIBUTE = "api_key_id"  # the event attribute the worker books to scope api_key (spendstream.scopes)
 
 
 @dataclass
@@ -45,6 +48,12 @@ class Guard:
     model: str
     reservation_id: str | None = None
     decision: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def api_key_id(self) -> str | None:
+        """The enforcement API key that made the hold: the usage event carries it (`attributes.api_key_id`) so
+        the settled spend books to scope `api_key`."""
+        return self.decision.get("api_key_id") if self.reservation_id else None
 
 
 def count_denied(publisher: Any) -> None:

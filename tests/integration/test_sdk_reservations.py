@@ -1,7 +1,8 @@
 """Reservations from the SDKs, end to end on the real servers: the real OpenAI client (mock HTTP transport for the
 model only) and real litellm (`mock_response=`) check + reserve through the running `spendstream api`, publish
 through the real Publisher -> tansu -> worker -> Redis: spend appears, the hold is settled, and the next call
-past the limit is denied before any request leaves."""
+past the limit is denied before any request leaves; the spend of both holds also books to the key that made them
+(scope api_key)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from integrations.litellm_hook import SpendstreamLogger
 from integrations.openai_wrapper import instrument_openai
 from integrations.publisher import Publisher, producer_config
 from schemas.models import Budget, BudgetScope
+from sinks.redis.keys import Keys
 from spendstream.cli.services import create_topics
 from spendstream.pricing import default_price_book
 from spendstream.windows import window_ids
@@ -112,6 +114,10 @@ def test_sdk_calls_reserve_settle_through_the_stream_and_the_next_call_past_the_
                 final = wait_until(lambda: (c := _cell(r, cells[team])).get("spend") and c.get("held", 0) == 0
                                    and c, 90, what=f"{team}: booked and settled")
                 assert (final["spend"], final.get("held", 0), final["events"]) == (_actual(), 0, 1)
+            # both holds were made with the bootstrap key: the wrapper's and the hook's events carry its id, so the
+            # settled spend also books to scope api_key
+            key_cell = _cell(r, Keys(isolated.prefix).window("api_key", "bootstrap", month))
+            assert (key_cell.get("spend"), key_cell.get("events")) == (2 * _actual(), 2)
 
             with pytest.raises(BudgetDenied, match="estimated at"):
                 client.chat.completions.create(model="gpt-4o", messages=MSG, max_tokens=MAX_OUT)
