@@ -77,6 +77,31 @@ async def setup(url: str) -> str:
     return key
 
 
+# [budgets] the new kinds in play: a budget on the calling key, rolling 24 h / 7 d budgets (hour buckets read per
+# check), a per-end-user budget and a fiscal quarter; the same requests then also carry user_hash / customer
+KEYED_BODY = {**BODY, "user_hash": "u-3f9a1c", "customer": "acme"}
+
+
+async def add_keyed_and_rolling(url: str, key: str) -> list[str]:
+    r = make_redis(url, 1.0)
+    store = RedisSpendStore(r, PREFIX)
+    key_id = key.split("_")[1]
+    added = [
+        Budget(id="key", scope=BudgetScope(kind="api_key", value=key_id), limit_usd="1000000", mode="enforce"),
+        Budget(id="pay-24h", scope=BudgetScope(kind="team", value="payments"), window="rolling", length="24h",
+               limit_usd="1000000", mode="enforce"),
+        Budget(id="org-7d", scope=BudgetScope(kind="org", value="all"), window="rolling", length="7d",
+               limit_usd="5000000", mode="enforce"),
+        Budget(id="user", scope=BudgetScope(kind="user", value="u-3f9a1c"), limit_usd="1000000", mode="enforce"),
+        Budget(id="acme-q", scope=BudgetScope(kind="customer", value="acme"), period="quarter", limit_usd="100000",
+               mode="enforce"),
+    ]
+    for b in added:
+        await store.put_budget(b)
+    await r.aclose()
+    return [b.id for b in added]
+
+
 async def in_process(url: str, n: int) -> dict:
     r = make_redis(url, 0.05)
     for _ in range(500):
@@ -87,9 +112,15 @@ async def in_process(url: str, n: int) -> dict:
         await r.ping()
         ping.append(time.perf_counter() - t)
     await r.aclose()
+    return {"redis_ping": pct(ping), **await in_process_checks(url, n, BODY, "")}
+
+
+async def in_process_checks(url: str, n: int, body: dict, suffix: str) -> dict:
+    """Sequential in-process checks and reserves; the first 300 of each are a warm-up, not counted (said in the
+    output as warmup_calls_excluded)."""
     client = EnforcementClient.connect(url, PREFIX)
-    out = {"redis_ping": pct(ping)}
-    for name, body in (("inprocess_check", BODY), ("inprocess_reserve", {**BODY, "reserve": True})):
+    out = {}
+    for name, body in ((f"inprocess_check{suffix}", body), (f"inprocess_reserve{suffix}", {**body, "reserve": True})):
         for _ in range(300):
             await client.check(body)
         lat = []
@@ -97,7 +128,7 @@ async def in_process(url: str, n: int) -> dict:
             t = time.perf_counter()
             await client.check(body)
             lat.append(time.perf_counter() - t)
-        out[name] = pct(lat)
+        out[name] = {**pct(lat), "warmup_calls_excluded": 300}
     await client.aclose()
     return out
 
@@ -169,6 +200,13 @@ def main() -> None:
             except OSError:
                 time.sleep(0.1)
         for name, body in (("http_check_open_loop", BODY), ("http_reserve_open_loop", {**BODY, "reserve": True})):
+            figures[name] = open_loop(api_port, key, body, args.rate, args.seconds)
+        # the same load with per-key, rolling, per-user and quarter budgets added (the API re-reads budgets within 1 s)
+        figures["keyed_rolling_budgets"] = asyncio.run(add_keyed_and_rolling(url, key))
+        figures.update(asyncio.run(in_process_checks(url, args.n, KEYED_BODY, "_keyed_rolling")))
+        time.sleep(1)
+        for name, body in (("http_check_open_loop_keyed_rolling", KEYED_BODY),
+                           ("http_reserve_open_loop_keyed_rolling", {**KEYED_BODY, "reserve": True})):
             figures[name] = open_loop(api_port, key, body, args.rate, args.seconds)
         figures["http_check"] = paced(api_port, key, BODY, args.rate, args.seconds, args.connections)
         figures["http_reserve"] = paced(api_port, key, {**BODY, "reserve": True}, args.rate, args.seconds,
