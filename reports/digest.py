@@ -38,6 +38,7 @@ class TeamDigest:
     org_cost: int = 0
     org_unallocated: int = 0
     daily: list[tuple[str, int]] = field(default_factory=list)  # (YYYY-MM-DD, cost), last 28 days
+    fiscal: str = ""  # the fiscal quarter the week starts in, e.g. 'FY2027 Q2'
     # (week, cost, requests, tokens, token-priced cost): $/1M tokens leaves GPU training / notebooks out
     weekly: list[tuple[str, int, int, int, int]] = field(default_factory=list)
     use_cases: list[tuple[str, int, int]] = field(default_factory=list)  # (name, this week, last week)

@@ -15,6 +15,7 @@ from clickhouse_connect.driver.client import Client
 
 from reports.digest import TeamDigest, digest_teams, team_digest
 from reports.review import ReviewData, review_data
+from spendstream.budget_windows import fiscal_quarter_label
 from spendstream.chargeback import build_statement
 from spendstream.windows import month_bounds
 
@@ -22,14 +23,15 @@ __all__ = ["write_weekly", "write_review", "ReviewRun"]
 
 
 def write_weekly(client: Client, db: str, week: str, out: Path, budgets: list,
-                 teams: list[str] | None = None) -> list[tuple[TeamDigest, Path]]:
-    """Write each team's digest of `week`; returns (digest, html path) per team."""
+                 teams: list[str] | None = None, *, fiscal_start_month: int = 1) -> list[tuple[TeamDigest, Path]]:
+    """Write each team's digest of `week` (labelled with its fiscal quarter); returns (digest, html path) per team."""
     from reports.render.digest import digest_csv, digest_html, digest_markdown
 
     out.mkdir(parents=True, exist_ok=True)
     done = []
     for t in teams or digest_teams(client, db, week):
         d = team_digest(client, db, t, week, budgets)
+        d.fiscal = fiscal_quarter_label(int(d.start.timestamp() * 1000), fiscal_start_month)
         stem = out / f"digest-{week}-{t}"
         stem.with_suffix(".html").write_text(digest_html(d))
         stem.with_suffix(".md").write_text(digest_markdown(d))
@@ -50,7 +52,7 @@ class ReviewRun:
 def write_review(client: Client, db: str, month: str, out: Path, *, model: str = "real-cost",
                  shared: dict[str, int] | None = None, shared_key: str = "spend", markup_bp: int = 0,
                  use_case_budgets: dict[str, int] | None = None, team_budgets: dict[str, int] | None = None,
-                 now: datetime) -> ReviewRun:
+                 now: datetime, fiscal_start_month: int = 1) -> ReviewRun:
     """Write the monthly review files and record the allocation. Team budgets default to those in effect for the
     month in the budget history. Raises ValueError on a bad model / key (from the chargeback core)."""
     from reports.render.residuals import residuals_csv
@@ -61,6 +63,7 @@ def write_review(client: Client, db: str, month: str, out: Path, *, model: str =
     if team_budgets is None:
         team_budgets = team_month_budgets(client, db, month)
     d = review_data(client, db, month)
+    d.fiscal = fiscal_quarter_label(int(d.start.timestamp() * 1000), fiscal_start_month)
     st = build_statement(model, d.usage, shared, shared_key=shared_key, markup_bp=markup_bp,
                          budgets=use_case_budgets or {})
     cl = cent_lines(st)

@@ -49,6 +49,7 @@ class ReviewData:
     # reconciliation residual (invoice - metered): latest run per provider x month, and this month's allocation
     residual_trend: list = field(default_factory=list)  # reports.residuals.TrendRow
     residual_lines: list[tuple[str, str, int]] = field(default_factory=list)  # (provider, team, nano-USD)
+    fiscal: str = ""  # the fiscal quarter the month is in, e.g. 'FY2027 Q2' (the org's fiscal year start month)
 
 
 def _months_back(start: datetime, n: int) -> datetime:

@@ -24,6 +24,7 @@ from typing import Sequence
 from spendstream.windows import DAY_MS, HOUR_MS, add_months, expire_at, period_bounds, period_window, window_ids
 
 __all__ = ["ROLLING_HOURS", "BudgetWindow", "budget_window", "previous_window", "rolling_parts", "quarter_start", "fiscal_label",
+           "fiscal_quarter_label",
            "lift_at_ms"]
 
 ROLLING_HOURS = {"24h": 24, "7d": 168, "30d": 720}
@@ -77,6 +78,11 @@ def fiscal_label(quarter_id: str, fiscal_start_month: int = 1) -> str:
     q = (m - fiscal_start_month) % 12 // 3 + 1
     fy_start_year = y if m >= fiscal_start_month else y - 1
     return f"FY{fy_start_year + (1 if fiscal_start_month > 1 else 0)} Q{q}"
+
+
+def fiscal_quarter_label(ts_ms: int, fiscal_start_month: int = 1) -> str:
+    """The fiscal quarter containing ts_ms, named as reports and the console show it: 'FY2027 Q2'."""
+    return fiscal_label(f"q:{quarter_start(ts_ms, fiscal_start_month):%Y%m}", fiscal_start_month)
 
 
 def budget_window(period: str, now_ms: int, *, window: str = "calendar", length: str | None = None,

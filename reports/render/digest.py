@@ -71,7 +71,7 @@ def digest_csv(d: TeamDigest) -> str:
 
 def digest_markdown(d: TeamDigest) -> str:
     s = dict(((m, v) for sec, _, m, v in digest_csv_rows(d) if sec == "summary"))
-    out = [f"# {d.team} — AI spend, week {d.week}", "",
+    out = [f"# {d.team} — AI spend, week {d.week}" + (f" ({d.fiscal})" if d.fiscal else ""), "",
            f"**${s['cost_usd']}** this week ({s['change_pct']}% vs ${s['cost_last_week_usd']} last week). "
            f"${s['cost_per_1k_requests_usd']} per 1k requests, ${s['cost_per_1m_tokens_usd']} per 1M tokens. "
            f"Tag coverage {s['tag_coverage_pct']}%; org-wide unallocated {s['org_unallocated_pct']}%.", "",
@@ -143,4 +143,5 @@ def digest_html(d: TeamDigest) -> str:
             "token-priced work only (GPU training and notebooks are billed by the hour). Forecast: month-to-date "
             "plus last 7 days' run rate to the period end. Weeks are ISO weeks, UTC.")
     return page(f"{d.team}: AI spend, week {d.week}",
-                f"{d.start:%a %d %b %Y} – {(d.end):%a %d %b %Y} (UTC, end exclusive) · showback digest", body, esc(foot))
+                f"{d.start:%a %d %b %Y} – {(d.end):%a %d %b %Y} (UTC, end exclusive)"
+                f"{' · ' + d.fiscal if d.fiscal else ''} · showback digest", body, esc(foot))

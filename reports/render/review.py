@@ -151,7 +151,7 @@ def review_html(d: ReviewData, st: Statement, cl: CentLines, variance: list[tupl
             "total is the exact total rounded half-even to the cent, and every column sums to it. GPU idle % covers "
             "events reporting attributes['gpu_utilization'] in [0, 1].")
     return page(f"AI spend review {d.month}: {st.model}", f"{d.start:%d %b %Y} – {d.end:%d %b %Y} (UTC, end "
-                f"exclusive) · monthly chargeback review", body, esc(foot))
+                f"exclusive){' · ' + d.fiscal if d.fiscal else ''} · monthly chargeback review", body, esc(foot))
 
 
 def variance_by_team(d: ReviewData, team_budgets: dict[str, int]) -> list[tuple[str, int, int, int]]:

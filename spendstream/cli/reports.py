@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from spendstream.cli._common import clickhouse_client, console
+from spendstream.cli._common import clickhouse_client, console, settings_or_exit
 from spendstream.errors import ConfigError
 from spendstream.money import usd_to_nanos
 
@@ -51,7 +51,8 @@ def digest_weekly(
     from reports.report_files import write_weekly
 
     client, db = clickhouse_client()
-    for d, html in write_weekly(client, db, week, out, _budgets(budgets), team or None):
+    fy = settings_or_exit().budgets.fiscal_year_start_month
+    for d, html in write_weekly(client, db, week, out, _budgets(budgets), team or None, fiscal_start_month=fy):
         console.print(f"{d.team}: {html.with_suffix('')}.html (.md, .csv)")
 
 
@@ -82,7 +83,8 @@ def review_monthly(
     try:
         run = write_review(client, db, month, out, model=model, shared=_pairs(shared_cost, "--shared-cost"),
                            shared_key=shared_key, markup_bp=usd_to_nanos(markup) // 10_000_000,  # percent -> bp
-                           use_case_budgets=uc_budgets, team_budgets=team_budgets, now=datetime.now(UTC))
+                           use_case_budgets=uc_budgets, team_budgets=team_budgets, now=datetime.now(UTC),
+                           fiscal_start_month=settings_or_exit().budgets.fiscal_year_start_month)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     console.print(f"{model}: total {run.cents.total / 100:,.2f} USD over {len(run.cents.by_cc)} cost centers "

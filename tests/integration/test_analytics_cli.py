@@ -33,7 +33,8 @@ def test_migrations_create_rollups_and_ledgers_and_a_second_run_applies_nothing(
     assert migrate(clickhouse.client, clickhouse.database) == []
 
 
-def test_digest_writes_self_contained_html_markdown_and_csv(cli_env, tmp_path):
+def test_digest_writes_self_contained_html_markdown_and_csv(cli_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPENDSTREAM_BUDGETS__FISCAL_YEAR_START_MONTH", "4")  # fiscal years start in April
     load(cli_env, 2_000)
     res = CliRunner().invoke(app, ["digest", "weekly", "--week", "2026-W47", "--team", "support", "--out",
                                    str(tmp_path), "--budgets", str(ROOT / "examples/budgets.yaml")])
@@ -44,6 +45,8 @@ def test_digest_writes_self_contained_html_markdown_and_csv(cli_env, tmp_path):
             if r["metric"] == "cost_usd" and r["section"] == "summary"][0]["value"]
     assert f"${float(cost):,.2f}" in html and cost in (tmp_path / "digest-2026-W47-support.md").read_text()
     assert "support-monthly" in html  # the forecast against the team's budget
+    # 2026-W47 starts Mon 16 Nov 2026: Oct-Dec is the third quarter of the fiscal year Apr 2026 - Mar 2027
+    assert "FY2027 Q3" in html and "(FY2027 Q3)" in (tmp_path / "digest-2026-W47-support.md").read_text()
 
 
 @pytest.mark.parametrize("model", ["pool", "budget"])

@@ -84,6 +84,8 @@ def test_period_close_rows_and_the_review_variance_come_from_the_history(isolate
     load(clickhouse, 800)
     res = CliRunner().invoke(app, ["review", "monthly", "--month", "2026-11", "--out", str(isolated.servers.state_dir / "r")])
     assert res.exit_code == 0, res.output
+    # calendar fiscal years by default: November is in the fourth quarter of FY2026
+    assert "FY2026 Q4" in (isolated.servers.state_dir / "r" / "review-2026-11-real-cost.html").read_text()
     metrics = list(csv.DictReader((isolated.servers.state_dir / "r" / "review-2026-11-real-cost-metrics.csv").open()))
     variance = {m["item"]: m["value"] for m in metrics if m["metric"] == "budget_variance_usd"}
     assert set(variance) == {"payments"}  # from the history, no --budgets file

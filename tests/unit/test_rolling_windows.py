@@ -16,7 +16,7 @@ from hypothesis import given, settings, strategies as st
 from schemas.models import Budget, BudgetScope
 from spendstream.aggregation import Booking, aggregate
 from spendstream.allocation import owner_of
-from spendstream.budget_windows import ROLLING_HOURS, budget_window, fiscal_label, lift_at_ms, quarter_start
+from spendstream.budget_windows import ROLLING_HOURS, budget_window, fiscal_label, fiscal_quarter_label, lift_at_ms, quarter_start
 from spendstream.windows import DAY_MS, HOUR_MS, window_ids
 from stream_app.budget_watch import BudgetWatcher
 from stream_app.metrics import Metrics
@@ -60,6 +60,9 @@ def test_a_timestamp_falls_in_the_fiscal_quarter_of_its_three_months(ts, start):
 def test_fiscal_quarters_are_labelled_by_the_year_the_fiscal_year_ends_in():
     assert fiscal_label("q:202604", 4) == "FY2027 Q1"
     assert fiscal_label("q:202601", 4) == "FY2026 Q4"
+    nov15 = 1_794_700_800_000  # 2026-11-15T00:00Z
+    assert (fiscal_quarter_label(nov15, 4), fiscal_quarter_label(nov15, 1), fiscal_quarter_label(nov15, 10)) == (
+        "FY2027 Q3", "FY2026 Q4", "FY2027 Q1")
     assert fiscal_label("q:202610", 1) == "FY2026 Q4"
 
 
