@@ -6,11 +6,12 @@ on an admin or read call -> 503, a body over `max_body_bytes` -> 413 (the ingest
 larger limits). /v1/check never answers 5xx for the store: it answers by the budgets' fail modes.
 A body or batch over the ingestion limits -> 413, an unreadable body -> 400.
 Every endpoint needs an API key (`Authorization: Bearer <key>` or `X-API-Key: <key>`); /openapi.json is public.
+The console (/ui, HTML, not in the schema) takes the same keys from its sign-in cookie.
 """
 
 
 import time
-from typing import Annotated, Callable
+from typing import TYPE_CHECKING, Annotated, Callable
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -30,6 +31,8 @@ from enforcement.checker import STORE_UNAVAILABLE, Checker, CheckRequest, CheckR
 from enforcement.errors import (Conflict, Forbidden, InvalidRequest, MalformedBody, NotFound, PayloadTooLarge,
                                 Unauthorized)
 from enforcement.queries import Queries
+if TYPE_CHECKING:
+    from enforcement.console import ConsoleDeps
 from spendstream.errors import ConfigError, InvalidEvent, SpendstreamError, StoreUnavailable
 
 __all__ = ["create_app", "Metrics", "MAX_BODY_BYTES"]
@@ -74,10 +77,11 @@ _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the API 
 
 def create_app(checker: Checker, keys: ApiKeys, *, metrics: Metrics | None = None,
                history: Callable[..., list] | None = None, intake: EventIntake | None = None,
-               max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+               max_body_bytes: int = MAX_BODY_BYTES, console: "ConsoleDeps | None" = None) -> FastAPI:
     """The API over `checker` (budgets, spend, reservations) and `keys` (authentication); with `history` (the
     ClickHouse rollup reader, reports.usage.UsageHistory) also GET /v1/usage; with `intake`, also the ingestion
-    endpoints (/v1/events, /v1/otlp/v1/traces)."""
+    endpoints (/v1/events, /v1/otlp/v1/traces); with `console`, the web console under /ui
+    (enforcement/console/)."""
     app = FastAPI(title="spendstream enforcement API", version="1",
                   description="Ask before calling a model: budgets, reservations, live spend.")
     app.add_middleware(BodyLimit, limit=max_body_bytes)
@@ -156,6 +160,10 @@ def create_app(checker: Checker, keys: ApiKeys, *, metrics: Metrics | None = Non
     if intake is not None:
         app.include_router(ingest_router(intake, principal, metrics.count_ingested))
         app.include_router(otlp_router(intake, principal, metrics.count_ingested))
+    if console is not None:
+        from enforcement.console import mount_console
+
+        mount_console(app, checker, keys, history, console)
     return app
 
 
