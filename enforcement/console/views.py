@@ -180,9 +180,11 @@ class ConsoleData:
             rows = await self._history(notes, b.scope.kind, b.scope.value, _dt(w.start_ms), _dt(w.end_ms), "day",
                                        None)
         total = 0
-        for r in rows:
+        for r in rows:  # spend to the end of each finished day; today's is the live figure below
             total += r.cost_nanos
-            bd.days.append((int(r.period_start.replace(tzinfo=UTC).timestamp()) + DAY_S, total))
+            day_end = int(r.period_start.replace(tzinfo=UTC).timestamp()) + DAY_S
+            if day_end < now // 1000:
+                bd.days.append((day_end, total))
         bd.days.insert(0, (w.start_ms // 1000, 0))
         bd.days.append((now // 1000, spent))  # the live figure closes the line (ClickHouse lags a flush)
         bd.days.sort()
