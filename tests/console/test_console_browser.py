@@ -148,7 +148,16 @@ def test_a_team_lead_and_an_admin_use_the_console(isolated, tmp_path):
         api_budget = httpx.get(f"{base}/v1/budgets/search-m", timeout=10,
                                headers={"authorization": f"Bearer {keys['admin']}"}).json()
         assert api_budget["limit_usd"] == "1500"
+        # reports: the FOCUS export of this month, built in the background, then downloaded
         page.get_by_role("link", name="Reports").click()
+        page.get_by_label("Billing month").fill(time.strftime("%Y-%m", time.gmtime(now / 1000)))
+        page.get_by_role("button", name="Build the FOCUS export").click()
+        page.wait_for_selector('#jobs tr[data-status="done"] a', timeout=180_000)
+        with page.expect_download() as dl:
+            page.locator('#jobs tr[data-status="done"] a').first.click()
+        saved = tmp_path / dl.value.suggested_filename
+        dl.value.save_as(saved)
+        assert saved.name.startswith("focus-") and saved.read_text().count("\n") > 1
         page.screenshot(path=str(shots / "reports.png"), full_page=True)
         assert not [p for p in page.problems if "Content Security Policy" in p], page.problems
     assert sorted(p.name for p in shots.iterdir()) == ["budget-history.png", "budget-invalid.png", "overview.png",
