@@ -1,8 +1,10 @@
 """Does building a report on the console move /v1/check's latency? HTTP /v1/check at a fixed rate, open loop
-(bench/openloop.py), measured three times on one API process: before, WHILE the console builds reports back to back
-(monthly review, FOCUS export, weekly digest over --rows generated priced events), and after. Prints one JSON object.
+(bench/openloop.py), on one API process, in alternating windows: `idle` (no report job) and `report` (a FOCUS export
+over --rows generated priced events started through the console just before the window and still running at its
+end), --rounds times each, so a noisy shared machine's drift hits both conditions alike. Prints one JSON object:
+each window's figures and the median p50 / p99 per condition.
 
-    python bench/console.py [--rows 2000000] [--seconds 20] [--rate 1000]
+    python bench/console.py [--rows 2000000] [--seconds 6] [--rate 300] [--rounds 4]
 
 Starts its own servers (the launcher: tansu, redis-server, the dev ClickHouse HTTP server) and `spendstream api` on
 free loopback ports. Report jobs run as `nice`d child processes of the API (enforcement/console/jobs.py).
@@ -16,10 +18,10 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -38,7 +40,6 @@ from sinks.redis.spend_store import RedisSpendStore  # noqa: E402
 from spendstream.cli.launcher import Launcher  # noqa: E402
 
 PREFIX, DB = "bcons", "bconsole"
-REPORTS = [("monthly", "2026-11", "real-cost"), ("focus", "2026-11", ""), ("weekly", "2026-W47", "")]
 
 
 async def _setup(url: str) -> tuple[str, str]:
@@ -54,42 +55,42 @@ async def _setup(url: str) -> tuple[str, str]:
     return check, admin
 
 
-class ReportLoop(threading.Thread):
-    """Signs in to the console as admin and builds reports one after another until stopped."""
+class Console:
+    """The console as admin: start a report, read the newest job's status."""
 
     def __init__(self, base: str, admin_key: str) -> None:
-        super().__init__(daemon=True)
-        self.base, self.key, self.stop, self.done = base, admin_key, threading.Event(), []
+        self.c = httpx.Client(base_url=base, timeout=60)
+        page = self.c.get("/ui/sign-in")
+        self.csrf = page.cookies["ss_console_csrf"]
+        signed = self.c.post("/ui/sign-in", data={"key": admin_key, "csrf": self.csrf},
+                             headers={"cookie": f"ss_console_csrf={self.csrf}"})
+        self.cookie = {"cookie": f"ss_console={signed.cookies['ss_console']}; ss_console_csrf={self.csrf}"}
 
-    def run(self) -> None:
-        with httpx.Client(base_url=self.base, timeout=60) as c:
-            page = c.get("/ui/sign-in")
-            csrf = page.cookies["ss_console_csrf"]
-            signed = c.post("/ui/sign-in", data={"key": self.key, "csrf": csrf},
-                            headers={"cookie": f"ss_console_csrf={csrf}"})
-            cookie = {"cookie": f"ss_console={signed.cookies['ss_console']}; ss_console_csrf={csrf}"}
-            i = 0
-            while not self.stop.is_set():
-                kind, period, model = REPORTS[i % len(REPORTS)]
-                i += 1
-                c.post("/ui/reports", data={"csrf": csrf, "kind": kind, "period": period, "model": model},
-                       headers=cookie)
-                while not self.stop.is_set():
-                    jobs = c.get("/ui/reports/jobs", headers=cookie).text
-                    first = re.search(r'<tr data-status="(\w+)"><td>[^<]+</td><td>(\w+)</td><td>[^<]*</td><td>([^<]*)',
-                                      jobs)
-                    if first and first.group(1) in ("done", "failed"):
-                        self.done.append({"report": first.group(2), "status": first.group(1),
-                                          "took": first.group(3).strip()})
-                        break
-                    time.sleep(0.5)
+    def start(self, kind: str, period: str) -> None:
+        self.c.post("/ui/reports", data={"csrf": self.csrf, "kind": kind, "period": period}, headers=self.cookie)
+
+    def newest(self) -> tuple[str, str]:
+        """(status, status text) of the newest job."""
+        jobs = self.c.get("/ui/reports/jobs", headers=self.cookie).text
+        m = re.search(r'<tr data-status="(\w+)"><td>[^<]+</td><td>\w+</td><td>[^<]*</td><td>([^<]*)', jobs)
+        return (m.group(1), m.group(2).strip()) if m else ("none", "")
+
+    def wait_idle(self) -> str:
+        while (st := self.newest())[0] in ("queued", "running"):
+            time.sleep(0.3)
+        return st[1]
+
+
+def _brief(d: dict) -> dict:
+    return {k: d[k] for k in ("p50_ms", "p99_ms", "p99_9_ms", "max_ms", "generator_lateness_p99_ms", "answered")}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=2_000_000)
-    ap.add_argument("--seconds", type=int, default=20)
-    ap.add_argument("--rate", type=int, default=1000)
+    ap.add_argument("--seconds", type=int, default=6)
+    ap.add_argument("--rate", type=int, default=300)
+    ap.add_argument("--rounds", type=int, default=4)
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-console-"))
     ports = {k: free_port() for k in ("kafka", "redis", "clickhouse", "api")}
@@ -120,23 +121,28 @@ def main() -> None:
             except httpx.TransportError:
                 time.sleep(0.2)
         open_loop(ports["api"], check_key, BODY, a.rate, 3)  # warm-up
-        before = open_loop(ports["api"], check_key, BODY, a.rate, a.seconds)
-        loop = ReportLoop(base, admin_key)
-        loop.start()
-        time.sleep(1.0)  # the first job is running
-        during = open_loop(ports["api"], check_key, BODY, a.rate, a.seconds)
-        loop.stop.set()
-        loop.join(120)
-        after = open_loop(ports["api"], check_key, BODY, a.rate, a.seconds)
+        ui = Console(base, admin_key)
+        windows = []
+        for i in range(a.rounds):
+            windows.append({"round": i, "condition": "idle", **_brief(open_loop(ports["api"], check_key, BODY, a.rate,
+                                                                             a.seconds))})
+            ui.start("focus", "2026-11")
+            time.sleep(0.5)
+            fig = _brief(open_loop(ports["api"], check_key, BODY, a.rate, a.seconds))
+            running_at_end = ui.newest()[0] == "running"
+            windows.append({"round": i, "condition": "report", "job_still_running_at_window_end": running_at_end,
+                            "job": ui.wait_idle(), **fig})
     finally:
         if api is not None:
             api.terminate()
             api.wait(20)
         launcher.down()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps({"rows": a.rows, "load_s": round(load_s, 1), "rate": a.rate, "seconds": a.seconds,
-                      "check_before": before, "check_while_reports_build": during, "check_after": after,
-                      "reports_built_during": loop.done, "cpus": os.cpu_count()}, indent=2))
+    summary = {cond: {f"median_{k}": statistics.median(w[k] for w in windows if w["condition"] == cond)
+                      for k in ("p50_ms", "p99_ms")} for cond in ("idle", "report")}
+    print(json.dumps({"rows": a.rows, "load_s": round(load_s, 1), "rate": a.rate, "seconds_per_window": a.seconds,
+                      "summary": summary, "windows": windows, "cpus": os.cpu_count(),
+                      "loadavg_at_end": os.getloadavg()}, indent=2))
 
 
 if __name__ == "__main__":
