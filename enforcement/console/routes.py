@@ -101,7 +101,7 @@ def mount_console(app: FastAPI, checker: Checker, keys: ApiKeys, history: Callab
             return pages.redirect(f"{PREFIX}/sign-in", request)
         if who.scope != "admin":
             return pages.refuse(request, who, 403, "The overview is for admin keys.")
-        view = await data.overview()
+        view = await data.overview(history=False)
         return pages.render(request, "_overview_live.html", {"v": view}, who=who)
 
     async def _team(request: Request, team: str, template: str) -> Response:
@@ -110,8 +110,9 @@ def mount_console(app: FastAPI, checker: Checker, keys: ApiKeys, history: Callab
             return pages.redirect(f"{PREFIX}/sign-in", request)
         if not who.can_read(team):
             return pages.refuse(request, who, 403, f"Key {who.name!r} may not read team {team!r}.")
-        view = await data.team(team)
-        charts = team_charts(view) if template == "team.html" else {}
+        full = template == "team.html"
+        view = await data.team(team, history=full)
+        charts = team_charts(view) if full else {}
         return pages.render(request, template, {"v": view, "charts": charts}, who=who)
 
     @r.get("/team/{team}")

@@ -16,7 +16,7 @@ from enforcement.console.budget_form import budget_from_form, form_values
 from enforcement.console.jobs import REVIEW_MODELS, ReportJobs
 from enforcement.console.pages import PREFIX, Pages
 from enforcement.console.session import security_headers
-from enforcement.console.views import ConsoleData
+from enforcement.console.views import ConsoleData, Reads
 from enforcement.errors import Conflict, NotFound
 from sinks.clickhouse.budget_history import snapshot_rows
 
@@ -44,11 +44,11 @@ def admin_pages(r: APIRouter, pages: Pages, checker: Checker, jobs: ReportJobs, 
         return who, None
 
     async def _history(budget_id: str) -> tuple[list[dict[str, Any]], str | None]:
-        notes: list[str] = []
-        rows = await data.read_clickhouse(notes, snapshot_rows, budget_id, default=[])
+        reads = Reads()
+        rows = await data.read_clickhouse(reads, snapshot_rows, budget_id, default=[])
         for row in rows:
             row["changes"] = changes(row["before"], row["after"])
-        return sorted(rows, key=lambda x: x["snapshot_at"], reverse=True), (notes[0] if notes else None)
+        return sorted(rows, key=lambda x: x["snapshot_at"], reverse=True), (reads.notes[0] if reads.notes else None)
 
     async def _form(request, who, budget_id: str | None, values, errors, status=200) -> Response:
         history, note = await _history(budget_id) if budget_id else ([], None)

@@ -25,7 +25,7 @@ from spendstream.forecast import pct, unit_cost
 from spendstream.money import usd_to_nanos
 from spendstream.scopes import scope_team
 
-__all__ = ["ConsoleData", "Overview", "TeamView", "BurnDown", "nanos"]
+__all__ = ["ConsoleData", "Overview", "TeamView", "BurnDown", "Reads", "nanos"]
 
 log = logging.getLogger(__name__)
 DAY_S = 86_400
@@ -90,6 +90,15 @@ class TeamView:
     notes: list[str]
 
 
+@dataclass
+class Reads:
+    """One page's reads: whether it reads history at all (a live fragment does not), and what could not be read
+    (shown on the page as notes)."""
+
+    history: bool = True
+    notes: list[str] = field(default_factory=list)
+
+
 class _ClickHouse:
     """One lazily made client (the API starts without ClickHouse), used by one thread at a time."""
 
@@ -124,45 +133,48 @@ class ConsoleData:
         self.ch = _ClickHouse(connect, db) if connect is not None else None
         self.policy = policy or AlertPolicy()
 
-    async def _history(self, notes: list[str], *args) -> list[UsageRow]:
-        if self.history is None:
+    async def _history(self, reads: Reads, *args) -> list[UsageRow]:
+        if self.history is None or not reads.history:
             return []
         try:
             return await asyncio.to_thread(self.history, *args)
         except Exception as exc:  # ClickHouse away: the live figures still show
             log.warning("console: usage history unavailable: %s", exc)
-            notes.append(f"history unavailable ({type(exc).__name__}); live figures only")
+            reads.notes.append(f"history unavailable ({type(exc).__name__}); live figures only")
             return []
 
-    async def read_clickhouse(self, notes: list[str], fn, *args, default=None):
-        if self.ch is None:
+    async def read_clickhouse(self, reads: Reads, fn, *args, default=None):
+        """fn(client, db, *args) in a worker thread; `default` (and a note) when ClickHouse cannot answer. The
+        latest alerts are read for live fragments too."""
+        if self.ch is None or not (reads.history or fn is recent_alerts):
             return default
         try:
             return await self.ch.run(fn, *args)
         except Exception as exc:
             log.warning("console: ClickHouse read %s failed: %s", fn.__name__, exc)
-            notes.append(f"{fn.__name__.replace('_', ' ')} unavailable ({type(exc).__name__})")
+            reads.notes.append(f"{fn.__name__.replace('_', ' ')} unavailable ({type(exc).__name__})")
             return default
 
-    async def overview(self) -> Overview:
+    async def overview(self, history: bool = True) -> Overview:
+        """The org's figures; without `history` only the live ones (what the live fragment polls)."""
         now = self.checker.clock_ms()
-        notes: list[str] = []
+        reads = Reads(history)
         w = budget_window("month", now)
         org = await self.queries.spend(BudgetScope(kind="org", value="all"), "month")
-        limit = sum(nanos(b.limit_usd) for b in org.budgets) if org.budgets else None
+        limit = min(nanos(b.limit_usd) for b in org.budgets) if org.budgets else None  # the binding one
         spent = nanos(org.spent_usd)
         s, e = _dt(w.start_ms), _dt(w.end_ms)
-        daily = await self._history(notes, "org", "all", s, e, "day", None)
-        teams = _totals(await self._history(notes, "org", "all", s, e, "month", "team"))
-        use_cases = _totals(await self._history(notes, "org", "all", s, e, "month", "use_case"))
-        models = _totals(await self._history(notes, "org", "all", s, e, "month", "model"))
+        daily = await self._history(reads, "org", "all", s, e, "day", None)
+        teams = _totals(await self._history(reads, "org", "all", s, e, "month", "team"))
+        use_cases = _totals(await self._history(reads, "org", "all", s, e, "month", "use_case"))
+        models = _totals(await self._history(reads, "org", "all", s, e, "month", "model"))
         unalloc = await self.queries.spend(BudgetScope(kind="team", value="unallocated"), "month")
         return Overview(
             org, limit, projected_spend(spent, w.start_ms, w.end_ms, now, self.policy), daily, teams[:10],
             use_cases[:10], models[:10], pct(nanos(unalloc.spent_usd), spent), pct(nanos(org.tagged_usd), spent),
-            await self.queries.decisions(), await self.read_clickhouse(notes, recent_alerts, None, 10, default=[]), notes)
+            await self.queries.decisions(), await self.read_clickhouse(reads, recent_alerts, None, 10, default=[]), reads.notes)
 
-    async def burndown(self, b: Budget, notes: list[str]) -> BurnDown | None:
+    async def burndown(self, b: Budget, reads: Reads) -> BurnDown | None:
         """None for budgets the console cannot chart (rolling windows, budget groups, scopes without history)."""
         if b.window != "calendar" or b.selector is not None:
             return None
@@ -177,7 +189,7 @@ class ConsoleData:
                       projected_spend(spent, w.start_ms, w.end_ms, now, self.policy))
         rows = []
         if b.scope.kind in SCOPE_COLUMNS:
-            rows = await self._history(notes, b.scope.kind, b.scope.value, _dt(w.start_ms), _dt(w.end_ms), "day",
+            rows = await self._history(reads, b.scope.kind, b.scope.value, _dt(w.start_ms), _dt(w.end_ms), "day",
                                        None)
         total = 0
         for r in rows:  # spend to the end of each finished day; today's is the live figure below
@@ -190,15 +202,16 @@ class ConsoleData:
         bd.days.sort()
         return bd
 
-    async def team(self, team: str) -> TeamView:
+    async def team(self, team: str, history: bool = True) -> TeamView:
+        """The team's figures; without `history` only the live ones (what the live fragment polls)."""
         now = self.checker.clock_ms()
-        notes: list[str] = []
+        reads = Reads(history)
         month = await self.queries.spend(BudgetScope(kind="team", value=team), "month")
         budgets = [b for b in await self.checker.budgets() if scope_team(b.scope.kind, b.scope.value) == team]
-        burndowns = [bd for b in sorted(budgets, key=lambda b: b.id) if (bd := await self.burndown(b, notes))]
+        burndowns = [bd for b in sorted(budgets, key=lambda b: b.id) if (bd := await self.burndown(b, reads))]
         s30, end = _dt(now) - timedelta(days=30), _dt(now) + timedelta(hours=1)
         w = budget_window("month", now)
-        units = await self.read_clickhouse(notes, unit_costs, team, _dt(w.start_ms), _dt(w.end_ms))
+        units = await self.read_clickhouse(reads, unit_costs, team, _dt(w.start_ms), _dt(w.end_ms))
         unit_rows = []
         if units is not None:
             unit_rows = [("per 1,000 requests", unit_cost(units.cost, units.requests, 1000), "requests"),
@@ -208,7 +221,7 @@ class ConsoleData:
         decisions = [d for d in await self.queries.decisions() if decision_team(d) == team]
         return TeamView(
             team, month, burndowns,
-            await self._history(notes, "team", team, s30, end, "day", "use_case"),
-            await self._history(notes, "team", team, s30, end, "day", "model"),
-            units, unit_rows, decisions, await self.read_clickhouse(notes, recent_alerts, team, 10, default=[]), notes)
+            await self._history(reads, "team", team, s30, end, "day", "use_case"),
+            await self._history(reads, "team", team, s30, end, "day", "model"),
+            units, unit_rows, decisions, await self.read_clickhouse(reads, recent_alerts, team, 10, default=[]), reads.notes)
 

@@ -160,5 +160,9 @@ def test_a_team_lead_and_an_admin_use_the_console(isolated, tmp_path):
         assert saved.name.startswith("focus-") and saved.read_text().count("\n") > 1
         page.screenshot(path=str(shots / "reports.png"), full_page=True)
         assert not [p for p in page.problems if "Content Security Policy" in p or "Refused to" in p], page.problems
+        # and the browser enforces the policy: an inline style injected into the page is refused
+        with page.expect_console_message(lambda m: "Content Security Policy" in m.text):
+            page.evaluate("document.head.insertAdjacentHTML('beforeend', '<style>body{color: rgb(255, 0, 0)}</style>')")
+        assert page.evaluate("getComputedStyle(document.body).color") != "rgb(255, 0, 0)"
     assert sorted(p.name for p in shots.iterdir()) == ["budget-history.png", "budget-invalid.png", "overview.png",
                                                        "refused.png", "reports.png", "team-before.png", "team.png"]
