@@ -36,11 +36,21 @@ def browser_page(shots: Path):
             browser.close()
 
 
-def sign_in(page, base: str, key: str) -> None:
+def sign_in(page, base: str, key: str, keyboard: bool = False) -> None:
+    """Sign in with the mouse, or with the keyboard only (Tab past the skip link to the key field, Enter)."""
     page.goto(f"{base}/ui/sign-in")
-    page.get_by_label("API key").fill(key)
-    with page.expect_navigation():
-        page.get_by_role("button", name="Sign in").click()
+    if keyboard:
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.id") == "key"
+        page.keyboard.type(key)
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+    else:
+        page.get_by_label("API key").fill(key)
+        with page.expect_navigation():
+            page.get_by_role("button", name="Sign in").click()
     assert "/ui/sign-in" not in page.url, (page.locator("main").inner_text(), page.problems)
 
 

@@ -125,7 +125,7 @@ def test_a_team_lead_and_an_admin_use_the_console(isolated, tmp_path):
         assert page.context.cookies() == [] or all(c["name"] != "ss_console" for c in page.context.cookies())
 
         # an admin: overview, then a budget edit with an inline validation message, the change and its history
-        sign_in(page, base, keys["admin"])
+        sign_in(page, base, keys["admin"], keyboard=True)
         assert page.url == f"{base}/ui/"
         page.wait_for_selector("body[data-charts-ready]")
         assert page.locator("#org-spent").get_attribute("value") == httpx.get(
@@ -164,5 +164,7 @@ def test_a_team_lead_and_an_admin_use_the_console(isolated, tmp_path):
         with page.expect_console_message(lambda m: "Content Security Policy" in m.text):
             page.evaluate("document.head.insertAdjacentHTML('beforeend', '<style>body{color: rgb(255, 0, 0)}</style>')")
         assert page.evaluate("getComputedStyle(document.body).color") != "rgb(255, 0, 0)"
+    logs = (tmp_path / "api.log").read_text(errors="replace") + (tmp_path / "worker.log").read_text(errors="replace")
+    assert keys["lead"] not in logs and keys["admin"] not in logs  # no key in the logs
     assert sorted(p.name for p in shots.iterdir()) == ["budget-history.png", "budget-invalid.png", "overview.png",
                                                        "refused.png", "reports.png", "team-before.png", "team.png"]
