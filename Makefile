@@ -15,6 +15,8 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/spendstream demo
+	@echo "Web console: run '$(VENV)/bin/spendstream demo --serve' — the same demo, then the API stays up until Ctrl-C"
+	@echo "and prints the console URL (http://127.0.0.1:18180/ui/) and a read key to sign in with (docs/console.md)."
 
 test: $(STAMP)
 	bash scripts/test.sh

@@ -6,12 +6,13 @@ on an admin or read call -> 503, a body over `max_body_bytes` -> 413 (the ingest
 larger limits). /v1/check never answers 5xx for the store: it answers by the budgets' fail modes.
 A body or batch over the ingestion limits -> 413, an unreadable body -> 400.
 Every endpoint needs an API key (`Authorization: Bearer <key>` or `X-API-Key: <key>`); /openapi.json is public.
+The console (/ui, HTML, not in the schema) takes the same keys from its sign-in cookie.
 """
 
 
 import time
 from contextlib import asynccontextmanager
-from typing import Annotated, Callable
+from typing import TYPE_CHECKING, Annotated, Callable
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -32,6 +33,8 @@ from enforcement.checker import STORE_UNAVAILABLE, Checker, CheckRequest, CheckR
 from enforcement.errors import (Conflict, Forbidden, InvalidRequest, MalformedBody, NotFound, PayloadTooLarge,
                                 Unauthorized)
 from enforcement.queries import Queries
+if TYPE_CHECKING:
+    from enforcement.console import ConsoleDeps
 from spendstream.errors import ConfigError, InvalidEvent, SpendstreamError, StoreUnavailable
 from spendstream.ports import CheckOutcomeLog
 
@@ -80,11 +83,13 @@ _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the API 
 
 def create_app(checker: Checker, keys: ApiKeys, *, metrics: Metrics | None = None,
                history: Callable[..., list] | None = None, intake: EventIntake | None = None,
-               max_body_bytes: int = MAX_BODY_BYTES, outcomes: CheckOutcomeLog | None = None) -> FastAPI:
+               max_body_bytes: int = MAX_BODY_BYTES, outcomes: CheckOutcomeLog | None = None,
+               console: "ConsoleDeps | None" = None) -> FastAPI:
     """The API over `checker` (budgets, spend, reservations) and `keys` (authentication); with `history` (the
     ClickHouse rollup reader, reports.usage.UsageHistory) also GET /v1/usage; with `intake`, also the ingestion
     endpoints (/v1/events, /v1/otlp/v1/traces); with `outcomes`, every answered check is recorded there
-    (`check_outcomes`), started and closed with the app."""
+    (`check_outcomes`), started and closed with the app; with `console`, the web console under /ui
+    (enforcement/console/)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -177,6 +182,10 @@ def create_app(checker: Checker, keys: ApiKeys, *, metrics: Metrics | None = Non
     if intake is not None:
         app.include_router(ingest_router(intake, principal, metrics.count_ingested))
         app.include_router(otlp_router(intake, principal, metrics.count_ingested))
+    if console is not None:
+        from enforcement.console import mount_console
+
+        mount_console(app, checker, keys, history, console)
     return app
 
 

@@ -9,13 +9,13 @@ from pydantic import BaseModel, Field
 
 from enforcement.auth import Principal
 from enforcement.checker import STORE_UNAVAILABLE, Checker
-from enforcement.errors import Conflict, InvalidRequest, NotFound
+from enforcement.budget_admin import BudgetAdmin
+from enforcement.errors import InvalidRequest, NotFound
 from enforcement.queries import ActiveDecision, Queries, SpendReport, parse_scope
-from spendstream.budget_history import BudgetChange
 from spendstream.scopes import SCOPE_KINDS, scope_team, split_scope
 from schemas.models import Budget
 
-__all__ = ["admin_router", "ErrorBody", "error_responses", "MemberLabels"]
+__all__ = ["admin_router", "ErrorBody", "error_responses", "MemberLabels", "decision_team"]
 
 SCOPE_PATTERN = f"^({'|'.join(SCOPE_KINDS)}):."  # what parse_scope accepts: a known kind, a non-empty value
 
@@ -45,25 +45,13 @@ def _team_of(b: Budget) -> str | None:
     return scope_team(b.scope.kind, b.scope.value)
 
 
-def _validate(b: Budget) -> None:
-    if b.action == "downgrade" and not b.downgrade_model:
-        raise InvalidRequest("a downgrade budget needs downgrade_model")
-
-
 def admin_router(checker: Checker, queries: Queries, principal: Callable[..., Any]) -> APIRouter:
     r = APIRouter(prefix="/v1", tags=["budgets and spend"], responses=error_responses(401, 403, 422, 503))
     Caller = Annotated[Principal, Depends(principal)]
     store = checker.store
 
-    async def _existing(budget_id: str) -> Budget | None:
-        return next((b for b in await store.budgets() if b.id == budget_id), None)
-
-    async def _history(before: Budget | None, after: Budget | None, who: Principal) -> None:
-        """Record the change in the budget history (after the store took it: the history never shows a change
-        that did not happen; if the history write fails the caller gets 503 saying so)."""
-        if checker.budget_log is not None and before != after:
-            kind = "delete" if after is None else "update" if before is not None else "create"
-            await checker.budget_log.record(BudgetChange(kind, checker.clock_ms(), who.name, before, after))
+    admin = BudgetAdmin(checker)
+    _existing = admin.existing
 
     @r.get("/budgets", response_model=list[Budget])
     async def list_budgets(who: Caller) -> list[Budget]:
@@ -86,13 +74,7 @@ def admin_router(checker: Checker, queries: Queries, principal: Callable[..., An
     async def create_budget(budget: Budget, who: Caller) -> Budget:
         """Create a budget; 409 when the id exists (use PUT to replace)."""
         who.require_admin()
-        _validate(budget)
-        if await _existing(budget.id) is not None:
-            raise Conflict(f"budget {budget.id!r} exists; PUT /v1/budgets/{budget.id} replaces it")
-        await store.put_budget(budget)
-        checker.invalidate_budgets()
-        await _history(None, budget, who)
-        return budget
+        return await admin.create(budget, who)
 
     @r.put("/budgets/{budget_id}", response_model=Budget, responses=error_responses(413))
     async def put_budget(budget_id: str, budget: Budget, who: Caller) -> Budget:
@@ -100,21 +82,13 @@ def admin_router(checker: Checker, queries: Queries, principal: Callable[..., An
         who.require_admin()
         if budget.id != budget_id:
             raise InvalidRequest(f"body id {budget.id!r} differs from path id {budget_id!r}")
-        _validate(budget)
-        before = await _existing(budget_id)
-        await store.put_budget(budget)
-        checker.invalidate_budgets()
-        await _history(before, budget, who)
+        await admin.put(budget, who)
         return budget
 
     @r.delete("/budgets/{budget_id}", responses=error_responses(404))
     async def delete_budget(budget_id: str, who: Caller) -> dict:
         who.require_admin()
-        before = await _existing(budget_id)
-        if not await store.delete_budget(budget_id):
-            raise NotFound(f"no budget {budget_id!r}")
-        checker.invalidate_budgets()
-        await _history(before, None, who)
+        await admin.delete(budget_id, who)
         return {"deleted": budget_id}
 
     @r.get("/spend", response_model=SpendReport)
@@ -154,12 +128,12 @@ def admin_router(checker: Checker, queries: Queries, principal: Callable[..., An
         if who.scope == "admin":
             return await queries.decisions()
         who.require_read(who.teams[0] if who.teams else None)
-        return [d for d in await queries.decisions() if who.can_read(_decision_team(d))]
+        return [d for d in await queries.decisions() if who.can_read(decision_team(d))]
 
     return r
 
 
-def _decision_team(d: ActiveDecision) -> str | None:
+def decision_team(d: ActiveDecision) -> str | None:
     if not d.scope or ":" not in d.scope:
         return None
     return scope_team(*split_scope(d.scope))

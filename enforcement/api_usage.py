@@ -9,17 +9,20 @@ from typing import Annotated, Any, Callable, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from enforcement.api_admin import SCOPE_PATTERN, error_responses
+from enforcement.api_admin import error_responses
 from enforcement.auth import Principal
 from enforcement.errors import InvalidRequest
 from enforcement.queries import parse_scope
 from spendstream.errors import SpendstreamError
 from spendstream.money import format_usd
 from spendstream.scopes import scope_team
+from reports.usage import SCOPE_COLUMNS
 
 __all__ = ["usage_router", "UsageReport", "HistoryUnavailable", "MAX_BUCKETS"]
 
 MAX_BUCKETS = 5_000  # periods x breakdown keys one answer may hold
+# the scope kinds the rollups hold (user, customer, project, api_key scopes live in Redis only): any other -> 422
+USAGE_SCOPE_PATTERN = f"^({'|'.join(SCOPE_COLUMNS)}):."
 ISO_TIME = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?$"
 # the history's range: inside ClickHouse DateTime (1970..2106), and clear of its edges, where toMonday() of early
 # January 1970 would fall before the epoch
@@ -69,7 +72,8 @@ def usage_router(history: Callable[..., list[Any]], principal: Callable[..., Any
     @r.get("/usage", response_model=UsageReport, responses=error_responses(401, 403, 422, 503))
     async def usage(
         who: Caller,
-        scope: Annotated[str, Query(min_length=3, max_length=300, pattern=SCOPE_PATTERN, examples=["team:payments"])],
+        scope: Annotated[str, Query(min_length=3, max_length=300, pattern=USAGE_SCOPE_PATTERN,
+                                    examples=["team:payments"])],
         start: Annotated[str, Query(alias="from", pattern=ISO_TIME, examples=["2026-11-01"])],
         end: Annotated[str, Query(alias="to", pattern=ISO_TIME, examples=["2026-12-01"])],
         group_by: Literal["hour", "day", "week", "month"] = "day",
@@ -81,6 +85,9 @@ def usage_router(history: Callable[..., list[Any]], principal: Callable[..., Any
             s = parse_scope(scope)
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from exc
+        if s.kind not in SCOPE_COLUMNS:
+            raise InvalidRequest(f"the usage history holds scopes {', '.join(SCOPE_COLUMNS)}; {s.kind!r} spend is "
+                                 "live only (GET /v1/spend)")
         who.require_read(scope_team(s.kind, s.value))
         t0, t1 = _utc(start, "from"), _utc(end, "to")
         if t0 < EPOCH or t1 > LAST:

@@ -13,7 +13,7 @@ __all__ = ["UsageRow", "usage_history", "UsageHistory", "GRAINS", "BREAKDOWNS", 
 
 GRAINS = {"hour": "toStartOfHour(hour)", "day": "toStartOfDay(hour)", "week": "toDateTime(toMonday(hour), 'UTC')",
           "month": "toDateTime(toStartOfMonth(hour), 'UTC')"}
-BREAKDOWNS = {"model": "concat(provider, '/', model)", "use_case": "use_case"}
+BREAKDOWNS = {"model": "concat(provider, '/', model)", "use_case": "use_case", "team": "team"}  # team: the console
 # scope kind -> the rollup condition on its value, bound as {v:String}
 SCOPE_COLUMNS = {
     "org": "1 = 1 OR {v:String} = ''", "team": "team = {v:String}", "use_case": "use_case = {v:String}",

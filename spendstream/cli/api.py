@@ -7,7 +7,7 @@ import typer
 from spendstream.cli._common import settings_or_exit
 from spendstream.cli.files import price_book_for
 
-__all__ = ["register", "build_api", "build_publisher"]
+__all__ = ["register", "build_api", "build_publisher", "console_deps"]
 
 
 def build_api(settings, publisher=None):
@@ -46,7 +46,23 @@ def build_api(settings, publisher=None):
     metrics = Metrics()
     outcomes = ClickHouseCheckOutcomes(lambda: clickhouse_client()[0], settings.clickhouse.database,
                                        on_drop=metrics.outcomes_dropped.inc)
-    return create_app(checker, keys, history=history, intake=intake, metrics=metrics, outcomes=outcomes)
+    return create_app(checker, keys, history=history, intake=intake, metrics=metrics, outcomes=outcomes,
+                      console=console_deps(settings))
+
+
+def console_deps(settings):
+    """What the web console needs from Settings: ClickHouse (made on first use), a report directory per API port,
+    the forecast policy of the worker's forecast alert."""
+    from enforcement.console import ConsoleDeps
+    from sinks.clickhouse.schema import connect
+    from spendstream.alerts import AlertPolicy
+
+    w = settings.worker
+    return ConsoleDeps(
+        connect=lambda: connect(settings.clickhouse.dsn, settings.clickhouse.timeout_s),
+        database=settings.clickhouse.database,
+        reports_dir=settings.services.state_dir / "console-reports" / f"api-{settings.api.port}",
+        policy=AlertPolicy(min_sample_pct=w.forecast_min_sample_pct, min_sample_ms=w.forecast_min_sample_s * 1000))
 
 
 def build_publisher(settings, port: int):

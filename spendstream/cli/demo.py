@@ -3,6 +3,8 @@
 Starts its own servers in a fresh state directory (own ports), creates topics, runs the worker and the API as
 child processes, applies examples/budgets.yaml, publishes a synthetic stream while showing live spend per team,
 then prints a summary read back from ClickHouse and the API's decisions. Ctrl-C or the end stops all of it.
+With `--serve` the API (and its web console under /ui) stays up after the summary until Ctrl-C; the console URL and
+a read key of team payments (and an admin key) are printed.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def _stop(proc: subprocess.Popen, timeout: float = 20.0) -> None:
             proc.wait()
 
 
-def run_demo(seconds: float, rate: int, state: Path, ports: tuple[int, int, int, int, int]) -> int:
+def run_demo(seconds: float, rate: int, state: Path, ports: tuple[int, int, int, int, int], serve: bool = False) -> int:
     import httpx
     from confluent_kafka import Producer
 
@@ -195,7 +197,28 @@ def run_demo(seconds: float, rate: int, state: Path, ports: tuple[int, int, int,
                       f"password=analyst' --data-binary 'SELECT team, sum(cost) FROM "
                       f"{settings.clickhouse.database}.priced_events GROUP BY team' (while the demo runs)")
         ok = decisions["payments"]["decision"] == "deny" and all(int(r[2]) > 0 for r in rows)
+        if serve:
+            serve_console(loop, ApiKeys(store.r, settings.redis.prefix), api, api_port)
+        else:
+            console.print("web console: run [bold]spendstream demo --serve[/] (the API stays up, the console URL and "
+                          "a read key are printed)")
         return 0 if ok else 1
+
+
+def serve_console(loop, keys, api: subprocess.Popen, api_port: int) -> None:
+    """Keep the API up until Ctrl-C (or until it exits); print the console URL and keys to sign in with."""
+    now = int(time.time() * 1000)
+    lead, _ = loop.run_until_complete(keys.create("demo-team-lead", "read", ["payments"], now))
+    admin, _ = loop.run_until_complete(keys.create("demo-admin", "admin", (), now))
+    console.print(f"[bold]web console:[/] http://127.0.0.1:{api_port}/ui/  (sign in by pasting a key)", soft_wrap=True)
+    console.print(f"  read key, team payments: {lead}", soft_wrap=True, highlight=False)
+    console.print(f"  admin key, every team and budget edits: {admin}", soft_wrap=True, highlight=False)
+    console.print("the API stays up until Ctrl-C", soft_wrap=True)
+    try:
+        while api.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        console.print("Ctrl-C: stopping the API and the servers")
 
 
 def register(app: typer.Typer) -> None:
@@ -207,10 +230,12 @@ def register(app: typer.Typer) -> None:
         kafka_port: int = typer.Option(19192), redis_port: int = typer.Option(16479),
         api_port: int = typer.Option(18180), web_port: int = typer.Option(16166),
         clickhouse_port: int = typer.Option(18223),
+        serve: bool = typer.Option(False, "--serve", help="Keep the API and its web console (/ui) up after the demo "
+                                   "until Ctrl-C; prints the console URL and a read key"),
     ) -> None:
         """Run spendstream end to end on embedded servers: publish a synthetic stream, watch spend, see a deny."""
         try:
-            code = run_demo(seconds, rate, state_dir, (kafka_port, redis_port, api_port, web_port, clickhouse_port))
+            code = run_demo(seconds, rate, state_dir, (kafka_port, redis_port, api_port, web_port, clickhouse_port), serve)
         except KeyboardInterrupt:
             console.print("interrupted: everything the demo started is stopped")
             code = 130

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import asynccontextmanager
 import subprocess
 import sys
 
@@ -159,3 +160,123 @@ async def test_keys_create_prints_a_key_that_is_stored_only_hashed(isolated):
     assert key.startswith("ss_")
     stored = redis.Redis.from_url(isolated.servers.redis_url).hgetall(f"{isolated.prefix}:{{auth}}:keys")
     assert len(stored) == 1 and key.encode() not in b"".join(k + v for k, v in stored.items())
+
+
+# --- the web console (/ui): the same keys, from its sign-in cookie -----------------------------------------------
+
+CONSOLE_PAGES = ["/ui/", "/ui/live/overview", "/ui/team/payments", "/ui/team/payments/live", "/ui/budgets",
+                 "/ui/budgets/new", "/ui/budgets/pay-m", "/ui/reports", "/ui/reports/jobs"]
+CONSOLE_POSTS = ["/ui/budgets/new", "/ui/budgets/pay-m", "/ui/budgets/pay-m/delete", "/ui/reports"]
+
+
+class Console:
+    """A browser-like client of the console: cookies kept, https (the cookies are Secure)."""
+
+    def __init__(self, app, keys: dict[str, str]) -> None:
+        self.app, self.keys = app, keys
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="https://console.test")
+
+    @asynccontextmanager
+    async def signed_in(self, who: str):
+        async with self.client() as c:
+            page = await c.get("/ui/sign-in")
+            resp = await c.post("/ui/sign-in", data={"key": self.keys[who], "csrf": _csrf(page.text)})
+            assert resp.status_code == 303, resp.text
+            yield c
+
+
+def _csrf(html: str) -> str:
+    import re
+
+    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+
+
+@pytest_asyncio.fixture
+async def console(isolated, redis_url, tmp_path):
+    from enforcement.console import ConsoleDeps
+
+    env = make_env(redis_url, isolated.prefix)
+    ak = ApiKeys(env.r, isolated.prefix)
+    keys = {"admin": (await ak.create("ops", "admin"))[0], "svc": (await ak.create("checkout", "check", ["payments"]))[0],
+            "lead": (await ak.create("pay-lead", "read", ["payments"]))[0]}
+    await env.budgets(budget("pay-m", "team", "payments", "100"), budget("search-m", "team", "search", "100"))
+    app = create_app(env.checker, ak, console=ConsoleDeps(None, isolated.database, tmp_path / "reports"))
+    yield Console(app, keys)
+    await env.r.aclose()
+
+
+@pytest.mark.parametrize("path", CONSOLE_PAGES)
+async def test_every_console_page_sends_a_visitor_without_a_session_to_sign_in(console, path):
+    async with console.client() as c:
+        resp = await c.get(path)
+        assert (resp.status_code, resp.headers["location"]) == (303, "/ui/sign-in")
+        c.cookies.set("ss_console", "ss_00000000_not-a-key", domain="console.test", path="/ui")
+        assert (await c.get(path)).status_code == 303  # an unknown or revoked key is no session
+        htmx = await c.get(path, headers={"HX-Request": "true"})
+        assert (htmx.status_code, htmx.headers["hx-redirect"]) == (401, "/ui/sign-in")
+
+
+@pytest.mark.parametrize("path", CONSOLE_POSTS)
+async def test_every_console_form_refuses_a_post_without_a_session_or_csrf_token(console, path):
+    async with console.client() as c:
+        assert (await c.post(path, data={"limit_usd": "1"})).status_code == 303
+    async with console.signed_in("admin") as c:
+        resp = await c.post(path, data={"id": "x", "limit_usd": "1", "kind": "weekly", "period": "2026-W47"})
+        assert resp.status_code == 403 and "form expired" in resp.text
+        token = c.cookies["ss_console_csrf"]
+        forged = await c.post(path, data={"csrf": token, "period": "2026-W47", "kind": "weekly"},
+                              headers={"Origin": "https://evil.test"})
+        assert forged.status_code == 403
+
+
+@pytest.mark.parametrize("who,path,status", [
+    ("lead", "/ui/", 303), ("lead", "/ui/team/payments", 200), ("lead", "/ui/team/payments/live", 200),
+    ("lead", "/ui/team/search", 403), ("lead", "/ui/team/search/live", 403), ("lead", "/ui/live/overview", 403),
+    ("lead", "/ui/budgets", 403), ("lead", "/ui/budgets/pay-m", 403), ("lead", "/ui/budgets/new", 403),
+    ("lead", "/ui/reports", 200),
+    ("admin", "/ui/", 200), ("admin", "/ui/team/search", 200), ("admin", "/ui/budgets", 200),
+    ("admin", "/ui/budgets/pay-m", 200), ("admin", "/ui/budgets/nope", 404), ("admin", "/ui/reports", 200),
+])
+async def test_console_pages_follow_the_key_scopes(console, who, path, status):
+    async with console.signed_in(who) as c:
+        resp = await c.get(path)
+        assert resp.status_code == status, resp.text
+        if who == "lead" and path == "/ui/":
+            assert resp.headers["location"] == "/ui/team/payments"
+
+
+async def test_a_read_key_may_not_change_budgets_or_build_the_org_reports(console):
+    async with console.signed_in("lead") as c:
+        token = c.cookies["ss_console_csrf"]
+        for path in ("/ui/budgets/new", "/ui/budgets/pay-m", "/ui/budgets/pay-m/delete"):
+            resp = await c.post(path, data={"csrf": token, "id": "pay-m", "scope_kind": "team", "scope_value":
+                                            "payments", "period": "month", "limit_usd": "1", "mode": "enforce",
+                                            "action": "deny", "thresholds": "100"})
+            assert resp.status_code == 403, path
+        for kind in ("monthly", "focus"):
+            resp = await c.post("/ui/reports", data={"csrf": token, "kind": kind, "period": "2026-11"})
+            assert resp.status_code == 403
+    async with console.signed_in("admin") as c:
+        assert "100.00" in (await c.get("/ui/budgets")).text  # pay-m unchanged
+
+
+async def test_check_and_ingest_keys_cannot_sign_in_and_the_cookie_is_strict(console):
+    async with console.client() as c:
+        page = await c.get("/ui/sign-in")
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert "unsafe-inline" not in page.headers["content-security-policy"]
+        resp = await c.post("/ui/sign-in", data={"key": console.keys["svc"], "csrf": _csrf(page.text)})
+        assert resp.status_code == 403 and "cannot use the console" in resp.text
+        resp = await c.post("/ui/sign-in", data={"key": console.keys["lead"], "csrf": _csrf(page.text)})
+        cookie = [h for h in resp.headers.get_list("set-cookie") if h.startswith("ss_console=")][0].lower()
+        for attr in ("secure", "httponly", "samesite=strict", "path=/ui"):
+            assert attr in cookie
+        assert console.keys["lead"] not in resp.headers["location"]
+
+
+async def test_console_routes_are_not_in_the_openapi_schema(console):
+    async with console.client() as c:
+        paths = (await c.get("/openapi.json")).json()["paths"]
+    assert paths and not [p for p in paths if p.startswith("/ui")]
