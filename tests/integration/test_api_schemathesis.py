@@ -46,8 +46,9 @@ def _stateful_4xx(case, status: int) -> bool:
         return True  # no such budget (the generated id was never created)
     if status == 409 and op == ("POST", "/v1/budgets"):
         return True  # a budget with this id was created by an earlier generated request
-    if status == 422 and op == ("PUT", "/v1/budgets/{budget_id}"):
-        return body.get("id") != case.path_parameters.get("budget_id")  # the body id must match the path id
+    if status == 422 and op == ("PUT", "/v1/budgets/{budget_id}") \
+            and body.get("id") != case.path_parameters.get("budget_id"):
+        return True  # the body id must match the path id; with matching ids, a rule across fields below
     if status == 422 and op in {("POST", "/v1/budgets"), ("PUT", "/v1/budgets/{budget_id}")}:
         return _budget_rule_broken(body)
     if status == 422 and op == ("GET", "/v1/usage"):
