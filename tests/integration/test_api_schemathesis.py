@@ -63,10 +63,15 @@ def _budget_rule_broken(body: dict) -> bool:
 
     from schemas.models import Budget
 
+    from enforcement.budget_admin import validate_budget
+    from enforcement.errors import InvalidRequest
+
     try:
-        Budget.model_validate(body)
+        validate_budget(Budget.model_validate(body))
     except ValidationError as exc:
         return any(e["type"] == "value_error" for e in exc.errors())
+    except InvalidRequest:
+        return True  # a rule the API adds to the model's (enforcement/budget_admin.validate_budget)
     return False
 
 
