@@ -33,6 +33,7 @@ from stream_app.consumer import UsageConsumer
 from stream_app.metrics import Metrics
 from stream_app.notify_agent import add_notify_agent, routing_from
 from stream_app.processor import BatchProcessor
+from stream_app.timed_calls import TimedCalls
 
 __all__ = ["WorkerParts", "build_worker"]
 
@@ -75,11 +76,13 @@ def build_worker(settings: Settings, prices: PriceBook, rules: AllocationRules |
     ch = connect(settings.clickhouse.dsn, settings.clickhouse.timeout_s)
     migrate(ch, settings.clickhouse.database, settings.clickhouse.cluster)
     redis_client = make_redis(settings.redis.url, timeout_s=5.0)
-    store = RedisSpendStore(redis_client, settings.redis.prefix)
-    writer = ClickHouseWriter(ch, settings.clickhouse.database, cluster=settings.clickhouse.cluster)
+    metrics = Metrics()
+    store = TimedCalls(RedisSpendStore(redis_client, settings.redis.prefix), metrics.redis_seconds)
+    writer = ClickHouseWriter(ch, settings.clickhouse.database, cluster=settings.clickhouse.cluster,
+                              on_write=metrics.clickhouse_insert_seconds.observe)
     processor = BatchProcessor(
         UsageCodec(build_catalog(k.schema_registry_url)), prices, store, writer,
-        Reservations(redis_client, settings.redis.prefix), clock,
+        TimedCalls(Reservations(redis_client, settings.redis.prefix), metrics.redis_seconds), clock,
         Limits(max_future_ms=settings.worker.max_future_s * 1000, retention_ms=settings.worker.retention_days * DAY_MS),
         rules,
         cap := CardinalityCap(settings.budgets.scope_caps.model_dump()),
@@ -96,7 +99,6 @@ def build_worker(settings: Settings, prices: PriceBook, rules: AllocationRules |
         "fetch.wait.max.ms": 20,  # tansu holds a fetch for the full wait: this bounds freshness (default 500 ms)
         "queued.max.messages.kbytes": 65536,
     })
-    metrics = Metrics()
     watcher = BudgetWatcher(
         store, _publisher(producer), k.alerts_topic, k.decisions_topic, clock, metrics,
         AlertPolicy(
@@ -138,6 +140,10 @@ def build_worker(settings: Settings, prices: PriceBook, rules: AllocationRules |
             await watcher.tick()
         except StoreUnavailable as exc:
             log.warning("decision check skipped: %s", exc)
+
+    @app.timer(interval=settings.worker.lag_interval_s)
+    async def consumer_lag() -> None:
+        metrics.record_lag(consumer, k.usage_topic)
 
     @app.page("/metrics")
     async def metrics_page(self, request):  # noqa: ARG001 - faust view signature
