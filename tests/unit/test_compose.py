@@ -275,3 +275,13 @@ def test_the_prometheus_api_key_file_is_kept_out_of_git():
     default = _interpolate(secret, {})
     assert default.removeprefix("./") in (ROOT / ".gitignore").read_text().split()
     assert _env_example()["PROMETHEUS_API_KEY_FILE"] == default
+
+
+def test_clickhouse_allows_backups_to_a_volume_of_their_own():
+    import xml.etree.ElementTree as ET
+
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in SERVICES["clickhouse"]["volumes"]}
+    conf = mounts["/etc/clickhouse-server/config.d/backups.xml"]
+    allowed = ET.parse(ROOT / conf).getroot().findtext("backups/allowed_path")
+    assert allowed.rstrip("/") in mounts and mounts[allowed.rstrip("/")] in COMPOSE["volumes"]
+    assert mounts[allowed.rstrip("/")] != mounts["/var/lib/clickhouse"]  # not inside the data it backs up
