@@ -173,11 +173,12 @@ def _add_report_timer(app: faust.App, settings: Settings, store, clock: Clock, r
 
 
 def _add_budget_close_timer(app: faust.App, settings: Settings, store, clock: Clock) -> None:
-    """Budget history: when a day / week / month window ends, one worker writes each budget's close row."""
+    """Budget history: when a day / week / month / fiscal quarter window ends, one worker writes each calendar
+    budget's close row (rolling budgets have no period to close)."""
     from sinks.clickhouse.budget_history import BudgetCloser
 
     closer = BudgetCloser(store, lambda: connect(settings.clickhouse.dsn, settings.clickhouse.timeout_s), settings.clickhouse.database,
-                          clock)
+                          clock, settings.budgets.fiscal_year_start_month)
 
     @app.timer(interval=settings.reports.tick_s)
     async def close_budget_windows() -> None:
