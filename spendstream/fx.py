@@ -22,8 +22,9 @@ from typing import Any, Mapping
 
 from spendstream.errors import ConfigError
 from spendstream.focus import unit_price
+from spendstream.money import round_half_even
 
-__all__ = ["FxRates", "parse_fx_csv", "to_billing_currency"]
+__all__ = ["FxRates", "parse_fx_csv", "to_billing_currency", "to_usd_nanos"]
 
 _NANO = Decimal("0.000000001")
 _COSTS = ("BilledCost", "EffectiveCost", "ContractedCost", "ListCost", "x_ChargedCost")
@@ -86,3 +87,16 @@ def to_billing_currency(row: dict[str, Any], currency: str, fx: FxRates) -> dict
         if row.get(price) is not None and row.get("PricingQuantity") is not None:
             out[price] = unit_price(out[cost], Decimal(row["PricingQuantity"]), int(row.get("x_Events") or 1))
     return out
+
+
+def to_usd_nanos(nanos: int, currency: Any, day: date, fx: "FxRates | None", where: str) -> int:
+    """nano-units of `currency` billed on `day` -> nano-USD at the rate in effect that day, exact division rounded
+    half-even once. USD (or no currency) passes through. Raises ConfigError for another currency without rates,
+    or a day before the currency's first rate."""
+    cur = str(currency or "USD").upper()
+    if cur == "USD":
+        return nanos
+    if fx is None:
+        raise ConfigError(f"{where}: currency {currency!r} needs FX rates (--fx RATES.csv)")
+    n, d = (Decimal(nanos) / fx.rate(cur, day)).as_integer_ratio()
+    return round_half_even(n, d)
