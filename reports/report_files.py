@@ -23,15 +23,16 @@ __all__ = ["write_weekly", "write_review", "ReviewRun"]
 
 
 def write_weekly(client: Client, db: str, week: str, out: Path, budgets: list,
-                 teams: list[str] | None = None) -> list[tuple[TeamDigest, Path]]:
-    """Write each team's digest of `week`; returns (digest, html path) per team."""
+                 teams: list[str] | None = None, money: Converter | None = None) -> list[tuple[TeamDigest, Path]]:
+    """Write each team's digest of `week` (digest-WEEK-TEAM[-CUR].*, in `money`'s currency, default USD);
+    returns (digest, html path) per team."""
     from reports.render.digest import digest_csv, digest_html, digest_markdown
 
     out.mkdir(parents=True, exist_ok=True)
     done = []
     for t in teams or digest_teams(client, db, week):
-        d = team_digest(client, db, t, week, budgets)
-        stem = out / f"digest-{week}-{t}"
+        d = team_digest(client, db, t, week, budgets, money)
+        stem = out / (f"digest-{week}-{t}" + ("" if d.currency == "USD" else f"-{d.currency}"))
         stem.with_suffix(".html").write_text(digest_html(d))
         stem.with_suffix(".md").write_text(digest_markdown(d))
         stem.with_suffix(".csv").write_text(digest_csv(d))

@@ -57,12 +57,15 @@ def digest_weekly(
     team: list[str] = typer.Option([], help="Only these teams (default: every team with spend)"),
     out: Path = typer.Option(Path("reports"), help="Output directory"),
     budgets: Path | None = typer.Option(None, exists=True, dir_okay=False, help="budgets YAML for the forecast"),
+    currency: str = typer.Option("USD", help=_CURRENCY_HELP),
+    fx_file: Path | None = typer.Option(None, "--fx-file", "--fx", exists=True, dir_okay=False, help=_FX_HELP),
 ) -> None:
-    """Write digest-WEEK-TEAM.html/.md/.csv per team (HTML self-contained, charts embedded)."""
+    """Write digest-WEEK-TEAM[-CUR].html/.md/.csv per team (HTML self-contained, charts embedded)."""
     from reports.report_files import write_weekly
 
+    money = _money(currency, fx_file)
     client, db = clickhouse_client()
-    for d, html in write_weekly(client, db, week, out, _budgets(budgets), team or None):
+    for d, html in write_weekly(client, db, week, out, _budgets(budgets), team or None, money):
         console.print(f"{d.team}: {html.with_suffix('')}.html (.md, .csv)")
 
 

@@ -132,3 +132,35 @@ def _no_budgets(tmp_path):
     p = tmp_path / "budgets.yaml"
     p.write_text("budgets: []\n")
     return p
+
+
+def test_the_weekly_digest_in_euros_converts_per_day_and_budgets_at_their_period_start(review_db, tmp_path):
+    """Week 2026-W47 = Nov 16..22: alpha 3 USD on Nov 20 (x 0.8), beta 10.000000001 USD on Nov 16 (x 0.8)."""
+    from reports.report_files import write_weekly
+    from schemas.models import Budget
+    from spendstream.fx import Converter, parse_fx_csv
+
+    budget = Budget.model_validate({"id": "alpha-m", "scope": {"kind": "team", "value": "alpha"}, "limit_usd": "5"})
+    done = dict((d.team, d) for d, _ in write_weekly(review_db.client, review_db.database, "2026-W47",
+                                                      tmp_path / "d", [budget], ["alpha", "beta"],
+                                                      Converter("EUR", parse_fx_csv(RATES))))
+    alpha, beta = done["alpha"], done["beta"]
+    assert (beta.cost, beta.cost_last) == (8_000_000_001, 0)
+    assert (alpha.cost, alpha.use_cases) == (2_400_000_000, [("chat", 2_400_000_000, 0)])
+    assert beta.org_cost == 10_400_000_001 and beta.org_unallocated == 0
+    (o,) = alpha.outlooks
+    # limit 5 USD at Nov 1 (0.9): 4.50 EUR; month to date: Nov 2 (1_000_000_005 x 0.9 -> 900_000_004) + Nov 20
+    assert (o.limit, o.spent) == (4_500_000_000, 3_300_000_004)
+    rows = list(csv.DictReader((tmp_path / "d" / "digest-2026-W47-beta-EUR.csv").open()))
+    summary = {r["metric"]: r["value"] for r in rows if r["section"] == "summary"}
+    assert summary["cost_eur"] == "8.00" and summary["cost_last_week_eur"] == "0.00"
+    assert not any(r["metric"].endswith("_usd") for r in rows)
+    daily = {r["item"]: r["value"] for r in rows if r["section"] == "daily"}
+    assert daily["2026-11-16"] == "8.00" and daily["2026-11-17"] == "0.00"
+    md = (tmp_path / "d" / "digest-2026-W47-beta-EUR.md").read_text()
+    assert "**8.00 EUR** this week" in md and "$" not in md
+    assert "8.00 EUR" in (tmp_path / "d" / "digest-2026-W47-beta-EUR.html").read_text()
+    res = CliRunner().invoke(app, ["digest", "weekly", "--week", "2026-W47", "--team", "alpha", "--currency", "EUR",
+                                   "--fx-file", str(tmp_path / "rates.csv"), "--out", str(tmp_path / "cli")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "cli" / "digest-2026-W47-alpha-EUR.csv").exists()
