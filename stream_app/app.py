@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from dataclasses import dataclass
 import faust
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaException, Producer
 from prometheus_client import generate_latest
 
 from sinks.redis.client import make_redis
@@ -143,7 +143,10 @@ def build_worker(settings: Settings, prices: PriceBook, rules: AllocationRules |
 
     @app.timer(interval=settings.worker.lag_interval_s)
     async def consumer_lag() -> None:
-        metrics.record_lag(consumer, k.usage_topic)
+        try:
+            metrics.record_lag(consumer, k.usage_topic)
+        except (RuntimeError, KafkaException) as exc:  # closed while stopping, or not yet subscribed
+            log.debug("consumer lag not refreshed: %s", exc)
 
     @app.page("/metrics")
     async def metrics_page(self, request):  # noqa: ARG001 - faust view signature
