@@ -135,6 +135,9 @@ def test_dashboards_use_only_provisioned_datasources_and_have_unique_ids():
             assert all(t.get("expr") or t.get("rawSql") for t in p["targets"]), (path.name, p["title"])
     spend = json.loads((GRAFANA / "dashboards" / "spend.json").read_text())
     assert all(t["datasource"]["uid"] == "clickhouse" for p in spend["panels"] for t in p["targets"])
+    # the ClickHouse plugin's raw-SQL query shape (grafana-clickhouse-datasource src/types/sql.ts)
+    assert all(t["editorType"] == "sql" and t["queryType"] in ("table", "timeSeries")
+               for p in spend["panels"] for t in p["targets"])
     providers = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "dashboards.yml").read_text())["providers"]
     assert providers[0]["options"]["path"] == "/var/lib/grafana/dashboards"
 
