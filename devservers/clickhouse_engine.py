@@ -88,11 +88,18 @@ class Engine:
     # that overrides them.
     BASELINE = {"implicit_select": "0"}
 
-    def __init__(self, data_dir: str):
+    def __init__(self, data_dir: str, backups_dir: str | None = None):
+        """`backups_dir`: where `BACKUP … TO File('name')` writes and `RESTORE … FROM File('name')` reads (the
+        server's `backups.allowed_path`; a relative name lands inside it). None: BACKUP / RESTORE are refused, as
+        by a ClickHouse server without that setting."""
         from chdb import session as chs
 
         self.data_dir = data_dir
-        opts = "&".join(f"{k}={v}" for k, v in self.BASELINE.items())
+        self.backups_dir = backups_dir
+        startup = dict(self.BASELINE)
+        if backups_dir:
+            startup["backups.allowed_path"] = backups_dir.rstrip("/") + "/"
+        opts = "&".join(f"{k}={v}" for k, v in startup.items())
         self._lock = threading.Lock()
         self._conns = {level: _Conn(chs.Session(f"{data_dir}?readonly={level}&{opts}")) for level in (0, 1, 2)}
         self.version = self._raw(self._conns[0], "SELECT version()").decode().strip()

@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME:PASSWORD:rw|ro",
         help="add a user (repeatable); also DEVSERVERS_CH_USERS=spec,spec",
     )
+    p.add_argument("--backups-dir", help="where BACKUP ... TO File('name') writes and RESTORE reads (the server's "
+                   "backups.allowed_path; default: DATA_DIR-backups next to the data directory)")
     p.add_argument("--display-name", help="X-ClickHouse-Server-Display-Name (default: host name)")
     p.add_argument("--log-level", default=os.environ.get("DEVSERVERS_LOG_LEVEL", "WARNING"))
     return p
@@ -67,7 +69,9 @@ def serve(args: argparse.Namespace) -> int:
     users = Users.from_sources(args.users_file, args.user)
     os.makedirs(args.data_dir, exist_ok=True)
     try:
-        engine = Engine(os.path.abspath(args.data_dir))
+        backups = os.path.abspath(args.backups_dir or args.data_dir.rstrip("/") + "-backups")
+        os.makedirs(backups, exist_ok=True)
+        engine = Engine(os.path.abspath(args.data_dir), backups)
     except Exception as ex:  # noqa: BLE001
         log.error("cannot open chdb data directory %s (is another process using it?): %s", args.data_dir, ex)
         return 1

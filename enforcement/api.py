@@ -66,6 +66,15 @@ class Metrics:
                                         registry=self.registry)
         self.ingested = Counter("spendstream_api_ingested_events", "Events received by /v1/events and OTLP",
                                 ["way", "outcome"], registry=self.registry)
+        self.fail_mode = Counter("spendstream_api_fail_mode_answers", "Checks answered without the spend store, by "
+                                 "the fail mode applied (open = allowed blind, closed = denied)", ["mode"],
+                                 registry=self.registry)
+        self.requests = Counter("spendstream_api_requests", "HTTP requests answered, by route template and status",
+                                ["route", "status"], registry=self.registry)
+        self.request_seconds = Histogram("spendstream_api_request_seconds", "HTTP request time inside the app, by "
+                                         "route template", ["route"],
+                                         buckets=(0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                  1, 2.5), registry=self.registry)
 
     def count_ingested(self, way: str, admitted: Admitted) -> None:
         self.ingested.labels(way, "accepted").inc(len(admitted.accepted))
@@ -106,6 +115,7 @@ def create_app(checker: Checker, keys: ApiKeys, *, metrics: Metrics | None = Non
                   description="Ask before calling a model: budgets, reservations, live spend.")
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     metrics = metrics or Metrics()
+    app.add_middleware(RequestMetrics, metrics=metrics)  # added last = outermost: 413s are counted too
     queries = Queries(checker)
 
     async def principal(bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -158,6 +168,7 @@ def create_app(checker: Checker, keys: ApiKeys, *, metrics: Metrics | None = Non
         metrics.checks.labels(out.decision).inc()
         if out.reason.startswith(STORE_UNAVAILABLE):
             metrics.store_unavailable.inc()
+            metrics.fail_mode.labels("closed" if out.decision == "deny" else "open").inc()
         if outcomes is not None:
             outcomes.record(outcome_row(req, out, who.key_id, checker.clock_ms()))
         # the hot path: serialize once here instead of FastAPI re-validating the response model
@@ -190,6 +201,33 @@ def create_app(checker: Checker, keys: ApiKeys, *, metrics: Metrics | None = Non
 
 
 INGEST_PATHS = ("/v1/events", "/v1/otlp/")
+
+
+class RequestMetrics:
+    """ASGI middleware: count each HTTP request by route template (`/v1/budgets/{budget_id}`, never the raw path,
+    so the label set stays bounded; `unmatched` for 404s of unknown paths) and status, and time it."""
+
+    def __init__(self, app, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        t0 = time.perf_counter()
+        status = 500  # an exception that escapes the app is answered 500 by the server
+
+        async def send_status(msg) -> None:
+            nonlocal status
+            if msg["type"] == "http.response.start":
+                status = msg["status"]
+            await send(msg)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.requests.labels(route, str(status)).inc()
+            self.metrics.request_seconds.labels(route).observe(time.perf_counter() - t0)
 
 
 class BodyLimit:

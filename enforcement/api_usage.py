@@ -15,14 +15,16 @@ from enforcement.errors import InvalidRequest
 from enforcement.queries import parse_scope
 from spendstream.errors import SpendstreamError
 from spendstream.money import format_usd
-from spendstream.scopes import scope_team
-from reports.usage import SCOPE_COLUMNS
+from spendstream.scopes import OPTIONAL_KINDS, SCOPE_KINDS, scope_team
 
-__all__ = ["usage_router", "UsageReport", "HistoryUnavailable", "MAX_BUCKETS"]
+__all__ = ["usage_router", "UsageReport", "HistoryUnavailable", "MAX_BUCKETS", "HISTORY_KINDS"]
+
+# The rollups keep the owner scopes only (reports/usage.py SCOPE_COLUMNS;
+# tests/integration/test_api_usage.py checks the two agree): optional scopes (user, customer, ...) have no history.
+HISTORY_KINDS: tuple[str, ...] = tuple(k for k in SCOPE_KINDS if k not in OPTIONAL_KINDS)
+HISTORY_SCOPE_PATTERN = f"^({'|'.join(HISTORY_KINDS)}):."
 
 MAX_BUCKETS = 5_000  # periods x breakdown keys one answer may hold
-# the scope kinds the rollups hold (user, customer, project, api_key scopes live in Redis only): any other -> 422
-USAGE_SCOPE_PATTERN = f"^({'|'.join(SCOPE_COLUMNS)}):."
 ISO_TIME = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?$"
 # the history's range: inside ClickHouse DateTime (1970..2106), and clear of its edges, where toMonday() of early
 # January 1970 would fall before the epoch
@@ -72,8 +74,8 @@ def usage_router(history: Callable[..., list[Any]], principal: Callable[..., Any
     @r.get("/usage", response_model=UsageReport, responses=error_responses(401, 403, 422, 503))
     async def usage(
         who: Caller,
-        scope: Annotated[str, Query(min_length=3, max_length=300, pattern=USAGE_SCOPE_PATTERN,
-                                    examples=["team:payments"])],
+        scope: Annotated[str, Query(min_length=3, max_length=300, pattern=HISTORY_SCOPE_PATTERN,
+                                 examples=["team:payments"])],
         start: Annotated[str, Query(alias="from", pattern=ISO_TIME, examples=["2026-11-01"])],
         end: Annotated[str, Query(alias="to", pattern=ISO_TIME, examples=["2026-12-01"])],
         group_by: Literal["hour", "day", "week", "month"] = "day",
@@ -85,8 +87,8 @@ def usage_router(history: Callable[..., list[Any]], principal: Callable[..., Any
             s = parse_scope(scope)
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from exc
-        if s.kind not in SCOPE_COLUMNS:
-            raise InvalidRequest(f"the usage history holds scopes {', '.join(SCOPE_COLUMNS)}; {s.kind!r} spend is "
+        if s.kind not in HISTORY_KINDS:
+            raise InvalidRequest(f"the usage history holds scopes {', '.join(HISTORY_KINDS)}; {s.kind!r} spend is "
                                  "live only (GET /v1/spend)")
         who.require_read(scope_team(s.kind, s.value))
         t0, t1 = _utc(start, "from"), _utc(end, "to")
@@ -99,6 +101,8 @@ def usage_router(history: Callable[..., list[Any]], principal: Callable[..., Any
                                  "by a longer period")
         try:
             rows = await asyncio.to_thread(history, s.kind, s.value, t0, t1, group_by, by)
+        except ValueError as exc:  # the history's own refusal: a scope kind the rollups do not hold (customer, ...)
+            raise InvalidRequest(f"no usage history for this query: {exc}") from exc
         except Exception as exc:  # any failure to reach or query ClickHouse: a 503 with the reason
             log.warning("GET /v1/usage %s [%s, %s) %s/%s failed: %s", scope, t0, t1, group_by, by, exc)
             raise HistoryUnavailable(f"usage history unavailable: {type(exc).__name__}: {str(exc)[:200]}") from exc

@@ -22,8 +22,9 @@ from typing import Any, Mapping
 
 from spendstream.errors import ConfigError
 from spendstream.focus import unit_price
+from spendstream.money import round_half_even
 
-__all__ = ["FxRates", "parse_fx_csv", "to_billing_currency"]
+__all__ = ["FxRates", "parse_fx_csv", "to_billing_currency", "to_usd_nanos", "from_usd_nanos", "Converter"]
 
 _NANO = Decimal("0.000000001")
 _COSTS = ("BilledCost", "EffectiveCost", "ContractedCost", "ListCost", "x_ChargedCost")
@@ -86,3 +87,44 @@ def to_billing_currency(row: dict[str, Any], currency: str, fx: FxRates) -> dict
         if row.get(price) is not None and row.get("PricingQuantity") is not None:
             out[price] = unit_price(out[cost], Decimal(row["PricingQuantity"]), int(row.get("x_Events") or 1))
     return out
+
+
+def to_usd_nanos(nanos: int, currency: Any, day: date, fx: "FxRates | None", where: str) -> int:
+    """nano-units of `currency` billed on `day` -> nano-USD at the rate in effect that day, exact division rounded
+    half-even once. USD (or no currency) passes through. Raises ConfigError for another currency without rates,
+    or a day before the currency's first rate."""
+    cur = str(currency or "USD").upper()
+    if cur == "USD":
+        return nanos
+    if fx is None:
+        raise ConfigError(f"{where}: currency {currency!r} needs FX rates (--fx RATES.csv)")
+    n, d = (Decimal(nanos) / fx.rate(cur, day)).as_integer_ratio()
+    return round_half_even(n, d)
+
+
+def from_usd_nanos(nanos: int, currency: str, day: date, fx: "FxRates | None") -> int:
+    """nano-USD spent on `day` -> nano-units of `currency` at the rate in effect that day: the exact product,
+    rounded half-even once. Raises ConfigError without a rate."""
+    if currency == "USD":
+        return nanos
+    if fx is None:
+        raise ConfigError(f"currency {currency} needs FX rates (--fx-file RATES.csv)")
+    n, d = (Decimal(nanos) * fx.rate(currency, day)).as_integer_ratio()
+    return round_half_even(n, d)
+
+
+class Converter:
+    """The reports' money view: `convert(nanos_usd, day)` in the report's currency (identity for USD). Reports
+    call it per row and day (the grain the rate changes at) and sum the converted integers; only display rounds.
+    Raises ConfigError at construction for another currency without rates."""
+
+    def __init__(self, currency: str = "USD", fx: "FxRates | None" = None) -> None:
+        self.currency = currency.upper()
+        if len(self.currency) != 3 or not self.currency.isalpha():
+            raise ConfigError(f"currency must be an ISO 4217 code, not {currency!r}")
+        if self.currency != "USD" and fx is None:
+            raise ConfigError(f"--currency {self.currency} needs --fx-file RATES.csv")
+        self.fx = fx
+
+    def __call__(self, nanos: int, day: date) -> int:
+        return from_usd_nanos(nanos, self.currency, day, self.fx)

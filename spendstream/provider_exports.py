@@ -30,6 +30,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable, NamedTuple
 
 from spendstream.errors import ConfigError
+from spendstream.fx import to_usd_nanos
 from spendstream.money import round_half_even
 from spendstream.windows import month_label
 
@@ -61,15 +62,8 @@ def _nanos(value: Any, where: str, scale: int = 1_000_000_000) -> int:
 
 
 def _usd(nanos: int, currency: Any, day: date, where: str, fx: Any) -> int:
-    """nano-units of `currency` -> nano-USD at the rate in effect on `day` (spendstream.fx.FxRates), rounded
-    half-even once. Raises ConfigError for another currency without rates."""
-    cur = str(currency or "USD").upper()
-    if cur == "USD":
-        return nanos
-    if fx is None:
-        raise ConfigError(f"{where}: currency {currency!r} needs FX rates (reconcile --fx RATES.csv)")
-    n, d = (Decimal(nanos) / fx.rate(cur, day)).as_integer_ratio()
-    return round_half_even(n, d)
+    """nano-units of `currency` -> nano-USD (spendstream.fx.to_usd_nanos: one conversion rule for every source)."""
+    return to_usd_nanos(nanos, currency, day, fx, where)
 
 
 def _day(text: str, where: str) -> date:

@@ -2,7 +2,9 @@
 
 Invoice CSV (header row, any column order; see examples/invoice.sample.csv and docs/analytics.md):
   required  date (YYYY-MM-DD, UTC day of usage), model, cost_usd (decimal string, at most 9 decimals)
-  optional  provider (must equal --provider when present), invoice_id, line_id, quantity, unit, currency (USD)
+  optional  provider (must equal --provider when present), invoice_id, line_id, quantity, unit, currency (default
+            USD; another ISO 4217 code means cost_usd holds the amount in that currency, converted to nano-USD at
+            the FX rate in effect on the line's date — spendstream.fx.to_usd_nanos, half-even once per line)
 Lines of the same (day, model) add up. Metered cost is the *contracted* cost (provider price after negotiated
 discounts, before our internal markup) — what the provider's invoice should charge.
 
@@ -17,9 +19,10 @@ import csv
 import io
 from collections import defaultdict
 from datetime import date
-from typing import Mapping, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 from spendstream.errors import ConfigError
+from spendstream.fx import to_usd_nanos
 from spendstream.money import usd_to_nanos
 
 __all__ = ["InvoiceLine", "ReconRow", "Reconciliation", "parse_invoice_csv", "invoiced_by_key", "reconcile"]
@@ -60,9 +63,10 @@ class Reconciliation(NamedTuple):
         return [r for r in self.rows if r.drifted]
 
 
-def parse_invoice_csv(text: str, provider: str, source: str = "invoice") -> list[InvoiceLine]:
-    """Parse an invoice CSV. Raises ConfigError naming the line on a missing column, bad date, bad amount, a
-    currency other than USD or a provider other than `provider`."""
+def parse_invoice_csv(text: str, provider: str, source: str = "invoice", fx: Any = None) -> list[InvoiceLine]:
+    """Parse an invoice CSV; amounts in another currency are converted to nano-USD with `fx` (spendstream.fx.FxRates)
+    at each line's day. Raises ConfigError naming the line on a missing column, bad date, bad amount, a currency
+    without FX rates (or no rate in effect that day) or a provider other than `provider`."""
     reader = csv.DictReader(io.StringIO(text))
     cols = {c.strip().lower(): c for c in reader.fieldnames or ()}
     missing = [c for c in REQUIRED if c not in cols]
@@ -74,8 +78,6 @@ def parse_invoice_csv(text: str, provider: str, source: str = "invoice") -> list
         where = f"{source} line {n}"
         if row.get("provider") and row["provider"] != provider:
             raise ConfigError(f"{where}: provider {row['provider']!r} is not {provider!r}")
-        if (row.get("currency") or "USD").upper() != "USD":
-            raise ConfigError(f"{where}: currency {row['currency']!r} not supported (USD only)")
         try:
             day = date.fromisoformat(row["date"]).isoformat()
         except ValueError:
@@ -83,9 +85,10 @@ def parse_invoice_csv(text: str, provider: str, source: str = "invoice") -> list
         if not row["model"]:
             raise ConfigError(f"{where}: empty model")
         try:
-            amount = usd_to_nanos(row["cost_usd"])
+            amount = to_usd_nanos(usd_to_nanos(row["cost_usd"]), row.get("currency"), date.fromisoformat(day), fx,
+                                  where)
         except ConfigError as exc:
-            raise ConfigError(f"{where}: {exc}") from None
+            raise ConfigError(f"{where}: {exc}" if not str(exc).startswith(where) else str(exc)) from None
         out.append(InvoiceLine(row.get("invoice_id") or source, int(row.get("line_id") or n - 1), day, row["model"],
                                amount, row.get("quantity", ""), row.get("unit", "")))
     return out

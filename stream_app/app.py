@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from dataclasses import dataclass
 import faust
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaException, Producer
 from prometheus_client import generate_latest
 
 from sinks.redis.client import make_redis
@@ -33,6 +33,7 @@ from stream_app.consumer import UsageConsumer
 from stream_app.metrics import Metrics
 from stream_app.notify_agent import add_notify_agent, routing_from
 from stream_app.processor import BatchProcessor
+from stream_app.timed_calls import TimedCalls
 
 __all__ = ["WorkerParts", "build_worker"]
 
@@ -75,11 +76,13 @@ def build_worker(settings: Settings, prices: PriceBook, rules: AllocationRules |
     ch = connect(settings.clickhouse.dsn, settings.clickhouse.timeout_s)
     migrate(ch, settings.clickhouse.database, settings.clickhouse.cluster)
     redis_client = make_redis(settings.redis.url, timeout_s=5.0)
-    store = RedisSpendStore(redis_client, settings.redis.prefix)
-    writer = ClickHouseWriter(ch, settings.clickhouse.database, cluster=settings.clickhouse.cluster)
+    metrics = Metrics()
+    store = TimedCalls(RedisSpendStore(redis_client, settings.redis.prefix), metrics.redis_seconds)
+    writer = ClickHouseWriter(ch, settings.clickhouse.database, cluster=settings.clickhouse.cluster,
+                              on_write=metrics.clickhouse_insert_seconds.observe)
     processor = BatchProcessor(
         UsageCodec(build_catalog(k.schema_registry_url)), prices, store, writer,
-        Reservations(redis_client, settings.redis.prefix), clock,
+        TimedCalls(Reservations(redis_client, settings.redis.prefix), metrics.redis_seconds), clock,
         Limits(max_future_ms=settings.worker.max_future_s * 1000, retention_ms=settings.worker.retention_days * DAY_MS),
         rules,
         cap := CardinalityCap(settings.budgets.scope_caps.model_dump()),
@@ -96,7 +99,6 @@ def build_worker(settings: Settings, prices: PriceBook, rules: AllocationRules |
         "fetch.wait.max.ms": 20,  # tansu holds a fetch for the full wait: this bounds freshness (default 500 ms)
         "queued.max.messages.kbytes": 65536,
     })
-    metrics = Metrics()
     watcher = BudgetWatcher(
         store, _publisher(producer), k.alerts_topic, k.decisions_topic, clock, metrics,
         AlertPolicy(
@@ -139,6 +141,13 @@ def build_worker(settings: Settings, prices: PriceBook, rules: AllocationRules |
         except StoreUnavailable as exc:
             log.warning("decision check skipped: %s", exc)
 
+    @app.timer(interval=settings.worker.lag_interval_s)
+    async def consumer_lag() -> None:
+        try:
+            metrics.record_lag(consumer, k.usage_topic)
+        except (RuntimeError, KafkaException) as exc:  # closed while stopping, or not yet subscribed
+            log.debug("consumer lag not refreshed: %s", exc)
+
     @app.page("/metrics")
     async def metrics_page(self, request):  # noqa: ARG001 - faust view signature
         return self.bytes(generate_latest(metrics.registry), content_type="text/plain; version=0.0.4")
@@ -167,11 +176,12 @@ def _add_report_timer(app: faust.App, settings: Settings, store, clock: Clock, r
 
 
 def _add_budget_close_timer(app: faust.App, settings: Settings, store, clock: Clock) -> None:
-    """Budget history: when a day / week / month window ends, one worker writes each budget's close row."""
+    """Budget history: when a day / week / month / fiscal quarter window ends, one worker writes each calendar
+    budget's close row (rolling budgets have no period to close)."""
     from sinks.clickhouse.budget_history import BudgetCloser
 
     closer = BudgetCloser(store, lambda: connect(settings.clickhouse.dsn, settings.clickhouse.timeout_s), settings.clickhouse.database,
-                          clock)
+                          clock, settings.budgets.fiscal_year_start_month)
 
     @app.timer(interval=settings.reports.tick_s)
     async def close_budget_windows() -> None:

@@ -1,7 +1,8 @@
 """The weekly digest of one team as HTML (self-contained), Markdown and CSV.
 
-CSV is long-format — team, week, section, item, metric, value — one figure per line, money as USD decimal
-strings rounded half-even to the cent from the exact nano-USD sum (unit costs to 1e-4 USD).
+CSV is long-format — team, week, section, item, metric, value — one figure per line, money as decimal strings of
+the digest's currency (USD unless converted: metric names then end in _eur, ...) rounded half-even to the cent from
+the exact nano-unit sum (unit costs to 1e-4).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import io
 from typing import Iterator
 
 from reports.render import charts
-from reports.render.html import bar, card, delta_badge, esc, page, section, table, usd
+from reports.render.html import bar, card, delta_badge, esc, money, page, section, table
 from reports.digest import TeamDigest
 from spendstream.forecast import change_pct, pct, unit_cost
 from spendstream.money import format_usd
@@ -30,8 +31,20 @@ def _units(cost: int, requests: int, token_cost: int, tokens: int) -> tuple[int 
     return unit_cost(cost, requests, 1_000), unit_cost(token_cost, tokens, 1_000_000)
 
 
+def _usd_of(d: TeamDigest):
+    """The digest's money formatter ($1.00, or 1.00 EUR)."""
+    return lambda n, places=2: money(n, places, d.currency)
+
+
 def digest_csv_rows(d: TeamDigest) -> Iterator[tuple[str, str, str, str]]:
-    """(section, item, metric, value) for every figure of the digest."""
+    """(section, item, metric, value) for every figure of the digest; money metrics end in _usd (or the
+    digest's currency code)."""
+    suffix = "_" + d.currency.lower()
+    for sec, item, metric, value in _csv_rows(d):
+        yield sec, item, metric.replace("_usd", suffix) if metric.endswith("_usd") or "_usd_" in metric else metric, value
+
+
+def _csv_rows(d: TeamDigest) -> Iterator[tuple[str, str, str, str]]:
     this = d.weekly[-1]
     per_req, per_tok = _units(d.cost, d.requests, this[4], d.tokens)
     yield from (("summary", "", m, v) for m, v in (
@@ -70,10 +83,12 @@ def digest_csv(d: TeamDigest) -> str:
 
 
 def digest_markdown(d: TeamDigest) -> str:
-    s = dict(((m, v) for sec, _, m, v in digest_csv_rows(d) if sec == "summary"))
+    usd = _usd_of(d)
+    s = dict(((m, v) for sec, _, m, v in _csv_rows(d) if sec == "summary"))
+    c = (lambda k: f"${s[k]}") if d.currency == "USD" else (lambda k: f"{s[k]} {d.currency}")  # noqa: E731
     out = [f"# {d.team} — AI spend, week {d.week}" + (f" ({d.fiscal})" if d.fiscal else ""), "",
-           f"**${s['cost_usd']}** this week ({s['change_pct']}% vs ${s['cost_last_week_usd']} last week). "
-           f"${s['cost_per_1k_requests_usd']} per 1k requests, ${s['cost_per_1m_tokens_usd']} per 1M tokens. "
+           f"**{c('cost_usd')}** this week ({s['change_pct']}% vs {c('cost_last_week_usd')} last week). "
+           f"{c('cost_per_1k_requests_usd')} per 1k requests, {c('cost_per_1m_tokens_usd')} per 1M tokens. "
            f"Tag coverage {s['tag_coverage_pct']}%; org-wide unallocated {s['org_unallocated_pct']}%.", "",
            "## Top use cases", "", "| use case | this week | last week | change |", "|---|--:|--:|--:|"]
     out += [f"| {n} | {usd(a)} | {usd(b)} | {change_pct(a, b)} |" for n, a, b in d.use_cases]
@@ -92,7 +107,7 @@ def digest_markdown(d: TeamDigest) -> str:
     return "\n".join(out) + "\n"
 
 
-def _split_table(items: list[tuple[str, int, int]], label: str) -> str:
+def _split_table(items: list[tuple[str, int, int]], label: str, usd) -> str:
     top = max((a for _, a, _ in items), default=0)
     return table((label, "this week", "", "last week", "change"),
                  [(n, usd(a), bar(a, top), usd(b), delta_badge(change_pct(a, b))) for n, a, b in items[:8]],
@@ -100,6 +115,7 @@ def _split_table(items: list[tuple[str, int, int]], label: str) -> str:
 
 
 def digest_html(d: TeamDigest) -> str:
+    usd = _usd_of(d)
     this = d.weekly[-1]
     per_req, per_tok = _units(d.cost, d.requests, this[4], d.tokens)
     last = d.weekly[-2] if len(d.weekly) > 1 else this
@@ -133,13 +149,16 @@ def digest_html(d: TeamDigest) -> str:
         f"<div class='cards'>{cards}</div>",
         section("Daily spend, last 4 weeks (this week in blue)", f"<img alt='daily spend' src='{charts.daily_trend(d.daily)}'>"),
         section("Unit cost trend", f"<img alt='unit cost' src='{charts.unit_trend(labels, [u[0] and u[0] / 1e9 for u in units], [u[1] and u[1] / 1e9 for u in units])}'>"),
-        section("Top use cases", _split_table(d.use_cases, "use case")),
-        section("Top models", _split_table(d.models, "model")),
+        section("Top use cases", _split_table(d.use_cases, "use case", usd)),
+        section("Top models", _split_table(d.models, "model", usd)),
         section("Cost per business activity", acts),
         section("Forecast to period end", outl),
         section("Alerts fired", alerts),
     ]
-    foot = ("Figures are exact sums of integer nano-USD, shown rounded half-even to the cent. $/1M tokens counts "
+    fx_note = "" if d.currency == "USD" else (
+        f"Amounts in {d.currency}: each rollup row converted from USD per UTC day at that day's rate (half-even to "
+        "the nano), then summed; budget limits at the rate of their period's first day. ")
+    foot = (fx_note + "Figures are exact sums of integer nano-units, shown rounded half-even to the cent. Cost per 1M tokens counts "
             "token-priced work only (GPU training and notebooks are billed by the hour). Forecast: month-to-date "
             "plus last 7 days' run rate to the period end. Weeks are ISO weeks, UTC.")
     return page(f"{d.team}: AI spend, week {d.week}",

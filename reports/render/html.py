@@ -38,6 +38,14 @@ def usd(nanos: int, places: int = 2) -> str:
     return f"{'-' if nanos < 0 and d else ''}${d:,.{places}f}"
 
 
+def money(nanos: int, places: int = 2, currency: str = "USD") -> str:
+    """`usd` for USD; '1,234.50 EUR' / '-3.10 EUR' for nano-units of another currency (half-even to `places`)."""
+    if currency == "USD":
+        return usd(nanos, places)
+    d = Decimal(format_usd(abs(nanos), places))
+    return f"{'-' if nanos < 0 and d else ''}{d:,.{places}f} {currency}"
+
+
 def page(title: str, subtitle: str, body: Iterable[str], footer: str = "") -> str:
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>"
             f"<meta name='viewport' content='width=device-width,initial-scale=1'><style>{_CSS}</style></head>"

@@ -3,7 +3,7 @@ and this month's residual allocated to teams as separate `reconciliation residua
 
 from __future__ import annotations
 
-from reports.render.html import esc, section, table, usd
+from reports.render.html import esc, money, section, table
 from reports.review import ReviewData
 from spendstream.money import format_usd
 
@@ -17,6 +17,7 @@ def residual_section(d: ReviewData) -> str:
     if not d.residual_trend and not d.residual_lines:
         return section("Reconciliation residual", "<p class='muted'>No provider export reconciled for these months "
                        "(spendstream reconcile).</p>")
+    usd = lambda n, places=2: money(n, places, d.currency)  # noqa: E731 - the report's currency
     trend = table(("month", "provider", "source", "invoiced", "metered", "residual"),
                   [(t.month, t.provider, t.source, usd(t.invoiced), usd(t.metered), usd(t.residual, 4))
                    for t in d.residual_trend], num=(3, 4, 5))
@@ -30,8 +31,10 @@ def residual_section(d: ReviewData) -> str:
 
 
 def residuals_csv(d: ReviewData) -> str:
-    """kind,month,provider,team,source,invoiced_usd,metered_usd,residual_usd — exact 9-decimal USD strings."""
-    out = ["kind,month,provider,team,source,invoiced_usd,metered_usd,residual_usd"]
+    """kind,month,provider,team,source,invoiced_<cur>,metered_<cur>,residual_<cur> — exact 9-decimal strings of
+    the report's currency."""
+    cur = d.currency.lower()
+    out = [f"kind,month,provider,team,source,invoiced_{cur},metered_{cur},residual_{cur}"]
     out += [f"trend,{t.month},{t.provider},,{t.source},{format_usd(t.invoiced)},{format_usd(t.metered)},"
             f"{format_usd(t.residual)}" for t in d.residual_trend]
     out += [f"{RESIDUAL_LINE},{d.month},{p},{t},,,,{format_usd(a)}" for p, t, a in d.residual_lines]

@@ -43,8 +43,10 @@ def _c(cents_: int) -> str:
     return f"{sign}{abs(cents_) // 100}.{abs(cents_) % 100:02d}"
 
 
-def _cd(cents_: int) -> str:
+def _cd(cents_: int, currency: str = "USD") -> str:
     sign = "-" if cents_ < 0 else ""
+    if currency != "USD":
+        return f"{sign}{abs(cents_) // 100:,}.{abs(cents_) % 100:02d} {currency}"
     return f"{sign}${abs(cents_) // 100:,}.{abs(cents_) % 100:02d}"
 
 
@@ -74,7 +76,7 @@ def metrics(d: ReviewData) -> list[tuple[str, str]]:
          ("tag_coverage_pct", pct(d.tagged, d.total))]
     for month, cost, tokens in d.token_trend:
         u = unit_cost(cost, tokens, 1_000)
-        m.append((f"cost_per_1k_tokens_usd_{month}", "" if u is None else f"{u / 1e9:.6f}"))
+        m.append((f"cost_per_1k_tokens_{d.currency.lower()}_{month}", "" if u is None else f"{u / 1e9:.6f}"))
     return m
 
 
@@ -86,68 +88,76 @@ def _csv(header: tuple[str, ...], body: list[tuple]) -> str:
     return buf.getvalue()
 
 
-def statement_csv(st: Statement, cl: CentLines) -> str:
+def statement_csv(st: Statement, cl: CentLines, currency: str = "USD") -> str:
     rows = [(cc, _c(cl.by_cc_mode.get((cc, "chargeback"), 0)), _c(cl.by_cc_mode.get((cc, "showback"), 0)), _c(c))
             for cc, c in sorted(cl.by_cc.items())]
     rows.append(("TOTAL", _c(sum(v for (_, m), v in cl.by_cc_mode.items() if m == "chargeback")),
                  _c(sum(v for (_, m), v in cl.by_cc_mode.items() if m == "showback")), _c(cl.total)))
-    return _csv(("cost_center", "chargeback_usd", "showback_usd", "total_usd"), rows)
+    cur = currency.lower()
+    return _csv(("cost_center", f"chargeback_{cur}", f"showback_{cur}", f"total_{cur}"), rows)
 
 
-def lines_csv(st: Statement, cl: CentLines) -> str:
-    """Per line: exact nano-USD components and the line's cents (which sum to the statement total)."""
+def lines_csv(st: Statement, cl: CentLines, currency: str = "USD") -> str:
+    """Per line: exact nano-unit components (of the report currency) and the line's cents (which sum to the
+    statement total)."""
     return _csv(("cost_center", "team", "use_case", "environment", "mode", "direct_nanos", "shared_nanos",
-                 "markup_nanos", "amount_nanos", "amount_usd"),
+                 "markup_nanos", "amount_nanos", f"amount_{currency.lower()}"),
                 [(*ln[:5], ln.direct, ln.shared, ln.markup, ln.amount, _c(c)) for ln, c in zip(st.lines, cl.lines)])
 
 
 def metrics_csv(d: ReviewData, variance: list[tuple[str, int, int, int]]) -> str:
     rows = [(k, "", v) for k, v in metrics(d)]
-    rows += [("budget_variance_usd", team, _c(cents(v))) for team, budget, _, v in variance if budget]
+    rows += [(f"budget_variance_{d.currency.lower()}", team, _c(cents(v))) for team, budget, _, v in variance if budget]
     return _csv(("metric", "item", "value"), rows)
 
 
 def review_html(d: ReviewData, st: Statement, cl: CentLines, variance: list[tuple[str, int, int, int]],
                 shared: dict[str, int]) -> str:
     m = dict(metrics(d))
+    _cd_ = lambda c: _cd(c, d.currency)  # noqa: E731
+    sym = "$" if d.currency == "USD" else d.currency + " "
     trend = [(mo, unit_cost(c, t, 1_000)) for mo, c, t in d.token_trend]
     cards = "".join((
-        card("Total allocated", _cd(cl.total), f"{esc(st.model)} model"),
+        card("Total allocated", _cd_(cl.total), f"{esc(st.model)} model"),
         card("GPU idle", f"{m['gpu_idle_pct']}%" if m["gpu_idle_pct"] != "—" else "—",
              f"{m['gpu_seconds_reporting_utilization_pct']}% of GPU time reports utilisation"),
-        card("$ / 1k tokens", f"${trend[-1][1] / 1e9:.6f}" if trend[-1][1] is not None else "—",
-             "token-priced work, this month" + (f" (prev. ${trend[-2][1] / 1e9:.6f})" if trend[-2][1] else "")),
+        card(f"{sym.strip()} / 1k tokens", f"{sym}{trend[-1][1] / 1e9:.6f}" if trend[-1][1] is not None else "—",
+             "token-priced work, this month" + (f" (prev. {sym}{trend[-2][1] / 1e9:.6f})" if trend[-2][1] else "")),
         card("Paved road", f"{m['paved_road_pct']}%", "spend through gateway / LiteLLM"),
         card("Unallocated", f"{m['unallocated_pct']}%", f"tag coverage {m['tag_coverage_pct']}%"),
     ))
     top = max(cl.by_cc.values(), default=0)
     stmt = table(("cost center", "chargeback", "showback", "total", ""),
-                 [(cc, _cd(cl.by_cc_mode.get((cc, "chargeback"), 0)), _cd(cl.by_cc_mode.get((cc, "showback"), 0)),
-                   _cd(c), bar(c, top)) for cc, c in sorted(cl.by_cc.items(), key=lambda kv: -kv[1])],
+                 [(cc, _cd_(cl.by_cc_mode.get((cc, "chargeback"), 0)), _cd_(cl.by_cc_mode.get((cc, "showback"), 0)),
+                   _cd_(c), bar(c, top)) for cc, c in sorted(cl.by_cc.items(), key=lambda kv: -kv[1])],
                  num=(1, 2, 3), raw=(4,),
-                 total=("Total", _cd(sum(v for (_, mo), v in cl.by_cc_mode.items() if mo == "chargeback")),
-                        _cd(sum(v for (_, mo), v in cl.by_cc_mode.items() if mo == "showback")), _cd(cl.total), ""))
+                 total=("Total", _cd_(sum(v for (_, mo), v in cl.by_cc_mode.items() if mo == "chargeback")),
+                        _cd_(sum(v for (_, mo), v in cl.by_cc_mode.items() if mo == "showback")), _cd_(cl.total), ""))
     detail = table(("cost center", "team", "use case", "env", "mode", "direct", "shared", "markup", "amount"),
-                   [(ln.cost_center, ln.team, ln.use_case, ln.environment, ln.mode, _cd(cents(ln.direct)),
-                     _cd(cents(ln.shared)), _cd(cents(ln.markup)), _cd(c)) for ln, c in zip(st.lines, cl.lines)],
+                   [(ln.cost_center, ln.team, ln.use_case, ln.environment, ln.mode, _cd_(cents(ln.direct)),
+                     _cd_(cents(ln.shared)), _cd_(cents(ln.markup)), _cd_(c)) for ln, c in zip(st.lines, cl.lines)],
                    num=(5, 6, 7, 8))
     var = table(("team", "budget", "actual", "variance", "used"),
-                [(t, _cd(cents(b)), _cd(cents(a)), _cd(cents(v)), f"{pct(a, b)}%")
+                [(t, _cd_(cents(b)), _cd_(cents(a)), _cd_(cents(v)), f"{pct(a, b)}%")
                  for t, b, a, v in variance if b], num=(1, 2, 3, 4)) if any(b for _, b, _, _ in variance) else \
         "<p class='muted'>No monthly team budgets given (--budgets).</p>"
-    shared_txt = ", ".join(f"{esc(k)} {_cd(cents(v))}" for k, v in shared.items()) or "none"
+    shared_txt = ", ".join(f"{esc(k)} {_cd_(cents(v))}" for k, v in shared.items()) or "none"
     body = [
         f"<div class='cards'>{cards}</div>",
         section("Statement by cost center", f"<p>{esc(_DESCRIBE[st.model])} Hybrid policy: production and "
                 f"staging are charged back; research, development and unallocated spend are shown back. Shared "
                 f"platform cost ({shared_txt}) prorated by <b>{esc(st.shared_key)}</b>.</p>", stmt,
                 "".join(f"<p class='muted'>{esc(n)}</p>" for n in st.notes)),
-        section("$ / 1k tokens, monthly", f"<img alt='unit cost trend' src='{charts.line_trend([t[0] for t in trend], [t[1] and t[1] / 1e9 for t in trend], '$ / 1k tokens')}'>"),
+        section(f"{sym.strip()} / 1k tokens, monthly", f"<img alt='unit cost trend' src='{charts.line_trend([t[0] for t in trend], [t[1] and t[1] / 1e9 for t in trend], sym.strip() + ' / 1k tokens')}'>"),
         section("Budget variance by team", var),
         residual_section(d),
         section("Statement lines", detail),
     ]
-    foot = ("Line amounts are exact nano-USD apportioned with the largest-remainder rule, then cents: the statement "
+    fx_note = "" if d.currency == "USD" else (
+        f"Amounts in {d.currency}: each usage line converted from USD per UTC day at that day's rate (half-even to "
+        "the nano, once per line and day), then summed; budgets, shared costs and residuals at the rate of the "
+        "month's first day. ")
+    foot = (fx_note + "Line amounts are exact nano-units apportioned with the largest-remainder rule, then cents: the statement "
             "total is the exact total rounded half-even to the cent, and every column sums to it. GPU idle % covers "
             "events reporting attributes['gpu_utilization'] in [0, 1].")
     return page(f"AI spend review {d.month}: {st.model}", f"{d.start:%d %b %Y} – {d.end:%d %b %Y} (UTC, end "

@@ -13,9 +13,10 @@ from clickhouse_connect.driver.client import Client
 from spendstream.budget_history import SNAPSHOT_COLUMNS, BudgetChange, change_row, close_row, in_effect
 from spendstream.errors import StoreUnavailable
 from spendstream.ports import Clock, SpendStore
-from spendstream.windows import month_bounds, period_bounds, period_window
+from spendstream.budget_windows import budget_window, quarter_start
+from spendstream.windows import add_months, month_bounds, period_bounds, period_window, window_bounds
 
-_PERIOD_OF = {"m": "month", "w": "week", "d": "day"}
+_PERIOD_OF = {"m": "month", "w": "week", "d": "day", "q": "quarter"}
 
 __all__ = ["ClickHouseBudgetLog", "insert_snapshots", "snapshot_rows", "team_month_budgets", "close_window",
            "BudgetCloser"]
@@ -79,32 +80,55 @@ def _aware(t: datetime) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-async def close_window(store: SpendStore, client: Client, db: str, window: str, at_ms: int) -> int:
-    """Write the close row of every budget whose period is the window's kind (spent = the window's Redis
-    counter); returns the row count. Raises ValueError on a window id that is not a day, week or month."""
+async def close_window(store: SpendStore, client: Client, db: str, window: str, at_ms: int,
+                       fiscal_start_month: int = 1) -> int:
+    """Write the close row of every calendar budget whose period is the window's kind (spent = the window's Redis
+    counter; a quarter `q:YYYYMM` = the sum of its three month counters); returns the row count. Rolling budgets
+    have no period to close and get no row. Raises ValueError on a window id that is not a day, week, month or
+    quarter, or a quarter that does not start on the fiscal year's quarter boundary."""
     period = _PERIOD_OF.get(window.partition(":")[0])
     if period is None:
-        raise ValueError(f"window must be a day, week or month id, not {window!r}")
-    items = [b for b in await store.budgets() if b.period == period]
-    cells = await store.read_cells([(b.scope.kind, b.scope.value, window) for b in items])
-    rows = [close_row(b, window, int(c.get("spend", 0)), 0, at_ms) for b, c in zip(items, cells)]
+        raise ValueError(f"window must be a day, week, month or quarter id, not {window!r}")
+    items = [b for b in await store.budgets() if b.period == period and b.window != "rolling"]
+    if period != "quarter":
+        cells = await store.read_cells([(b.scope.kind, b.scope.value, window) for b in items])
+        spent = [int(c.get("spend", 0)) for c in cells]
+    else:
+        start, _ = window_bounds(window)
+        if quarter_start(int(start.timestamp() * 1000), fiscal_start_month) != start:
+            raise ValueError(f"{window} is not the start of a quarter of a fiscal year starting in month "
+                             f"{fiscal_start_month}")
+        months = [f"m:{add_months(start, i):%Y%m}" for i in range(3)]
+        cells = await store.read_cells([(b.scope.kind, b.scope.value, m) for b in items for m in months])
+        spent = [sum(int(c.get("spend", 0)) for c in cells[i * 3:i * 3 + 3]) for i in range(len(items))]
+    rows = [close_row(b, window, s, 0, at_ms) for b, s in zip(items, spent)]
     return await asyncio.to_thread(insert_snapshots, client, db, rows)
 
 
 class BudgetCloser:
-    """Closes each day / week / month window once after it ends (the worker's timer calls `tick`): the window
-    just ended is claimed with the set-once marker alerts use, so one worker writes its close rows."""
+    """Closes each day / week / month / fiscal quarter window once after it ends (the worker's timer calls `tick`):
+    the window just ended is claimed with the set-once marker alerts use, so one worker writes its close rows."""
 
-    def __init__(self, store: SpendStore, client: Callable[[], Client], db: str, clock: Clock) -> None:
+    def __init__(self, store: SpendStore, client: Callable[[], Client], db: str, clock: Clock,
+                 fiscal_start_month: int = 1) -> None:
         self.store, self.client, self.db, self.clock = store, client, db, clock
+        self.fiscal_start_month = fiscal_start_month
+
+    def _ended(self, now: int) -> list[str]:
+        """The window of each period that ended last before `now`."""
+        out = []
+        for period in ("day", "week", "month"):
+            start, _ = period_bounds(period, now)
+            out.append(period_window(period, start - 1))
+        q = budget_window("quarter", now, fiscal_start_month=self.fiscal_start_month)
+        out.append(budget_window("quarter", q.start_ms - 1, fiscal_start_month=self.fiscal_start_month).label)
+        return out
 
     async def tick(self) -> list[str]:
         now, closed = self.clock.now_ms(), []
-        for period in ("day", "week", "month"):
-            start, _ = period_bounds(period, now)
-            window = period_window(period, start - 1)  # the window that ended last
+        for window in self._ended(now):
             (mine,) = await self.store.mark_fired([(("budget-close", window, "close", 0), now // 1000 + 400 * 86_400)])
             if mine:
-                await close_window(self.store, self.client(), self.db, window, now)
+                await close_window(self.store, self.client(), self.db, window, now, self.fiscal_start_month)
                 closed.append(window)
         return closed

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from clickhouse_connect.driver.client import Client
 
@@ -58,8 +59,10 @@ class ClickHouseWriter:
     """Implements spendstream.ports.RowSink. Client calls are serialized (one block in flight), so reading the
     offset marks never races an insert on the same client."""
 
-    def __init__(self, client: Client, database: str, table: str = "priced_events", cluster: str | None = None) -> None:
+    def __init__(self, client: Client, database: str, table: str = "priced_events", cluster: str | None = None,
+                 on_write: Callable[[float], None] | None = None) -> None:
         self.client = client
+        self._on_write = on_write  # seconds one block's INSERTs took (worker metrics), failed writes included
         self.table = f"{database}.{table}"
         # single node: the table itself, no extra settings; cluster: see the module docstring
         self._guard_from = (f"clusterAllReplicas('{check_cluster(cluster)}', {self.table}{LOCAL_SUFFIX})" if cluster
@@ -119,17 +122,25 @@ class ClickHouseWriter:
     def write(self, block: Block) -> None:
         """Insert a taken block (any thread). Raises when ClickHouse fails; the caller `restore`s the block."""
         with self._io:
-            for (table, columns), rows in list(block.ledger.items()):
-                self.client.insert(f"{self._database}.{table}", rows, column_names=columns, settings=self._sync or None)
-                del block.ledger[(table, columns)]  # written: a retry of the block does not resend it
-            for tp, rows in list(block.rows.items()):
-                if rows:
-                    token = f"{tp[0]}:{tp[1]}:{block.firsts.get(tp, -1)}-{block.marks.get(tp, -1)}:{len(rows)}"
-                    self.client.insert(self.table, rows, column_names=PRICED_COLUMNS,
-                                       settings={"insert_deduplication_token": token,
-                                                 "deduplicate_blocks_in_dependent_materialized_views": 1,
-                                                 **self._sync})
-                del block.rows[tp]  # written: a retry of the block does not resend it
+            t0, rows = time.perf_counter(), len(block)
+            try:
+                self._insert(block)
+            finally:
+                if self._on_write is not None and rows:
+                    self._on_write(time.perf_counter() - t0)
+
+    def _insert(self, block: Block) -> None:
+        for (table, columns), rows in list(block.ledger.items()):
+            self.client.insert(f"{self._database}.{table}", rows, column_names=columns, settings=self._sync or None)
+            del block.ledger[(table, columns)]  # written: a retry of the block does not resend it
+        for tp, rows in list(block.rows.items()):
+            if rows:
+                token = f"{tp[0]}:{tp[1]}:{block.firsts.get(tp, -1)}-{block.marks.get(tp, -1)}:{len(rows)}"
+                self.client.insert(self.table, rows, column_names=PRICED_COLUMNS,
+                                   settings={"insert_deduplication_token": token,
+                                             "deduplicate_blocks_in_dependent_materialized_views": 1,
+                                             **self._sync})
+            del block.rows[tp]  # written: a retry of the block does not resend it
 
     def restore(self, block: Block, owned: set[TP] | None = None) -> None:
         """Keep a block that failed to write, to be retried unchanged by the next `take` (call on the thread that

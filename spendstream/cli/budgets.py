@@ -68,9 +68,11 @@ def list_() -> None:
 
 
 @budgets.command("close")
-def close(window: str = typer.Option(..., help="Window id that ended: m:202611, w:2026W47 or d:20261124")) -> None:
-    """Write the period-close row of every budget of that period to the budget history (budget_snapshots):
-    limit, spent (Redis counters of the window), mode. Closing a window again replaces its rows."""
+def close(window: str = typer.Option(..., help="Window id that ended: m:202611, w:2026W47, d:20261124 or a fiscal "
+                                             "quarter q:202610 (its first month)")) -> None:
+    """Write the period-close row of every calendar budget of that period to the budget history (budget_snapshots):
+    limit, spent (Redis counters of the window; a quarter sums its months), mode. Rolling budgets have no period
+    and get no close row. Closing a window again replaces its rows."""
     from sinks.clickhouse.budget_history import close_window
     from spendstream.cli._common import clickhouse_client, now_ms
     from spendstream.windows import window_bounds
@@ -78,11 +80,12 @@ def close(window: str = typer.Option(..., help="Window id that ended: m:202611, 
     try:
         window_bounds(window)
     except (ValueError, KeyError) as exc:
-        raise ConfigError(f"window must look like m:202611, w:2026W47 or d:20261124, not {window!r}") from exc
+        raise ConfigError(f"window must look like m:202611, w:2026W47, d:20261124 or q:202610, not {window!r}") from exc
     s = settings_or_exit()
     client, db = clickhouse_client()
     try:
-        n = asyncio.run(close_window(store_for(s), client, db, window, now_ms()))
+        n = asyncio.run(close_window(store_for(s), client, db, window, now_ms(),
+                                     s.budgets.fiscal_year_start_month))
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     console.print(f"closed {window}: {n} budget snapshot(s)")

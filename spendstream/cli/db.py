@@ -1,4 +1,5 @@
-"""`spendstream db migrate|status`: versioned ClickHouse migrations (sinks/clickhouse/migrations/*.sql), idempotent."""
+"""`spendstream db migrate|status|query|ttl|backup|restore`: versioned ClickHouse migrations
+(sinks/clickhouse/migrations/*.sql, idempotent), read-only queries, retention, backup and restore."""
 
 from __future__ import annotations
 
@@ -69,6 +70,49 @@ def ttl_cmd(
     client, database = clickhouse_client()
     for stmt in set_ttls(client, database, raw_days, rollup_days):
         typer.echo(stmt)
+
+
+@db.command("backup")
+def backup_cmd(
+    path: str = typer.Argument(..., help="where the server writes the backup: a name inside its backups.allowed_path "
+                                         "(the dev server: DATA_DIR-backups), or an absolute path under it"),
+) -> None:
+    """Back up the whole database with the engine's BACKUP (priced events, rollups, ledgers). Redis is not in it:
+    after a restore, run `spendstream rebuild-counters`."""
+    from sinks.clickhouse.backup import backup_database
+    from spendstream.cli._common import clickhouse_client
+
+    client, database = clickhouse_client()
+    res = _or_exit(lambda: backup_database(client, database, path))
+    console.print(f"backup {res.id} of {database} to {path}: {res.status}")
+
+
+@db.command("restore")
+def restore_cmd(
+    path: str = typer.Argument(..., help="the backup's path, as given to `db backup`"),
+    from_database: str = typer.Option(None, "--from-database", help="the database name inside the backup "
+                                                                      "(default: the configured one)"),
+    replace: bool = typer.Option(False, "--replace", help="drop the configured database first if it exists "
+                                                          "(what it holds is lost)"),
+) -> None:
+    """Restore the database from a backup made by `db backup`; then rebuild Redis with
+    `spendstream rebuild-counters` (workers stopped)."""
+    from sinks.clickhouse.backup import restore_database
+    from spendstream.cli._common import clickhouse_client
+
+    client, database = clickhouse_client()
+    res = _or_exit(lambda: restore_database(client, database, path, source_database=from_database, replace=replace))
+    console.print(f"restore {res.id} of {database} from {path}: {res.status}; now run `spendstream rebuild-counters`")
+
+
+def _or_exit(action):
+    from schemas.errors import SpendstreamError
+
+    try:
+        return action()
+    except SpendstreamError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
 
 
 def register(app: typer.Typer) -> None:

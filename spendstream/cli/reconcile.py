@@ -60,7 +60,9 @@ def reconcile_cmd(
     threshold_bp = usd_to_nanos(threshold) // 10_000_000
     book = price_book_for(price_book)
     if kind == "invoice-csv":
-        lines = parse_invoice_csv(text, provider, invoice.name)
+        from spendstream.fx import parse_fx_csv
+
+        lines = parse_invoice_csv(text, provider, invoice.name, parse_fx_csv(fx.read_text(), fx.name) if fx else None)
         if not lines:
             raise ConfigError(f"{invoice}: no invoice lines")
         start, end = _span([ln.day for ln in lines])

@@ -29,6 +29,17 @@ def _budgets(path: Path | None):
     return load_budgets(path) if path else []
 
 
+def _money(currency: str, fx_file: Path | None):
+    """The reports' Converter: USD, or `currency` with the dated FX rates of `fx_file`."""
+    from spendstream.fx import Converter, parse_fx_csv
+
+    return Converter(currency, parse_fx_csv(fx_file.read_text(), fx_file.name) if fx_file else None)
+
+
+_CURRENCY_HELP = "Show money in this currency (ISO 4217), converted from USD per line and day; needs --fx-file"
+_FX_HELP = "FX rates CSV date,currency,per_usd (the rate in effect on each day)"
+
+
 def _pairs(items: list[str], what: str) -> dict[str, int]:
     """NAME=USD pairs -> {name: nano-USD}. Raises ConfigError on a malformed pair."""
     out: dict[str, int] = {}
@@ -46,13 +57,16 @@ def digest_weekly(
     team: list[str] = typer.Option([], help="Only these teams (default: every team with spend)"),
     out: Path = typer.Option(Path("reports"), help="Output directory"),
     budgets: Path | None = typer.Option(None, exists=True, dir_okay=False, help="budgets YAML for the forecast"),
+    currency: str = typer.Option("USD", help=_CURRENCY_HELP),
+    fx_file: Path | None = typer.Option(None, "--fx-file", "--fx", exists=True, dir_okay=False, help=_FX_HELP),
 ) -> None:
-    """Write digest-WEEK-TEAM.html/.md/.csv per team (HTML self-contained, charts embedded)."""
+    """Write digest-WEEK-TEAM[-CUR].html/.md/.csv per team (HTML self-contained, charts embedded)."""
     from reports.report_files import write_weekly
 
+    money = _money(currency, fx_file)
     client, db = clickhouse_client()
     fy = settings_or_exit().budgets.fiscal_year_start_month
-    for d, html in write_weekly(client, db, week, out, _budgets(budgets), team or None, fiscal_start_month=fy):
+    for d, html in write_weekly(client, db, week, out, _budgets(budgets), team or None, money, fiscal_start_month=fy):
         console.print(f"{d.team}: {html.with_suffix('')}.html (.md, .csv)")
 
 
@@ -68,10 +82,14 @@ def review_monthly(
                                              "use-case budgets -> budget model"),
     budget: list[str] = typer.Option([], "--use-case-budget", help="Upfront use-case budget USE_CASE=USD (repeat)"),
     out: Path = typer.Option(Path("reports"), help="Output directory"),
+    currency: str = typer.Option("USD", help=_CURRENCY_HELP),
+    fx_file: Path | None = typer.Option(None, "--fx-file", "--fx", exists=True, dir_okay=False, help=_FX_HELP),
 ) -> None:
-    """Write review-MONTH-MODEL.html plus statement / lines / metrics / residuals CSVs; records the allocation in ClickHouse."""
+    """Write review-MONTH-MODEL[-CUR].html plus statement / lines / metrics / residuals CSVs; a USD run records the
+    allocation in ClickHouse. Amounts given here (--shared-cost, --use-case-budget, budgets) are USD."""
     from reports.report_files import write_review
 
+    money = _money(currency, fx_file)
     client, db = clickhouse_client()
     bl = _budgets(budgets)
     monthly = [b for b in bl if b.period == "month"]
@@ -84,10 +102,10 @@ def review_monthly(
         run = write_review(client, db, month, out, model=model, shared=_pairs(shared_cost, "--shared-cost"),
                            shared_key=shared_key, markup_bp=usd_to_nanos(markup) // 10_000_000,  # percent -> bp
                            use_case_budgets=uc_budgets, team_budgets=team_budgets, now=datetime.now(UTC),
-                           fiscal_start_month=settings_or_exit().budgets.fiscal_year_start_month)
+                           money=money, fiscal_start_month=settings_or_exit().budgets.fiscal_year_start_month)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
-    console.print(f"{model}: total {run.cents.total / 100:,.2f} USD over {len(run.cents.by_cc)} cost centers "
+    console.print(f"{model}: total {run.cents.total / 100:,.2f} {money.currency} over {len(run.cents.by_cc)} cost centers "
                   f"-> {run.html}")
 
 

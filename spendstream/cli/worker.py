@@ -10,11 +10,14 @@ import typer
 from spendstream.cli._common import settings_or_exit
 from spendstream.cli.clock import SystemClock
 from spendstream.cli.files import load_allocation_rules, price_book_for
+from spendstream.ports import Clock
 
 __all__ = ["register", "run_worker"]
 
 
-def run_worker(price_book: Path | None = None, loglevel: str = "warning") -> None:
+def run_worker(price_book: Path | None = None, loglevel: str = "warning", clock: Clock | None = None) -> None:
+    """Build and run the worker until stopped. `clock` defaults to the system clock (a test or a replay passes
+    its own, e.g. spendstream.cli.clock.WallClock)."""
     import faust
 
     from stream_app.app import build_worker
@@ -22,7 +25,7 @@ def run_worker(price_book: Path | None = None, loglevel: str = "warning") -> Non
     s = settings_or_exit()
     prices = price_book_for(price_book or s.worker.price_book)
     rules = load_allocation_rules(s.worker.allocation_rules) if s.worker.allocation_rules else None
-    parts = build_worker(s, prices, rules, SystemClock())
+    parts = build_worker(s, prices, rules, clock or SystemClock())
     logging.basicConfig(level=loglevel.upper())
     faust.Worker(parts.app, loglevel=loglevel, quiet=True).execute_from_commandline()
 

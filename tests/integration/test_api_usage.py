@@ -95,6 +95,16 @@ async def test_history_by_model_over_a_week_sums_per_model(api):
     assert {p["period_start"][:10] for p in resp.json()["points"]} == {"2026-11-09"}
 
 
+async def test_an_optional_scope_kind_the_rollups_do_not_hold_is_a_422_not_a_503(api):
+    from enforcement.api_usage import HISTORY_KINDS
+    from reports.usage import SCOPE_COLUMNS
+
+    assert set(HISTORY_KINDS) == set(SCOPE_COLUMNS)  # what the API documents = what the rollups answer
+    get, *_ = api  # found by schemathesis: customer:... with by=model was answered 503 "history unavailable"
+    resp = await get("admin", scope="customer:acme", **{"from": "2026-11-01", "to": "2026-12-01"}, by="model")
+    assert resp.status_code == 422 and "query.scope" in resp.text, resp.text
+
+
 @pytest.mark.parametrize("params,status,words", [
     ({"scope": "team:search", "from": "2026-11-01", "to": "2026-12-01"}, 403, "may only read"),
     ({"scope": "team:payments", "from": "2026-12-01", "to": "2026-11-01"}, 422, "must be after"),

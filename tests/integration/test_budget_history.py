@@ -130,7 +130,7 @@ async def test_each_ended_window_is_closed_once_by_one_of_two_workers(isolated, 
     import asyncio
 
     done = await asyncio.gather(a.tick(), b.tick())
-    assert sorted(w for ws in done for w in ws) == ["d:20261130", "m:202611", "w:2026W48"]
+    assert sorted(w for ws in done for w in ws) == ["d:20261130", "m:202611", "q:202607", "w:2026W48"]
     assert await a.tick() == []
     rows = {(h["budget_id"], h["window_id"]): h for h in snapshot_rows(client, db) if h["kind"] == "close"}
     assert set(rows) == {("pay-m", "m:202611"), ("search-m", "w:2026W48")}

@@ -66,7 +66,8 @@ def test_every_service_has_an_image_or_a_build():
 
 def test_the_production_servers_are_all_there():
     images = " ".join(svc.get("image", "") for svc in SERVICES.values())
-    for needle in ("apache/kafka", "schema-registry", "redis:7", "clickhouse-server"):
+    for needle in ("apache/kafka", "schema-registry", "redis:7", "clickhouse-server", "prom/prometheus",
+                   "grafana/grafana"):
         assert needle in images
 
 
@@ -206,9 +207,81 @@ def test_a_real_compose_parser_accepts_the_file(tmp_path):
     assert run.returncode == 0, run.stderr
     resolved = yaml.safe_load(run.stdout)
     assert set(resolved["services"]) == set(SERVICES)
+    assert resolved["services"]["grafana"]["environment"]["GRAFANA_CLICKHOUSE_PASSWORD"] == _env_example()[
+        "CLICKHOUSE_PASSWORD"]
+    assert set(resolved["volumes"]) >= {"prometheus-data", "grafana-data"}
     assert resolved["services"]["worker"]["environment"]["SPENDSTREAM_API__BOOTSTRAP_ADMIN_KEY"]  # from env_file
     assert "ports" not in resolved["services"]["worker"]
 
     (tmp_path / ".env").write_text("")
     run = subprocess.run(["docker-compose", "config"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert run.returncode != 0 and "CLICKHOUSE_PASSWORD" in run.stderr
+
+
+# ---- operators: Prometheus + Grafana (deploy/prometheus, deploy/grafana; docs/operations.md) ------------------
+def _bind_mounts(name: str) -> dict[str, Path]:
+    """container path -> the repository path a service mounts (./relative binds only)."""
+    out = {}
+    for m in SERVICES[name]["volumes"]:
+        src, dst = m.split(":")[:2]
+        if src.startswith("./"):
+            out[dst] = ROOT / src
+    return out
+
+
+def test_prometheus_mounts_its_config_and_rules_and_scrapes_every_worker_and_the_api():
+    prom = SERVICES["prometheus"]
+    mounts = _bind_mounts("prometheus")
+    conf_dir = mounts["/etc/prometheus"]
+    assert (conf_dir / "prometheus.yml").is_file() and (conf_dir / "rules.yml").is_file()
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prom["command"]
+    assert any(m.endswith(":/prometheus") and m.split(":")[0] in COMPOSE["volumes"] for m in prom["volumes"])
+    config = yaml.safe_load((conf_dir / "prometheus.yml").read_text())
+    assert all((conf_dir / f).is_file() for f in config["rule_files"])  # relative to the config file
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    env = SERVICES["worker"]["environment"]
+    worker = jobs["spendstream-worker"]["dns_sd_configs"][0]  # DNS: every --scale replica, no fixed list
+    assert worker["names"] == ["worker"] and str(worker["port"]) == env["SPENDSTREAM_WORKER__WEB_PORT"]
+    assert jobs["spendstream-api"]["static_configs"][0]["targets"] == [f"api:{env['SPENDSTREAM_API__PORT']}"]
+    secret = jobs["spendstream-api"]["authorization"]["credentials_file"]  # the API's /metrics needs a key
+    assert secret == "/run/secrets/" + prom["secrets"][0] and prom["secrets"][0] in COMPOSE["secrets"]
+    assert "ports" not in prom  # Grafana reads it on the compose network
+    assert set(prom["depends_on"]) == {"worker", "api"}
+
+
+def test_grafana_is_provisioned_with_both_datasources_and_the_dashboards():
+    graf = SERVICES["grafana"]
+    mounts = _bind_mounts("grafana")
+    prov = mounts["/etc/grafana/provisioning"]
+    sources = yaml.safe_load((prov / "datasources" / "datasources.yml").read_text())["datasources"]
+    by_type = {d["type"]: d for d in sources}
+    assert by_type["prometheus"]["url"] == "http://prometheus:9090"
+    ch = by_type["grafana-clickhouse-datasource"]
+    assert ch["jsonData"]["host"] == "clickhouse" and ch["jsonData"]["port"] == 8123
+    assert "grafana-clickhouse-datasource" in graf["environment"]["GF_INSTALL_PLUGINS"]
+    for var in ("GRAFANA_CLICKHOUSE_USER", "GRAFANA_CLICKHOUSE_PASSWORD"):  # ${VAR} in the file, set by compose
+        assert "${" + var + "}" in (prov / "datasources" / "datasources.yml").read_text() and var in graf["environment"]
+    provider = yaml.safe_load((prov / "dashboards" / "dashboards.yml").read_text())["providers"][0]
+    dashboards = mounts[provider["options"]["path"]]
+    assert {p.name for p in dashboards.glob("*.json")} == {"worker.json", "api.json", "spend.json"}
+    assert set(graf["depends_on"]) == {"prometheus", "clickhouse"}
+    assert any(m.endswith(":/var/lib/grafana") and m.split(":")[0] in COMPOSE["volumes"] for m in graf["volumes"])
+    assert "GRAFANA_ADMIN_PASSWORD:?" in graf["environment"]["GF_SECURITY_ADMIN_PASSWORD"]  # no default password
+    assert "GRAFANA_ADMIN_PASSWORD" in _env_example()
+
+
+def test_the_prometheus_api_key_file_is_kept_out_of_git():
+    secret = COMPOSE["secrets"]["prometheus_api_key"]["file"]
+    default = _interpolate(secret, {})
+    assert default.removeprefix("./") in (ROOT / ".gitignore").read_text().split()
+    assert _env_example()["PROMETHEUS_API_KEY_FILE"] == default
+
+
+def test_clickhouse_allows_backups_to_a_volume_of_their_own():
+    import xml.etree.ElementTree as ET
+
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in SERVICES["clickhouse"]["volumes"]}
+    conf = mounts["/etc/clickhouse-server/config.d/backups.xml"]
+    allowed = ET.parse(ROOT / conf).getroot().findtext("backups/allowed_path")
+    assert allowed.rstrip("/") in mounts and mounts[allowed.rstrip("/")] in COMPOSE["volumes"]
+    assert mounts[allowed.rstrip("/")] != mounts["/var/lib/clickhouse"]  # not inside the data it backs up
