@@ -73,6 +73,7 @@ def test_worker_lag_grows_while_redis_is_frozen_and_drains_and_store_and_insert_
                                      0.3, what="lag > 0 while Redis is frozen")
                 assert total(lagging, "spendstream_consumer_lag") <= 5_000
                 assert w.poll() is None
+                time.sleep(3)  # a booking call is blocked on the frozen Redis: keep it blocked long enough to show
             finally:
                 redis_server.proc.send_signal(signal.SIGCONT)
             done = wait_until(lambda: (x := scrape()) and total(x, "spendstream_events_in_total") >= 6_000 and x, 120,
