@@ -1,13 +1,14 @@
 """The one way to build the async Redis client that the worker, the API and the CLI share: a single Redis for
 `redis://…`, a Redis Cluster (redis-py's asyncio `RedisCluster`) for `redis+cluster://host:port` (any node
-bootstraps; the client learns the slot map). Every Lua call touches one hash slot, so the same code runs on both."""
+bootstraps; the client learns the slot map) or `redis+cluster://h1:p1,h2:p2,...` (several startup nodes: a
+process that starts while one node is down, after a failover, still finds the cluster). Every Lua call touches one hash slot, so the same code runs on both."""
 
 from __future__ import annotations
 
 from typing import Union
 
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -24,8 +25,15 @@ def make_redis(url: str, timeout_s: float = 0.05, max_connections: int = 64) -> 
     of failing with "Too many connections" under a burst. The API passes its tight timeout (default 50 ms); the
     worker and the CLI pass seconds."""
     if url.startswith(CLUSTER_SCHEME):
+        rest = url.removeprefix(CLUSTER_SCHEME)
+        hosts, sep, path = rest.partition("/")
+        if "," in hosts:  # several startup nodes: the client still bootstraps when one of them is down (a failover)
+            nodes = [ClusterNode(h.rpartition(":")[0] or "127.0.0.1", int(h.rpartition(":")[2]))
+                     for h in hosts.split(",") if h]
+            return RedisCluster(startup_nodes=nodes, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+                                max_connections=max_connections)
         return RedisCluster.from_url(
-            "redis://" + url.removeprefix(CLUSTER_SCHEME), socket_timeout=timeout_s,
+            "redis://" + rest, socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s, max_connections=max_connections)
     pool = aioredis.BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=0.25, socket_timeout=timeout_s,
