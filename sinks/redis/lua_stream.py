@@ -43,10 +43,16 @@ return dups
 
 # KEYS[1] applied mark, KEYS[2] journal hash.  ARGV: first_offset, last_offset, payload.
 # Marks the batch [first, last] applied for its partition and keeps its fan-out payload until the scopes hold it.
-# Returns {1, last} when accepted, {0, applied} when the batch overlaps what was applied (a stale or zombie batch).
+# Returns {1, last} when accepted, {0, applied} when the batch overlaps what was applied (a stale or zombie batch),
+# {2, last} when this very batch (same last offset, same payload) is journaled and its fan-out not finished: the
+# caller's earlier call ran but its reply was lost (a timeout, a connection cut by a failover); the caller finishes
+# the fan-out, which every scope's watermark makes idempotent, instead of dropping the partition as stale.
 JOURNAL = """
 local applied = tonumber(redis.call('GET', KEYS[1]) or '-1')
-if tonumber(ARGV[1]) <= applied then return {0, applied} end
+if tonumber(ARGV[1]) <= applied then
+  if redis.call('HGET', KEYS[2], ARGV[2]) == ARGV[3] then return {2, tonumber(ARGV[2])} end
+  return {0, applied}
+end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 redis.call('SET', KEYS[1], ARGV[2])
 return {1, tonumber(ARGV[2])}
