@@ -34,6 +34,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from redis.crc import key_slot
+
 from sinks.redis import lua_repair as lua
 from sinks.redis.keys import Keys, dedupe_bucket
 from sinks.redis.rebuild import PricedRow
@@ -44,7 +46,7 @@ from spendstream.allocation import Owner
 from spendstream.scopes import scope_values
 from spendstream.windows import HOUR_MS, event_day, expire_at, window_ids
 
-__all__ = ["CounterRepair", "Drift", "RepairReport", "OWNER_SCOPES_SQL", "owner_scopes"]
+__all__ = ["CounterRepair", "Drift", "RepairReport", "OWNER_SCOPES_SQL", "owner_scopes", "scope_slot"]
 
 Scope = tuple[str, str]
 
@@ -66,6 +68,11 @@ def owner_scopes(rows: Iterable[Sequence[Any]], now_ms: int) -> dict[Scope, set[
         for scope in scope_values(team, cc, uc, env, provider, model):
             out[scope].update(wins)
     return dict(out)
+
+
+def scope_slot(keys: Keys, scope: Scope) -> int:
+    """The Redis Cluster hash slot of a scope's keys."""
+    return key_slot(keys.scope_tag(*scope).encode())
 
 
 @dataclass(frozen=True)
@@ -219,9 +226,10 @@ class CounterRepair:
         self.report.repaired_scopes = done
         return done
 
-    async def dedupe_markers(self, rows: Iterable[Sequence[Any]], restore: bool) -> None:
+    async def dedupe_markers(self, rows: Iterable[Sequence[Any]], restore: bool,
+                             slots: set[int] | None = None) -> None:
         """Event-id dedupe markers lost with a master: every ClickHouse event ingested within SEEN_TTL_S must have
-        one. Counts the missing ones; with `restore`, writes them (HSETNX: a marker that exists is kept), so a
+        one (`slots`: only the markers in these cluster hash slots). Counts the missing ones; with `restore`, writes them (HSETNX: a marker that exists is kept), so a
         later copy of a booked event is still a duplicate. The record index is rebuilt as in rebuild.py."""
         since = self.now_ms - SEEN_TTL_S * 1000
         records: dict[tuple[int, int], dict[str, tuple[str, int]]] = defaultdict(dict)
@@ -229,6 +237,8 @@ class CounterRepair:
             r = PricedRow(*raw)
             if int(r.ingested_ms) >= since:
                 key = self.keys.seen(self.topic, dedupe_bucket(r.event_id), event_day(int(r.event_time_ms)))
+                if slots is not None and key_slot(key.encode()) not in slots:
+                    continue
                 records[(int(r.partition), int(r.offset))][r.event_id] = (key, int(r.ingested_ms) // 1000 + SEEN_TTL_S)
         markers = [(key, eid, f"{p}:{o}.{i}", exp) for (p, o), ids in records.items()
                    for i, (eid, (key, exp)) in enumerate(sorted(ids.items()))]

@@ -13,7 +13,7 @@ from rich.table import Table
 from spendstream.cli._common import console, settings_or_exit
 from spendstream.cli._common import now_ms as wall_ms
 
-__all__ = ["register", "repair_counters", "clickhouse_complete"]
+__all__ = ["register", "repair_counters", "clickhouse_complete", "served_slots"]
 
 log = logging.getLogger("spendstream.repair")
 
@@ -49,16 +49,42 @@ def _partitions(settings) -> list[int]:
     return sorted(md.topics[settings.kafka.usage_topic].partitions)
 
 
+def served_slots(settings, node: str) -> set[int]:
+    """The hash slots the Redis Cluster master at `node` (host:port) serves now. Raises SpendstreamError when the
+    node is not a master of a cluster."""
+    import redis
+
+    from spendstream.errors import SpendstreamError
+
+    host, _, port = node.rpartition(":")
+    try:
+        slots = redis.Redis(host=host or "127.0.0.1", port=int(port), socket_timeout=10).execute_command("CLUSTER SLOTS")
+        myself = redis.Redis(host=host or "127.0.0.1", port=int(port), socket_timeout=10).execute_command("CLUSTER MYID")
+    except (redis.RedisError, ValueError) as exc:
+        raise SpendstreamError(f"--node {node}: not a reachable Redis Cluster node ({exc})") from exc
+    myid = myself.decode() if isinstance(myself, bytes) else myself
+    out: set[int] = set()
+    for entry in slots:
+        master_id = entry[2][2].decode() if isinstance(entry[2][2], bytes) else entry[2][2]
+        if master_id == myid:
+            out.update(range(int(entry[0]), int(entry[1]) + 1))
+    if not out:
+        raise SpendstreamError(f"--node {node} serves no slot: give the master (the promoted replica after a failover)")
+    return out
+
+
 def repair_counters(settings, scopes: list[str] | None = None, apply: bool = True, wait_s: float = 120.0,
-                    now_ms: int | None = None):
-    """Detect (and with `apply`, fix) drift of the owner scopes' live windows; restore lost dedupe markers.
-    Returns the RepairReport. Raises SpendstreamError when ClickHouse does not catch up within `wait_s`."""
+                    now_ms: int | None = None, node: str | None = None):
+    """Detect (and with `apply`, fix) drift of the owner scopes' live windows; restore lost dedupe markers. `scopes`
+    ("kind:value") or `node` (a cluster master's host:port: the scopes and markers in the slots it serves) narrow
+    it. Returns the RepairReport. Raises SpendstreamError when ClickHouse does not catch up within `wait_s`."""
     import asyncio
 
     from sinks.clickhouse.schema import connect
     from sinks.redis.client import make_redis
     from sinks.redis.rebuild import PRICED_SQL
-    from sinks.redis.repair import OWNER_SCOPES_SQL, CounterRepair, owner_scopes
+    from sinks.redis.keys import Keys
+    from sinks.redis.repair import OWNER_SCOPES_SQL, CounterRepair, owner_scopes, scope_slot
     from spendstream.errors import SpendstreamError
 
     db, topic = settings.clickhouse.database, settings.kafka.usage_topic
@@ -68,6 +94,10 @@ def repair_counters(settings, scopes: list[str] | None = None, apply: bool = Tru
     if scopes:
         wanted = {tuple(s.split(":", 1)) for s in scopes}
         windows = {s: w for s, w in windows.items() if s in wanted}
+    slots = served_slots(settings, node) if node else None
+    if slots is not None:
+        keys = Keys(settings.redis.prefix)
+        windows = {s: w for s, w in windows.items() if scope_slot(keys, s) in slots}
     partitions = _partitions(settings)
 
     async def run():
@@ -92,7 +122,7 @@ def repair_counters(settings, scopes: list[str] | None = None, apply: bool = Tru
             job.compare(rows)
             if apply:
                 await job.apply()
-            await job.dedupe_markers(rows, restore=apply)
+            await job.dedupe_markers(rows, restore=apply, slots=slots)
             return job.report
         finally:
             await r.aclose()
@@ -128,22 +158,38 @@ def register(app: typer.Typer) -> None:
         dry_run: bool = typer.Option(False, "--dry-run", help="report the drift, change nothing"),
         wait: float = typer.Option(120.0, "--wait", help="seconds to wait for ClickHouse to catch up with Redis"),
         metrics_file: Path = typer.Option(None, "--metrics-file", help="also write the drift as Prometheus text"),
+        node: str = typer.Option(None, "--node", help="host:port of a Redis Cluster master (the promoted replica): "
+                                                      "only the scopes and dedupe markers in the slots it serves"),
+        verbose: bool = typer.Option(False, "--verbose", help="every drifted counter, not one line per scope"),
     ) -> None:
         """Compare each owner scope's live Redis windows with ClickHouse up to a consistent cut and add the
         difference in the scope's slot. Safe with workers RUNNING (after a Redis failover, say)."""
+        from sinks.redis.keys import Keys
+        from sinks.redis.repair import scope_slot
+
         s = settings_or_exit()
-        rep = repair_counters(s, scope or None, apply=not dry_run, wait_s=wait)
-        t = Table("scope", "window", "field", "redis", "clickhouse", "missing in redis")
-        for d in sorted(rep.drift, key=lambda d: (d.scope, d.window, d.field)):
-            t.add_row(f"{d.scope[0]}:{d.scope[1]}", d.window, d.field, f"{d.redis:,}", f"{d.clickhouse:,}",
-                      f"{d.missing:,}")
-        if rep.drift:
-            console.print(t)
-        verb = "would repair" if dry_run else "repaired"
-        console.print(f"checked {rep.scopes} scopes, {rep.windows} windows: {len(rep.drifted_scopes())} scopes "
-                      f"drifted ({len(rep.drift)} counters); {verb} {len(rep.drifted_scopes()) if dry_run else rep.repaired_scopes}"
-                      f" scopes; dedupe markers missing {rep.dedupe_missing}, restored {rep.dedupe_restored}; "
-                      f"partitions in flight (compared up to the scope watermarks) {rep.partitions_in_flight or 'none'}")
+        rep = repair_counters(s, scope or None, apply=not dry_run, wait_s=wait, node=node)
+        keys = Keys(s.redis.prefix)
+        if verbose:
+            t = Table("scope", "window", "field", "redis", "clickhouse", "missing in redis")
+            for d in sorted(rep.drift, key=lambda d: (d.scope, d.window, d.field)):
+                t.add_row(f"{d.scope[0]}:{d.scope[1]}", d.window, d.field, f"{d.redis:,}", f"{d.clickhouse:,}",
+                          f"{d.missing:,}")
+            if rep.drift:
+                console.print(t)
+        for scope in rep.drifted_scopes():  # one line per scope, whole (an operator greps it): its month windows
+            ds = [d for d in rep.drift if d.scope == scope]
+            events = sum(d.missing for d in ds if d.field == "events" and d.window.startswith("m:"))
+            spend = sum(d.missing for d in ds if d.field == "spend" and d.window.startswith("m:"))
+            console.print(f"drift {scope[0]}:{scope[1]} (slot {scope_slot(keys, scope)}): month events missing "
+                          f"{events:,}, nano-USD missing {spend:,} ({len(ds)} counters; negative = booked twice)",
+                          soft_wrap=True)
+        fixed = len(rep.drifted_scopes()) if dry_run else rep.repaired_scopes
+        console.print(f"checked {rep.scopes} scopes, {rep.windows} windows: {len(rep.drifted_scopes())} scopes drifted "
+                      f"({len(rep.drift)} counters); {'would repair' if dry_run else 'repaired'} {fixed} scopes; "
+                      f"dedupe markers missing {rep.dedupe_missing}, restored {rep.dedupe_restored}; partitions in "
+                      f"flight (compared up to the scope watermarks) {rep.partitions_in_flight or 'none'}",
+                      soft_wrap=True)
         if metrics_file:
             metrics_file.write_text(_metrics_text(rep))
         if rep.drift and dry_run:

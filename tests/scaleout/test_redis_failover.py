@@ -11,6 +11,7 @@ session's shared cluster), with a 1 s cluster-node-timeout so the failover is qu
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -63,6 +64,16 @@ def master_and_replica_of(launcher: RedisClusterLauncher, key: str) -> tuple[int
     return master, replica
 
 
+def repair_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "spendstream", "repair-counters", *args], env={**os.environ, **env},
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+def promoted_serves(node: redis.Redis, slot: int) -> bool:
+    myid = node.execute_command("CLUSTER MYID")
+    return any(int(s[0]) <= slot <= int(s[1]) and s[2][2] == myid for s in node.execute_command("CLUSTER SLOTS"))
+
+
 def marks(r, prefix: str, topic: str) -> dict[int, int]:
     return {p: int(r.get(f"{prefix}:{{p:{topic}:{p}}}:applied") or -1) for p in range(PARTITIONS)}
 
@@ -100,6 +111,7 @@ def test_a_failover_that_loses_acknowledged_bookings_is_detected_and_repaired_on
     r = sync_redis(url)
     org = f"{isolated.prefix}:{{org:all}}:{window_ids(now).month}"
     master, replica = master_and_replica_of(private_cluster, org)
+    org_slot = int(redis.Redis(port=master).execute_command("CLUSTER KEYSLOT", org))
     pids = _pids(private_cluster)
     group = Group(env, tmp_path)
     producer = PacedProducer(settings.kafka.bootstrap_servers, topic, head, per_s=400.0)
@@ -141,18 +153,25 @@ def test_a_failover_that_loses_acknowledged_bookings_is_detected_and_repaired_on
         events_lost, spend_lost = int(r.hget(org, "events")), int(r.hget(org, "spend"))
         assert events_lost < len(head_ids) and spend_lost < head_cost, (events_lost, len(head_ids))
 
-        # the repair runs while the worker consumes the tail
-        tail_producer = PacedProducer(settings.kafka.bootstrap_servers, topic, tail, per_s=600.0)
+        # detection, then the repair of the failed-over master's slots, while the worker consumes the tail
+        tail_producer = PacedProducer(settings.kafka.bootstrap_servers, topic, tail, per_s=150.0)  # ~20 s
         tail_producer.start()
         time.sleep(1.0)
+        prom = tmp_path / "drift.prom"
+        found = repair_cli(env, "--dry-run", "--metrics-file", str(prom))
+        assert found.returncode == 1, found.stdout + found.stderr  # drift found: a cron job's alert
+        assert (f"drift org:all (slot {org_slot}): month events missing {len(head_ids) - events_lost:,}, nano-USD "
+                f"missing {head_cost - spend_lost:,}") in found.stdout, found.stdout
+        served = {int(x) for x in re.findall(r"^drift \S+ \(slot (\d+)\)", found.stdout, re.M)}
+        assert served and all(promoted_serves(promoted, slot) for slot in served), found.stdout  # only its slots
+        assert f'scope="org:all",window="{window_ids(now).month}"}} {head_cost - spend_lost}' in prom.read_text()
         before_repair = marks(r, isolated.prefix, topic)
         t0 = time.monotonic()
-        out = subprocess.run([sys.executable, "-m", "spendstream", "repair-counters"], env={**os.environ, **env},
-                             capture_output=True, text=True, cwd=ROOT, timeout=300)
+        out = repair_cli(env, "--node", f"127.0.0.1:{replica}")
         repair_s = time.monotonic() - t0
         assert out.returncode == 0, out.stdout + out.stderr
+        assert "drift org:all" in out.stdout and "dedupe markers missing" in out.stdout
         assert marks(r, isolated.prefix, topic) != before_repair  # the worker booked while the repair ran
-        assert "org:all" in out.stdout and "scopes drifted" in out.stdout
         tail_producer.slow.clear()
         tail_producer.join(300)
         assert tail_producer.error is None
@@ -171,6 +190,9 @@ def test_a_failover_that_loses_acknowledged_bookings_is_detected_and_repaired_on
         wait_until(lambda: scrape(group.web[0])["spendstream_events_duplicate_total"] - dup_before >= N, 120, 0.5,
                    what="the copies seen as duplicates")
         time.sleep(3)  # a double booking or insert would land in this time
+        clean = repair_cli(env, "--dry-run")
+        assert clean.returncode == 0 and "0 scopes drifted" in clean.stdout, clean.stdout
+        assert "dedupe markers missing 0" in clean.stdout, clean.stdout
         assert worker.poll() is None
         metrics = scrape(group.web[0])
     finally:
@@ -191,4 +213,4 @@ def test_a_failover_that_loses_acknowledged_bookings_is_detected_and_repaired_on
               f"{len(head_ids):,} events ({head_cost - spend_lost:,} nano-USD short); repair took {repair_s:.1f}s "
               f"with the worker consuming; worker store failures {metrics['spendstream_store_failures_total']:.0f}, "
               f"stale batches {metrics['spendstream_stale_batches_total']:.0f}")
-        print(out.stdout[-1500:])
+        print(found.stdout[-1500:])
