@@ -98,6 +98,7 @@ class RepairReport:
     unchecked_windows: int = 0  # windows ClickHouse holds that were not in the snapshot (checked on the next run)
     partitions_in_flight: list[int] = field(default_factory=list)  # journal not empty: compared up to wm only
     dedupe_missing: int = 0
+    other_topic_scopes: list[Scope] = field(default_factory=list)  # booked from another topic too: not compared
     dedupe_restored: int = 0
 
     def drifted_scopes(self) -> list[Scope]:
@@ -146,7 +147,11 @@ class CounterRepair:
                              for scope, wins in plan]
         prefix = self.topic + ":"
         for (scope, wins), reply in zip(plan, await self.runner.run(calls)):
-            wm = {int(f.removeprefix(prefix)): int(v) for f, v in _pairs(reply[0]).items() if f.startswith(prefix)}
+            fields = _pairs(reply[0])
+            if any(not f.startswith(prefix) for f in fields):  # another topic books this scope too: its rows are
+                self.report.other_topic_scopes.append(scope)  # not in this topic's ClickHouse slice
+                continue
+            wm = {int(f.removeprefix(prefix)): int(v) for f, v in fields.items()}
             cells = {}
             for w, raw in zip(wins, reply[1:]):
                 got = {f: int(v) for f, v in _pairs(raw).items()}

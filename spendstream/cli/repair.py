@@ -190,6 +190,9 @@ def register(app: typer.Typer) -> None:
                       f"dedupe markers missing {rep.dedupe_missing}, restored {rep.dedupe_restored}; partitions in "
                       f"flight (compared up to the scope watermarks) {rep.partitions_in_flight or 'none'}",
                       soft_wrap=True)
+        if rep.other_topic_scopes:
+            console.print(f"not compared (booked from another topic too): {len(rep.other_topic_scopes)} scopes",
+                          soft_wrap=True)
         if metrics_file:
             metrics_file.write_text(_metrics_text(rep))
         if rep.drift and dry_run:
