@@ -108,7 +108,9 @@ def run_group(isolated, tmp_path, disturb) -> None:
     finally:
         group.stop_all()
     expected = stream.expected_cost
-    assert (int(r.hget(org, "events")), int(r.hget(org, "spend"))) == (N, expected)
+    seen = (int(r.hget(org, "events")), int(r.hget(org, "spend")))
+    fresh = sync_redis(settings.redis.url)  # a second client: tells a wrong read from a wrong counter
+    assert seen == (N, expected), f"{seen} read; a fresh client reads {fresh.hgetall(org)}"
     raw, raw_cost, distinct = query_clickhouse(
         isolated.env, "SELECT count(), sum(cost), uniqExact(event_id) FROM {db}.priced_events")[0]
     rolled_events, rolled_cost = query_clickhouse(isolated.env, "SELECT sum(events), sum(cost) FROM {db}.cost_hourly")[0]
@@ -145,9 +147,11 @@ def test_three_workers_one_killed_and_one_added_mid_stream_stay_exact(isolated, 
               f"(session timeout {SESSION_S}s)")
 
 
-@pytest.mark.xfail(strict=False, reason="open defect: in about half the runs Redis org events end 0.1-5 % above the "
-                   "produced uniques after a zombie resumes (ClickHouse raw rows stay exact, JOURNAL ranges never "
-                   "overlap); the cause is not found yet — see the [scale-out] note")
+@pytest.mark.xfail(strict=False, reason="open defect: in about half the runs the org events read at the end are "
+                   "0.1-5 % above the produced uniques after a zombie resumes; ClickHouse raw rows stay exact, and in "
+                   "the two failing runs examined a fresh client ~1 s later read every org window exactly N and "
+                   "`repair-counters --dry-run` found no drift: nothing decrements a window counter, so suspect the "
+                   "read, not the counter (the assertion message shows both) — see the [scale-out] note")
 def test_a_zombie_worker_resumed_after_its_partitions_moved_writes_nothing_twice(isolated, tmp_path):
     def disturb(group, producer, r, prefix, topic):
         zombie, web = group.procs[1], group.web[1]
