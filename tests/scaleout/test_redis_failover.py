@@ -2,8 +2,9 @@
 acknowledged increments are lost FOR SURE (the replica is SIGSTOPped and its replication link closed by the
 master, which keeps acknowledging the worker's bookings; then the master is SIGKILLed). The test proves the loss (Redis below the independent sum),
 runs `spendstream repair-counters` while the worker keeps consuming, and ends with Redis == the independent sum ==
-ClickHouse raw rows, to the nano-USD, for the org and for every team. Copies of every event sent after the repair
-are all duplicates (the dedupe markers lost with the master were restored).
+ClickHouse raw rows, to the nano-USD, for the org and for every team. The worker is also SIGKILLed just after the
+failover and a fresh one redelivers from the last committed offset onto the rolled-back marks. Copies of every
+event sent after the repair are all duplicates (the dedupe markers lost with the master were restored).
 
 Real servers: tansu, the ClickHouse dev server, and a PRIVATE 6-node Redis Cluster (the kill must not break the
 session's shared cluster), with a 1 s cluster-node-timeout so the failover is quick."""
@@ -141,6 +142,12 @@ def test_a_failover_that_loses_acknowledged_bookings_is_detected_and_repaired_on
             how = "takeover"
         failover_s = time.monotonic() - t_kill
         after = int(promoted.hget(org, "events") or 0)
+        # the worker is killed too and a fresh one takes over: it redelivers from the last committed offset and
+        # reads the partitions' applied marks and journals as the failover left them (some rolled back)
+        time.sleep(2.0)
+        worker.kill()
+        worker.wait(30)
+        worker = group.start()
         producer.slow.clear()
         producer.join(300)
         assert producer.error is None and not producer.is_alive()
@@ -181,20 +188,20 @@ def test_a_failover_that_loses_acknowledged_bookings_is_detected_and_repaired_on
                    what="every event in ClickHouse")
 
         # copies of every event after the failover: every one a duplicate, booked nowhere
-        dup_before = scrape(group.web[0])["spendstream_events_duplicate_total"]
+        dup_before = scrape(group.web[-1])["spendstream_events_duplicate_total"]
         copies = [(b"copy", codec.encode_batch(list(stream.unique.values())[i:i + 200])) for i in range(0, N, 200)]
         copier = PacedProducer(settings.kafka.bootstrap_servers, topic, copies, per_s=2000.0)
         copier.slow.clear()
         copier.run()
         assert copier.error is None
-        wait_until(lambda: scrape(group.web[0])["spendstream_events_duplicate_total"] - dup_before >= N, 120, 0.5,
+        wait_until(lambda: scrape(group.web[-1])["spendstream_events_duplicate_total"] - dup_before >= N, 120, 0.5,
                    what="the copies seen as duplicates")
         time.sleep(3)  # a double booking or insert would land in this time
         clean = repair_cli(env, "--dry-run")
         assert clean.returncode == 0 and "0 scopes drifted" in clean.stdout, clean.stdout
         assert "dedupe markers missing 0" in clean.stdout, clean.stdout
         assert worker.poll() is None
-        metrics = scrape(group.web[0])
+        metrics = scrape(group.web[-1])
     finally:
         group.stop_all()
 
