@@ -128,7 +128,13 @@ class BudgetCloser:
         now, closed = self.clock.now_ms(), []
         for window in self._ended(now):
             (mine,) = await self.store.mark_fired([(("budget-close", window, "close", 0), now // 1000 + 400 * 86_400)])
-            if mine:
-                await close_window(self.store, self.client(), self.db, window, now, self.fiscal_start_month)
-                closed.append(window)
+            if not mine:
+                continue
+            try:
+                client = await asyncio.to_thread(self.client)  # connecting asks the server: never on the loop
+                await close_window(self.store, client, self.db, window, now, self.fiscal_start_month)
+            except Exception as exc:  # ClickHouse away (the driver's own types): give the claim back, retry later
+                await self.store.clear_fired("budget-close", window, "close", 0)
+                raise StoreUnavailable(f"close rows of {window} not written ({exc}); a later tick retries") from exc
+            closed.append(window)
         return closed

@@ -137,3 +137,42 @@ async def test_each_ended_window_is_closed_once_by_one_of_two_workers(isolated, 
     assert rows[("pay-m", "m:202611")]["spent_nanos"] == 7_000_000_000
     assert rows[("pay-m", "m:202611")]["limit_nanos"] == 100_000_000_000
     await r.aclose()
+
+
+@pytest.mark.asyncio
+async def test_a_close_that_clickhouse_refuses_is_retried_by_a_later_tick_not_lost(isolated, ch):
+    """ClickHouse away when a window ends: the tick says so (StoreUnavailable, which the worker's timer logs — any
+    other error crashed the worker) and gives its claim back, so the next tick writes the close rows."""
+    from schemas.models import Budget
+    from sinks.clickhouse.budget_history import BudgetCloser, snapshot_rows
+    from sinks.clickhouse.schema import connect
+    from sinks.redis.client import make_redis
+    from sinks.redis.spend_store import RedisSpendStore
+    from spendstream.errors import StoreUnavailable
+    from tests.conftest import free_port
+
+    client, db = ch
+    r = make_redis(isolated.servers.redis_url, 2.0)
+    store = RedisSpendStore(r, isolated.prefix)
+    await store.put_budget(Budget.model_validate(PAY))
+
+    class Clock:
+        ms = int(datetime(2026, 12, 1, 0, 1, tzinfo=UTC).timestamp() * 1000)
+
+        def now_ms(self):
+            return self.ms
+
+        def monotonic(self):
+            return self.ms / 1000
+
+    away = f"http://default@127.0.0.1:{free_port()}/"  # nothing listens there
+    target = {"client": lambda: connect(away, 2.0)}
+    closer = BudgetCloser(store, lambda: target["client"](), db, Clock())
+    with pytest.raises(StoreUnavailable, match="not written"):
+        await closer.tick()
+    assert not [h for h in snapshot_rows(client, db) if h["kind"] == "close"]
+    target["client"] = lambda: client  # ClickHouse back
+    assert "m:202611" in await closer.tick()
+    rows = {(h["budget_id"], h["window_id"]) for h in snapshot_rows(client, db) if h["kind"] == "close"}
+    assert rows == {("pay-m", "m:202611")}
+    await r.aclose()

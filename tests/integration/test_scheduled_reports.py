@@ -105,3 +105,28 @@ async def test_each_period_is_written_and_delivered_once_across_two_workers_and_
     assert len([p for p in posts if "· 2026-11:" in p]) == len({p.split(" · ")[0] for p in posts if "· 2026-11:" in p})
     assert len([m for to, m in mails if "monthly report 2026-11" in m]) == 1
     await r.aclose()
+
+
+async def test_a_report_clickhouse_refuses_is_retried_by_a_later_tick_not_lost(isolated, clickhouse, tmp_path):
+    """ClickHouse away when a report is due: the tick raises StoreUnavailable (logged by the worker's timer; any
+    other error crashed the worker) and gives the claim back, so the next tick writes and delivers it."""
+    from reports.scheduled import ScheduledReports
+    from sinks.clickhouse.schema import connect
+    from sinks.redis.client import make_redis
+    from sinks.redis.spend_store import RedisSpendStore
+    from spendstream.errors import StoreUnavailable
+
+    load(clickhouse, 500)
+    r = make_redis(isolated.servers.redis_url, 2.0)
+    clock = Clock(datetime(2026, 11, 23, 6, 30, tzinfo=UTC))
+    away = f"http://default@127.0.0.1:{free_port()}/"  # nothing listens there
+    target = {"client": lambda: connect(away, 2.0)}
+    rep = ScheduledReports(lambda: target["client"](), clickhouse.database, RedisSpendStore(r, isolated.prefix),
+                           clock, tmp_path / "reports")
+    with pytest.raises(StoreUnavailable, match="not written"):
+        await rep.tick()
+    target["client"] = lambda: clickhouse.client  # ClickHouse back
+    ran = await rep.tick()
+    assert sorted((x.kind, x.period) for x in ran) == [("monthly", "2026-10"), ("weekly", "2026-W47")]
+    assert (tmp_path / "reports" / "review-2026-10-real-cost.html").exists()
+    await r.aclose()
