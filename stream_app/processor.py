@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Sequence
 
 from schemas.codec import UsageCodec
@@ -174,7 +173,6 @@ class BatchProcessor:
         priced = self.prices.price_batch([e for e, _, _ in fresh])
         rows = []
         open_month = window_ids(now).month
-        ingested_at = datetime.fromtimestamp(now / 1000, UTC)
         for (event, offset, _), price in zip(fresh, priced):
             late = window_ids(event["event_time"]).month < open_month
             for e, p in self.rules.allocate(event, price):
@@ -184,7 +182,7 @@ class BatchProcessor:
                                                 p.unpriced, event_optional_scopes(e, self.cap, self.groups)))
                     res.cost += p.charged_nanos
                 if offset > ch_mark:
-                    rows.append(priced_row(e, owner, p, topic, partition, offset, ingested_at, late))
+                    rows.append(priced_row(e, owner, p, topic, partition, offset, now, late))
             if offset > redis_mark and event.get("reservation_id"):
                 res.reservations.append(event["reservation_id"])
         res.overflow = self.cap.drain()
