@@ -60,6 +60,18 @@ class ExactnessError(RuntimeError):
     """The run lost or doubled money: the bench fails loudly."""
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of a process (all its threads) so far; 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK
+    except (OSError, IndexError, TypeError):
+        return 0.0
+
+
 def _percentile(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
@@ -204,6 +216,8 @@ class Run:
         group = f"{name}-app" if plain else f"{name}-g"  # Faust's consumer group is its app id
         db = self.db(name)
         proc = self.start_worker(name, topic, plain=plain)
+        pids = {"worker": proc.pid, **{n: self.launcher.pid(n) for n in ("kafka", "redis", "clickhouse")}}
+        cpu0 = None
         spy = None
         if profile is not None:
             spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(proc.pid), "--rate", "250", "--format", "raw",
@@ -213,6 +227,8 @@ class Run:
             deadline = time.monotonic() + 1800
             end_at = None
             while time.monotonic() < deadline:
+                if cpu0 is None and (n0 := self._ch_rows(db)) > 0:  # first rows written: the run is under way
+                    cpu0 = {n: _cpu_s(p) for n, p in pids.items()}
                 if proc.poll() is not None:
                     log = (self.state / f"{name}.log").read_text(errors="replace")[-3000:]
                     raise RuntimeError(f"{name}: worker exited with {proc.returncode}: {log}")
@@ -220,6 +236,7 @@ class Run:
                     t = time.time()
                     if self._ch_rows(db) >= len(events):
                         end_at = t
+                        cpu1 = {n: _cpu_s(p) for n, p in pids.items()}
                         break
                 time.sleep(0.02)
             if end_at is None:
@@ -233,8 +250,12 @@ class Run:
         ex = self.exactness(name, events)
         alerts = self.ch.query(f"SELECT count() FROM {db}.alerts").result_rows[0][0]
         decisions = self.ch.query(f"SELECT count() FROM {db}.decisions").result_rows[0][0]
+        # CPU each process used from the first flush to the end, per event booked in that span (microseconds):
+        # where the machine's two cores went
+        cpu = {n: round((cpu1[n] - cpu0[n]) * 1e6 / (len(events) - n0), 1) for n in pids} \
+            if cpu0 and n0 < len(events) else None
         return {"events": len(events), "seconds": round(seconds, 3), "events_per_s": len(events) / seconds,
-                "budgets": len(budgets), "alerts_fired": alerts, "decisions": decisions, "exactness": ex}
+                "cpu_us_per_event_after_first_flush": cpu, "budgets": len(budgets), "alerts_fired": alerts, "decisions": decisions, "exactness": ex}
 
     def _ch_rows(self, db: str) -> int:
         try:
