@@ -1,6 +1,8 @@
 """Benchmark: batch pricing throughput on one core, against a naive baseline measured in the same run.
 
-Prints one JSON object: events/s of `PriceBook.price_batch`, of `price(e)` called per event, and of the baseline (a per-event loop that resolves
+Prints one JSON object: events/s of `PriceBook.price_batch` cold (the first pass over the events, resolution cache
+empty, no gc.freeze: what a freshly started worker sees) and warm (second pass, cache filled, the fixture frozen
+out of the collector), of `price(e)` called per event, and of the baseline (a per-event loop that resolves
 the rate from the book every time, Fraction arithmetic, no cache — what pricing looks like without the
 per-(provider, model, tier, day) resolution cache), p50 / p99 latency per batch, and the speed-up ratio.
 Run: python bench/pricing.py [--events 200000] [--batch 1000]
@@ -66,8 +68,10 @@ def main() -> None:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
     events = make_events(args.events)
     book = default_price_book()
+    cold_batches = [events[i: i + args.batch] for i in range(0, len(events), args.batch)]
     t = time.perf_counter()
-    book.price_batch(events)  # cold pass: fills the resolution cache (~1.3k keys), as a worker's first hours do
+    for b in cold_batches:  # cold pass: empty resolution cache (fills to ~1.3k keys), collector on, nothing frozen
+        book.price_batch(b)
     cold_elapsed = time.perf_counter() - t
     # The 200k input dicts are the bench's fixture, not worker state: keep the cyclic GC from re-scanning them
     # (without this, the first gen-2 collections add ~7 ms to a few batches and cost ~20 % of the rate).
@@ -100,10 +104,11 @@ def main() -> None:
     print(json.dumps({
         "bench": "pricing.price_batch", "events": len(events), "batch_size": args.batch, "cores": 1,
         "components": len(COMPONENTS),
-        "events_per_s": round(rate), "goal_events_per_s": 300_000, "meets_goal": rate >= 300_000,
+        "cold_events_per_s": round(len(events) / cold_elapsed), "warm_events_per_s": round(rate),
+        "events_per_s": round(rate), "goal_events_per_s": 300_000,
+        "meets_goal": rate >= 300_000, "meets_goal_cold": len(events) / cold_elapsed >= 300_000,
         "batch_p50_ms": round(statistics.median(per_batch) * 1000, 3),
         "batch_p99_ms": round(per_batch[min(len(per_batch) - 1, int(len(per_batch) * 0.99))] * 1000, 3),
-        "cold_pass_events_per_s": round(len(events) / cold_elapsed),
         "resolution_cache_keys": len(book._cache),
         "per_event_loop_events_per_s": round(len(events) / loop_elapsed),
         "baseline": "naive per-event loop: resolve every event, Fraction math, no cache",

@@ -28,7 +28,7 @@ from spendstream.scopes import CardinalityCap
 from spendstream.settings import Settings
 from spendstream.validation import Limits
 from spendstream.windows import DAY_MS
-from stream_app.budget_watch import BudgetWatcher
+from stream_app.budget_watch import BudgetWatcher, merge_totals
 from stream_app.consumer import UsageConsumer
 from stream_app.metrics import Metrics
 from stream_app.notify_agent import add_notify_agent, routing_from
@@ -112,9 +112,9 @@ def build_worker(settings: Settings, prices: PriceBook, rules: AllocationRules |
         groups=groups,
     )
 
-    async def on_batch(res) -> None:
-        await watcher.on_batch(res.totals)
-        unpriced = {(b.provider, b.model) for b in res.bookings if b.unpriced}
+    async def on_batch(results) -> None:
+        await watcher.on_batch(merge_totals(r.totals for r in results))
+        unpriced = {(b.provider, b.model) for r in results for b in r.bookings if b.unpriced}
         if unpriced:
             await watcher.on_unpriced(unpriced)
 

@@ -8,7 +8,7 @@ Alerts and decisions go to Kafka (spend.alerts.v1 / spend.decisions.v1) as JSON;
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from schemas.models import Budget
 from spendstream.alerts import (
@@ -27,22 +27,42 @@ from spendstream.windows import HOUR_MS, expire_at, window_ids
 from sinks.clickhouse.ledger_rows import ALERT_COLUMNS, DECISION_COLUMNS, alert_row, decision_row
 from stream_app.metrics import Metrics
 
-__all__ = ["BudgetWatcher"]
+__all__ = ["BudgetWatcher", "merge_totals"]
 
 log = logging.getLogger(__name__)
 _UNPRICED_MARKER_S = 10 * 366 * 86_400
 
 Ledger = Callable[[str, tuple[str, ...], list[list[Any]]], None]  # RowSink.add_ledger
+Scope = tuple[str, str]
+
+
+def merge_totals(parts: Iterable[Totals]) -> Totals:
+    """The totals of several applied batches (in the order they were applied) as one: a window's spend is the one
+    read last, the freshest."""
+    out: Totals = {}
+    for totals in parts:
+        for scope, cells in totals.items():
+            have = out.get(scope)
+            if have is None:
+                out[scope] = dict(cells)
+            else:
+                have.update(cells)
+    return out
 
 
 class BudgetWatcher:
     """Evaluates budgets from the spend store's totals (never from local state: a worker sees only its own
-    partitions). Budgets are re-read every `refresh_s` of the clock's monotonic time."""
+    partitions). Budgets are re-read every `refresh_s` of the clock's monotonic time.
+
+    Spike detection reads each touched scope's previous `spike_hours` hour windows once per hour and `trailing_s`
+    (not per batch): between reads the batches' own totals keep them current (a late event's batch returns the
+    new spend of its past hour); only late events booked by OTHER workers wait up to `trailing_s` to count."""
 
     def __init__(
         self, store: SpendStore, publish: Publish, alerts_topic: str, decisions_topic: str, clock: Clock,
         metrics: Metrics, policy: AlertPolicy = AlertPolicy(), refresh_s: float = 2.0, ledger: Ledger | None = None,
         cap: CardinalityCap | None = None, fiscal_start_month: int = 1, groups: GroupIndex | None = None,
+        trailing_s: float = 30.0,
     ) -> None:
         self.store = store
         self.publish = publish
@@ -57,6 +77,10 @@ class BudgetWatcher:
         self.groups = groups  # the processor's: rebuilt from budgets and members' labels on each refresh
         self.carry = CarryOver(self._read_summed, clock.monotonic, fiscal_start_month)
         self.cap = cap  # the processor's: scopes a budget names are always tracked, never `overflow`
+        self._by_scope: dict[Scope, list[tuple[int, Budget]]] = {}  # the counter scope -> its budgets (list order)
+        self._indexed: list[Budget] | None = None
+        self.trailing_s = trailing_s
+        self._trailing: dict[Scope, tuple[str, float, dict[str, int]]] = {}  # scope -> (hour, read at, {hour: spend})
 
     async def budgets(self) -> list[Budget]:
         cached = self._budgets.get("all")
@@ -69,6 +93,15 @@ class BudgetWatcher:
                           for v, lab in (await self.store.members(kind)).items()}
                 self.groups.rebuild(cached, labels)
         return cached
+
+    def _index(self, budgets: list[Budget]) -> dict[Scope, list[tuple[int, Budget]]]:
+        """Budgets by the counter scope they read, rebuilt when the budget list is re-read."""
+        if budgets is not self._indexed:
+            by_scope: dict[Scope, list[tuple[int, Budget]]] = {}
+            for i, b in enumerate(budgets):
+                by_scope.setdefault(budget_scope(b), []).append((i, b))
+            self._by_scope, self._indexed = by_scope, budgets
+        return self._by_scope
 
     def window_of(self, b: Budget, now_ms: int) -> BudgetWindow:
         return budget_window(b.period, now_ms, window=b.window, length=b.length,
@@ -126,7 +159,9 @@ class BudgetWatcher:
         if not totals:
             return
         now = self.clock.now_ms()
-        touched = [b for b in await self.budgets() if budget_scope(b) in totals]
+        by_scope = self._index(await self.budgets())
+        touched = [b for _, b in sorted((ib for scope in totals for ib in by_scope.get(scope, ())),
+                                        key=lambda ib: ib[0])]
         if not touched:
             return
         candidates: list[tuple[Alert, int]] = []
@@ -158,13 +193,41 @@ class BudgetWatcher:
             return []
         n = self.policy.spike_hours
         past = [window_ids(now - i * HOUR_MS).hour for i in range(n, 0, -1)]
-        cells = await self.store.read_cells((*budget_scope(b), w) for b in relevant for w in past)
+        trailing = await self._trailing_spend({budget_scope(b) for b in relevant}, hour, past, totals)
         out = []
-        for i, b in enumerate(relevant):
-            trailing = [c.get("spend", 0) for c in cells[i * n:(i + 1) * n]]
-            a = spike_alert(b, hour, totals[budget_scope(b)][hour], trailing, now, self.policy)
+        for b in relevant:
+            scope = budget_scope(b)
+            a = spike_alert(b, hour, totals[scope][hour], [trailing[scope].get(w, 0) for w in past], now, self.policy)
             if a:
                 out.append(a)
+        return out
+
+    async def _trailing_spend(self, scopes: set[Scope], hour: str, past: list[str],
+                              totals: dict) -> dict[Scope, dict[str, int]]:
+        """{scope: {past hour: spend}}: read once per scope, hour and `trailing_s` (one round trip for all the
+        scopes due), kept current in between from the batches' own totals."""
+        t = self.clock.monotonic()
+        out: dict[Scope, dict[str, int]] = {}
+        due: list[Scope] = []
+        for scope in scopes:
+            hit = self._trailing.get(scope)
+            if hit is None or hit[0] != hour or t - hit[1] >= self.trailing_s:
+                due.append(scope)
+                continue
+            spends = hit[2]
+            seen = totals.get(scope, {})
+            for w in past:
+                if w in seen:  # a late event of this batch: the total after it is the new spend
+                    spends[w] = seen[w]
+            out[scope] = spends
+        if due:
+            cells = await self.store.read_cells((*scope, w) for scope in due for w in past)
+            for i, scope in enumerate(due):
+                spends = {w: c.get("spend", 0) for w, c in zip(past, cells[i * len(past):(i + 1) * len(past)])}
+                self._trailing[scope] = (hour, t, spends)
+                out[scope] = spends
+            if len(self._trailing) > 4 * len(self._by_scope) + 64:  # scopes no budget reads any more
+                self._trailing = {s: v for s, v in self._trailing.items() if s in self._by_scope}
         return out
 
     async def on_unpriced(self, models: set[tuple[str, str]]) -> None:

@@ -36,11 +36,12 @@ __all__ = ["UsageConsumer"]
 
 log = logging.getLogger(__name__)
 
-OnBatch = Callable[[BatchResult], Awaitable[None]]
+OnBatch = Callable[[list[BatchResult]], Awaitable[None]]
 
 
 class UsageConsumer(Service):
-    """Consumes the usage topic in batches. `on_batch` (budgets, alerts) runs after each applied batch."""
+    """Consumes the usage topic in batches. `on_batch` (budgets, alerts) runs once per consumed batch, after every
+    partition's part of it is applied, with their results in processing order."""
 
     def __init__(
         self,
@@ -180,6 +181,7 @@ class UsageConsumer(Service):
                     log.warning("consumer error: %s", err)
                 continue
             by_partition[m.partition()].append((m.offset(), m.key(), m.value()))
+        results: list[BatchResult] = []
         for partition, records in by_partition.items():
             while True:
                 try:
@@ -198,8 +200,11 @@ class UsageConsumer(Service):
                 self.dlq.send(res.dead)
             self._consumed[partition] = records[-1][0]
             self.metrics.record_batch(res, partition, records[-1][0])
-            if self.on_batch is not None:
-                await self.on_batch(res)
+            results.append(res)
+        # budgets once per consumed batch, not per partition: one evaluation (and its Redis reads) instead of one
+        # per partition, from the freshest totals (merged in processing order: a later apply read a later total)
+        if self.on_batch is not None and results:
+            await self.on_batch(results)
         self.metrics.batch_seconds.observe(time.perf_counter() - t0)
 
     async def _flush(self) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Sequence
 
 from schemas.codec import UsageCodec
@@ -31,7 +30,7 @@ from spendstream.pricing import PriceBook
 from spendstream.groups import GroupIndex
 from spendstream.scopes import CardinalityCap, event_optional_scopes
 from spendstream.validation import Limits, invalid_reason
-from spendstream.windows import event_day, window_ids
+from spendstream.windows import event_day, period_bounds
 
 __all__ = ["BatchProcessor", "BatchResult", "Record", "StaleBatch"]
 
@@ -172,21 +171,26 @@ class BatchProcessor:
                ch_mark: int, now: int, res: BatchResult) -> list[list[Any]]:
         """Price and allocate the fresh events: bookings (for the store) into `res`, rows (for the sink) out."""
         priced = self.prices.price_batch([e for e, _, _ in fresh])
-        rows = []
-        open_month = window_ids(now).month
-        ingested_at = datetime.fromtimestamp(now / 1000, UTC)
+        rows: list[list[Any]] = []
+        add_row, book = rows.append, res.bookings.append
+        allocate = self.rules.allocate if self.rules.rules else None  # no rules: the event is its own owner
+        cap, groups = self.cap, self.groups
+        month_start = period_bounds("month", now)[0]  # before it: the event's month is closed (`late`)
+        cost = 0
         for (event, offset, _), price in zip(fresh, priced):
-            late = window_ids(event["event_time"]).month < open_month
-            for e, p in self.rules.allocate(event, price):
+            late = event["event_time"] < month_start
+            booked = offset > redis_mark
+            for e, p in (allocate(event, price) if allocate is not None else ((event, price),)):
                 owner = owner_of(e)
-                if offset > redis_mark:
-                    res.bookings.append(Booking(owner, e["provider"], e["model"], e["event_time"], p.charged_nanos,
-                                                p.unpriced, event_optional_scopes(e, self.cap, self.groups)))
-                    res.cost += p.charged_nanos
+                if booked:
+                    book(Booking(owner, e["provider"], e["model"], e["event_time"], p.charged_nanos, p.unpriced,
+                                 event_optional_scopes(e, cap, groups)))
+                    cost += p.charged_nanos
                 if offset > ch_mark:
-                    rows.append(priced_row(e, owner, p, topic, partition, offset, ingested_at, late))
-            if offset > redis_mark and event.get("reservation_id"):
+                    add_row(priced_row(e, owner, p, topic, partition, offset, now, late))
+            if booked and event.get("reservation_id"):
                 res.reservations.append(event["reservation_id"])
+        res.cost += cost
         res.overflow = self.cap.drain()
         return rows
 

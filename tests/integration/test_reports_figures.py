@@ -37,8 +37,11 @@ def generate(n: int, seed: int = 11) -> list[dict]:
         if e.get("gpu_seconds") and rng.random() < 0.5:
             e["attributes"] = {"gpu_utilization": f"{rng.random():.3f}"}
         events.append(e)
-    return [dict(zip(PRICED_COLUMNS, priced_row(e, owner_of(e), p, "t", 0, i, e["event_time"])))
+    rows = [dict(zip(PRICED_COLUMNS, priced_row(e, owner_of(e), p, "t", 0, i, e["event_time"])))
             for i, (e, p) in enumerate(zip(events, book.price_batch(events)))]
+    for r in rows:  # the row carries epoch ms; the figures below compare datetimes (ClickHouse takes either)
+        r["event_time"] = datetime.fromtimestamp(r["event_time"] / 1000, UTC)
+    return rows
 
 
 @pytest.fixture(scope="module")

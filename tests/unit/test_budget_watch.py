@@ -89,6 +89,37 @@ async def test_a_spike_needs_k_times_the_trailing_mean():
     assert spike["spent_usd"] == "4.000000000"
 
 
+async def test_the_trailing_hours_of_a_spike_follow_a_late_event_booked_after_they_were_read():
+    """The trailing hours are read once per hour (not per batch); a later batch that books a late event into one
+    of them returns that hour's new spend, and the spike test uses it."""
+    now = MONTH_START + 10 * 86_400_000 + 30 * 60_000
+    rig = Rig(now, budget(limit="100000"), policy=AlertPolicy(spike_k=3, spike_hours=24))
+    for h in range(1, 25):  # 1 USD in each of the previous 24 hours
+        rig.store.windows[("team", "payments", window_ids(now - h * HOUR_MS).hour)]["spend"] = USD
+    await rig.spend(2)  # trailing hours read now: mean 1 USD, 2 USD is no spike
+    late_hour = window_ids(now - 3 * HOUR_MS).hour
+    cell = rig.store.windows[("team", "payments", late_hour)]
+    cell["spend"] += 24 * USD  # a late event books 24 USD into 3 hours ago: the trailing mean is now 2 USD
+    hour = window_ids(now).hour
+    rig.store.windows[("team", "payments", hour)]["spend"] += 2 * USD  # and 2 more USD this hour: 4 USD
+    await rig.watcher.on_batch({("team", "payments"): {late_hour: cell["spend"], hour: 4 * USD}})
+    assert rig.alerts("spike") == []  # 4 USD is not above 3 x 2 USD (with the stale mean of 1 USD it would be)
+    rig.store.windows[("team", "payments", hour)]["spend"] += 3 * USD
+    await rig.watcher.on_batch({("team", "payments"): {hour: 7 * USD}})
+    (spike,) = rig.alerts("spike")  # 7 USD > 6 USD
+    assert spike["spent_usd"] == "7.000000000"
+
+
+async def test_merged_totals_keep_the_spend_read_last_for_each_window():
+    from stream_app.budget_watch import merge_totals
+
+    first = {("team", "a"): {"m:202611": 5, "h:2026111000": 2}, ("org", "all"): {"m:202611": 9}}
+    second = {("team", "a"): {"m:202611": 8}, ("team", "b"): {"d:20261110": 1}}
+    assert merge_totals([first, second]) == {("team", "a"): {"m:202611": 8, "h:2026111000": 2},
+                                             ("org", "all"): {"m:202611": 9}, ("team", "b"): {"d:20261110": 1}}
+    assert first[("team", "a")]["m:202611"] == 5  # the inputs are left as they were
+
+
 async def test_an_enforce_budget_at_its_limit_gets_one_deny_decision_lifted_when_the_month_rolls_over():
     rig = Rig(MONTH_START + 29 * 86_400_000, budget(mode="enforce", action="deny"))
     await rig.spend(99)
