@@ -22,11 +22,13 @@ RESULTS = BENCH / "results"
 FULL = {
     "pricing": [], "processor_cpu": [], "publish": [], "api": [], "ingest": [], "stream": [],
     "analytics": ["--rows", "10000000"], "memory": ["--events", "10000000", "--first", "1000000"], "scaleout": [],
+    "cardinality": [],
 }
 QUICK = {
     "pricing": ["--events", "50000"], "processor_cpu": ["--events", "20000"], "publish": [], "api": ["--seconds", "5"], "ingest": ["--seconds", "5"],
     "stream": ["--events", "20000", "--seconds", "10"], "analytics": ["--rows", "500000", "--repeat", "2"],
     "memory": ["--events", "1000000", "--first", "200000"], "scaleout": ["--events", "30000", "--skew-events", "20000"],
+    "cardinality": ["--events", "20000", "--users", "20000"],
 }
 
 
@@ -78,8 +80,22 @@ def _rows(r: dict) -> list[tuple[str, str, str, str]]:
     out.append(("api: in-process check p50 / p99 ms", f"{g('api', 'inprocess_check', 'p50_ms')} / "
                 f"{g('api', 'inprocess_check', 'p99_ms')} ({ratio}× Redis p99)", "p99 ≤ 10× Redis",
                 ratio <= 10 if isinstance(ratio, (int, float)) else "n/a"))
-    out.append(("api: HTTP /v1/check p50 / p99 ms at 1,000 req/s", f"{g('api', 'http_check', 'p50_ms')} / {http99}",
-                "p99 ≤ 3", http99 <= 3 if isinstance(http99, (int, float)) else "n/a"))
+    for label, key in (("api: HTTP /v1/check, open loop at 1,000 req/s", "http_check_open_loop"),
+                       ("api: HTTP check with reserve, open loop at 1,000 req/s", "http_reserve_open_loop"),
+                       ("api: HTTP /v1/check, open loop, + per-key / rolling / user / quarter budgets",
+                        "http_check_open_loop_keyed_rolling"),
+                       ("api: HTTP check with reserve, open loop, + per-key / rolling / user / quarter budgets",
+                        "http_reserve_open_loop_keyed_rolling")):
+        p99 = g("api", key, "p99_ms")
+        out.append((f"{label}: p50 / p99 / p99.9 / max ms (generator lateness p99 ms)",
+                    f"{g('api', key, 'p50_ms')} / {p99} / {g('api', key, 'p99_9_ms')} / {g('api', key, 'max_ms')} "
+                    f"({g('api', key, 'generator_lateness_p99_ms')})", "p99 ≤ 3",
+                    p99 <= 3 if isinstance(p99, (int, float)) else "n/a"))
+    out.append(("api: in-process check p50 / p99 ms with the per-key / rolling / user / quarter budgets",
+                f"{g('api', 'inprocess_check_keyed_rolling', 'p50_ms')} / {g('api', 'inprocess_check_keyed_rolling', 'p99_ms')}",
+                "—", ""))
+    out.append(("api: HTTP /v1/check p50 / p99 ms at 1,000 req/s, wrk paced (closed loop, for comparison)",
+                f"{g('api', 'http_check', 'p50_ms')} / {http99}", "—", ""))
     out.append(("ingest: POST /v1/events events/s (batches of 100) / one batch p99 ms",
                 f"{g('ingest', 'events_per_s')} / {g('ingest', 'one_batch_p99_ms')}", "—", ""))
     rows = g("analytics", "rows")
@@ -95,6 +111,11 @@ def _rows(r: dict) -> list[tuple[str, str, str, str]]:
                 "—", ""))
     out.append(("scale-out: partition skew, team key -> event id key", f"{g('scaleout', 'skew_before_team')} -> "
                 f"{g('scaleout', 'skew_after')}", "—", ""))
+    out.append(("cardinality: pipeline events/s without optional tags / every event a distinct end user",
+                f"{_fmt(g('cardinality', 'without_optional_tags', 'events_per_s'))} / "
+                f"{_fmt(g('cardinality', 'with_distinct_users', 'events_per_s'))} "
+                f"({_fmt(g('cardinality', 'distinct_users'))} users; Redis +"
+                f"{g('cardinality', 'with_distinct_users', 'redis_memory_added_mb')} MB)", "—", ""))
     samples = g("memory", "samples")
     rss = " → ".join(f"{v['rss_mb']:.0f} MB" for v in samples.values()) if isinstance(samples, dict) else "n/a"
     out.append((f"memory: worker RSS growth % over {_fmt(g('memory', 'events'))} events ({rss})", g("memory", "growth_pct"),
