@@ -8,13 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from enforcement.check_models import CheckRequest, CheckResponse
+from sinks.clickhouse.check_outcomes import OUTCOME_COLUMNS
 from spendstream.money import usd_to_nanos
 
 __all__ = ["OUTCOME_COLUMNS", "outcome_row"]
-
-OUTCOME_COLUMNS = ("checked_at", "team", "use_case", "cost_center", "environment", "provider", "model", "decision",
-                   "reason", "estimated_cost", "reserved", "reservation_id", "api_key_id", "budget_ids",
-                   "suggested_model")
 
 
 def outcome_row(req: CheckRequest, out: CheckResponse, api_key_id: str | None, now_ms: int) -> list[Any]:

@@ -14,9 +14,12 @@ from typing import Any, Callable
 
 from clickhouse_connect.driver.client import Client
 
-from enforcement.outcomes import OUTCOME_COLUMNS
+__all__ = ["ClickHouseCheckOutcomes", "OUTCOME_COLUMNS"]
 
-__all__ = ["ClickHouseCheckOutcomes"]
+# the columns of migration 0007, in the order enforcement/outcomes.py builds each row
+OUTCOME_COLUMNS = ("checked_at", "team", "use_case", "cost_center", "environment", "provider", "model", "decision",
+                   "reason", "estimated_cost", "reserved", "reservation_id", "api_key_id", "budget_ids",
+                   "suggested_model")
 
 log = logging.getLogger(__name__)
 
