@@ -20,7 +20,7 @@ BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
 
 FULL = {
-    "pricing": [], "processor_cpu": [], "publish": [], "api": [], "ingest": [], "stream": [],
+    "pricing": [], "processor_cpu": [], "publish": [], "api": [], "ingest": [], "stream": ["--events", "60000"],
     "analytics": ["--rows", "10000000"], "memory": ["--events", "10000000", "--first", "1000000"], "scaleout": [],
     "cardinality": [],
 }
