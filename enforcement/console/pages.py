@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from enforcement.auth import ApiKeys, Principal
@@ -18,9 +18,10 @@ from enforcement.console.session import (CSRF_COOKIE, CSRF_FIELD, SESSION_COOKIE
 from enforcement.errors import Unauthorized
 from spendstream.money import format_usd, usd_to_nanos
 
-__all__ = ["Pages", "usd", "PREFIX"]
+__all__ = ["Pages", "usd", "PREFIX", "EXPIRED"]
 
 PREFIX = "/ui"
+EXPIRED = "The form expired (CSRF token missing or wrong): reload the page and try again."
 HERE = Path(__file__).parent
 
 
@@ -57,6 +58,26 @@ class Pages:
             return await self.keys.authenticate(key)
         except Unauthorized:
             return None
+
+    async def signed_in(self, request: Request, admin_only: str | None = None
+                        ) -> tuple[Principal | None, Response | None]:
+        """(who, None) for a signed-in key; otherwise (who, the answer to give instead): the sign-in page without a
+        session, 403 with the message `admin_only` for a key that is not an admin key when it is given."""
+        who = await self.who(request)
+        if who is None:
+            return None, self.redirect(f"{PREFIX}/sign-in", request)
+        if admin_only is not None and who.scope != "admin":
+            return who, self.refuse(request, who, 403, admin_only)
+        return who, None
+
+    async def posted(self, request: Request, admin_only: str | None = None
+                     ) -> tuple[Principal | None, dict[str, str], Response | None]:
+        """`signed_in`, then the posted form with its CSRF token checked: (who, form, the answer instead or None)."""
+        who, refused = await self.signed_in(request, admin_only)
+        if refused is not None:
+            return who, {}, refused
+        form, ok = await self.form(request)
+        return who, form, None if ok else self.refuse(request, who, 403, EXPIRED)
 
     def render(self, request: Request, template: str, ctx: dict[str, Any], status: int = 200,
                who: Principal | None = None) -> HTMLResponse:

@@ -83,9 +83,9 @@ def mount_console(app: FastAPI, checker: Checker, keys: ApiKeys, history: Callab
 
     @r.get("/")
     async def home(request: Request) -> Response:
-        who = await pages.who(request)
-        if who is None:
-            return pages.redirect(f"{PREFIX}/sign-in", request)
+        who, refused = await pages.signed_in(request)
+        if refused:
+            return refused
         if who.scope != "admin":
             team = _first_team(who.teams)
             if team is None:
@@ -96,18 +96,16 @@ def mount_console(app: FastAPI, checker: Checker, keys: ApiKeys, history: Callab
 
     @r.get("/live/overview")
     async def overview_live(request: Request) -> Response:
-        who = await pages.who(request)
-        if who is None:
-            return pages.redirect(f"{PREFIX}/sign-in", request)
-        if who.scope != "admin":
-            return pages.refuse(request, who, 403, "The overview is for admin keys.")
+        who, refused = await pages.signed_in(request, "The overview is for admin keys.")
+        if refused:
+            return refused
         view = await data.overview(history=False)
         return pages.render(request, "_overview_live.html", {"v": view}, who=who)
 
     async def _team(request: Request, team: str, template: str) -> Response:
-        who = await pages.who(request)
-        if who is None:
-            return pages.redirect(f"{PREFIX}/sign-in", request)
+        who, refused = await pages.signed_in(request)
+        if refused:
+            return refused
         if not who.can_read(team):
             return pages.refuse(request, who, 403, f"Key {who.name!r} may not read team {team!r}.")
         full = template == "team.html"

@@ -22,9 +22,6 @@ from sinks.clickhouse.budget_history import snapshot_rows
 
 __all__ = ["admin_pages", "changes"]
 
-_EXPIRED = "The form expired (CSRF token missing or wrong): reload the page and try again."
-
-
 def changes(before: str, after: str) -> list[str]:
     """'field: old → new' for each field that differs between two budget JSON snapshots ('' = none)."""
     b, a = (json.loads(before) if before else {}), (json.loads(after) if after else {})
@@ -35,13 +32,7 @@ def changes(before: str, after: str) -> list[str]:
 def admin_pages(r: APIRouter, pages: Pages, checker: Checker, jobs: ReportJobs, data: ConsoleData) -> None:
     admin = BudgetAdmin(checker)
 
-    async def _admin(request: Request):
-        who = await pages.who(request)
-        if who is None:
-            return None, pages.redirect(f"{PREFIX}/sign-in", request)
-        if who.scope != "admin":
-            return who, pages.refuse(request, who, 403, "Budgets are edited with an admin key.")
-        return who, None
+    only_admin = "Budgets are edited with an admin key."
 
     async def _history(budget_id: str) -> tuple[list[dict[str, Any]], str | None]:
         reads = Reads()
@@ -57,7 +48,7 @@ def admin_pages(r: APIRouter, pages: Pages, checker: Checker, jobs: ReportJobs, 
 
     @r.get("/budgets")
     async def budgets(request: Request) -> Response:
-        who, refused = await _admin(request)
+        who, refused = await pages.signed_in(request, only_admin)
         if refused:
             return refused
         items = sorted(await checker.store.budgets(), key=lambda b: b.id)
@@ -65,17 +56,14 @@ def admin_pages(r: APIRouter, pages: Pages, checker: Checker, jobs: ReportJobs, 
 
     @r.get("/budgets/new")
     async def new_budget(request: Request) -> Response:
-        who, refused = await _admin(request)
+        who, refused = await pages.signed_in(request, only_admin)
         return refused or await _form(request, who, None, form_values(None), {})
 
     @r.post("/budgets/new")
     async def create_budget(request: Request) -> Response:
-        who, refused = await _admin(request)
+        who, form, refused = await pages.posted(request, only_admin)
         if refused:
             return refused
-        form, ok = await pages.form(request)
-        if not ok:
-            return pages.refuse(request, who, 403, _EXPIRED)
         b, errors = budget_from_form(form)
         if b is not None:
             try:
@@ -87,7 +75,7 @@ def admin_pages(r: APIRouter, pages: Pages, checker: Checker, jobs: ReportJobs, 
 
     @r.get("/budgets/{budget_id}")
     async def edit_budget(request: Request, budget_id: str) -> Response:
-        who, refused = await _admin(request)
+        who, refused = await pages.signed_in(request, only_admin)
         if refused:
             return refused
         b = await admin.existing(budget_id)
@@ -97,12 +85,9 @@ def admin_pages(r: APIRouter, pages: Pages, checker: Checker, jobs: ReportJobs, 
 
     @r.post("/budgets/{budget_id}")
     async def update_budget(request: Request, budget_id: str) -> Response:
-        who, refused = await _admin(request)
+        who, form, refused = await pages.posted(request, only_admin)
         if refused:
             return refused
-        form, ok = await pages.form(request)
-        if not ok:
-            return pages.refuse(request, who, 403, _EXPIRED)
         base = await admin.existing(budget_id)
         form["id"] = budget_id  # the path names the budget; the id is not editable
         b, errors = budget_from_form(form, base)
@@ -113,23 +98,14 @@ def admin_pages(r: APIRouter, pages: Pages, checker: Checker, jobs: ReportJobs, 
 
     @r.post("/budgets/{budget_id}/delete")
     async def delete_budget(request: Request, budget_id: str) -> Response:
-        who, refused = await _admin(request)
+        who, _, refused = await pages.posted(request, only_admin)
         if refused:
             return refused
-        _, ok = await pages.form(request)
-        if not ok:
-            return pages.refuse(request, who, 403, _EXPIRED)
         try:
             await admin.delete(budget_id, who)
         except NotFound:
             return pages.refuse(request, who, 404, f"No budget {budget_id!r}.")
         return pages.redirect(f"{PREFIX}/budgets")
-
-    async def _reader(request: Request):
-        who = await pages.who(request)
-        if who is None:
-            return None, pages.redirect(f"{PREFIX}/sign-in", request)
-        return who, None
 
     def _reports(request, who, error: str | None = None, status: int = 200) -> Response:
         return pages.render(request, "reports.html", {"jobs": jobs.visible(who.key_id, who.scope == "admin"),
@@ -137,12 +113,12 @@ def admin_pages(r: APIRouter, pages: Pages, checker: Checker, jobs: ReportJobs, 
 
     @r.get("/reports")
     async def reports(request: Request) -> Response:
-        who, refused = await _reader(request)
+        who, refused = await pages.signed_in(request)
         return refused or _reports(request, who)
 
     @r.get("/reports/jobs")
     async def report_jobs(request: Request) -> Response:
-        who, refused = await _reader(request)
+        who, refused = await pages.signed_in(request)
         if refused:
             return refused
         return pages.render(request, "_jobs.html", {"jobs": jobs.visible(who.key_id, who.scope == "admin")},
@@ -150,12 +126,9 @@ def admin_pages(r: APIRouter, pages: Pages, checker: Checker, jobs: ReportJobs, 
 
     @r.post("/reports")
     async def start_report(request: Request) -> Response:
-        who, refused = await _reader(request)
+        who, form, refused = await pages.posted(request)
         if refused:
             return refused
-        form, ok = await pages.form(request)
-        if not ok:
-            return pages.refuse(request, who, 403, _EXPIRED)
         kind = form.get("kind", "")
         if who.scope != "admin" and kind != "weekly":
             return _reports(request, who, "The monthly review and the FOCUS export need an admin key.", 403)
@@ -169,7 +142,7 @@ def admin_pages(r: APIRouter, pages: Pages, checker: Checker, jobs: ReportJobs, 
 
     @r.get("/reports/{job_id}/{name}")
     async def download(request: Request, job_id: str, name: str) -> Response:
-        who, refused = await _reader(request)
+        who, refused = await pages.signed_in(request)
         if refused:
             return refused
         job = jobs.jobs.get(job_id)

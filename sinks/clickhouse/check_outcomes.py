@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from datetime import UTC, datetime
 from typing import Any, Callable
 
@@ -29,16 +30,13 @@ class ClickHouseCheckOutcomes:
                  max_rows: int = 200_000, on_drop: Callable[[int], None] = lambda n: None) -> None:
         self._connect, self._db, self._client = connect, database, None
         self.flush_every_s, self.max_rows, self._on_drop = flush_every_s, max_rows, on_drop
-        self._rows: list[list[Any]] = []
+        self._rows: deque[list[Any]] = deque(maxlen=max_rows)  # O(1) append, the oldest falls out at the cap
         self._task: asyncio.Task | None = None
-        self.written = 0
 
     def record(self, row: list[Any]) -> None:
+        if len(self._rows) == self.max_rows:
+            self._on_drop(1)
         self._rows.append(row)
-        if len(self._rows) > self.max_rows:
-            over = len(self._rows) - self.max_rows
-            del self._rows[:over]
-            self._on_drop(over)
 
     def pending(self) -> int:
         return len(self._rows)
@@ -54,21 +52,21 @@ class ClickHouseCheckOutcomes:
 
     async def flush(self) -> int:
         """Insert what is queued; returns the rows written (0 when ClickHouse did not answer: they stay queued)."""
-        rows, self._rows = self._rows, []
+        rows = list(self._rows)
+        self._rows.clear()
         if not rows:
             return 0
         try:
             await asyncio.to_thread(self._insert, rows)
-        except Exception as exc:  # the driver raises its own types; the rows go back to the front of the queue
+        except Exception as exc:  # the driver raises its own types; the rows go back in front of newer ones
             self._client = None
-            self._rows[:0] = rows
-            if len(self._rows) > self.max_rows:
-                over = len(self._rows) - self.max_rows
-                del self._rows[:over]
+            queued = rows + list(self._rows)
+            over = max(0, len(queued) - self.max_rows)
+            if over:
                 self._on_drop(over)
+            self._rows = deque(queued[over:], maxlen=self.max_rows)
             log.warning("check outcomes not written (%d queued): %s", len(self._rows), exc)
             return 0
-        self.written += len(rows)
         return len(rows)
 
     def _insert(self, rows: list[list[Any]]) -> None:
