@@ -25,7 +25,7 @@ import httpx
 from reports.render.html import usd
 from sinks.notifiers import Routing, deliver_all
 from spendstream.digest_schedule import Run, Schedule, due_runs
-from spendstream.errors import StoreUnavailable
+from spendstream.claims import claim_once
 from spendstream.forecast import pct
 from spendstream.ports import Clock, SpendStore
 
@@ -69,15 +69,11 @@ class ScheduledReports:
         done = []
         for run in due_runs(self.clock.now_ms(), self.schedule):
             exp = run.due_ms // 1000 + _MARKER_TTL_S
-            (claimed,) = await self.store.mark_fired([((f"report:{run.kind}", run.period, "scheduled", 0), exp)])
-            if not claimed:
-                continue
-            try:
+            async with claim_once(self.store, (f"report:{run.kind}", run.period, "scheduled", 0), exp,
+                                  f"{run.kind} report {run.period}") as mine:
+                if not mine:
+                    continue
                 messages = await asyncio.to_thread(self._write, run)
-            except Exception as exc:  # ClickHouse away (the driver's own types): give the claim back, retry later
-                await self.store.clear_fired(f"report:{run.kind}", run.period, "scheduled", 0)
-                raise StoreUnavailable(f"{run.kind} report {run.period} not written ({exc}); a later tick "
-                                       "retries") from exc
             async with httpx.AsyncClient(timeout=10.0) as http:
                 for team, text in messages:
                     notifiers = self.routing.for_team(team)

@@ -11,6 +11,7 @@ from typing import Any, Callable
 from clickhouse_connect.driver.client import Client
 
 from spendstream.budget_history import SNAPSHOT_COLUMNS, BudgetChange, change_row, close_row, in_effect
+from spendstream.claims import claim_once
 from spendstream.errors import StoreUnavailable
 from spendstream.ports import Clock, SpendStore
 from spendstream.budget_windows import budget_window, quarter_start
@@ -127,14 +128,11 @@ class BudgetCloser:
     async def tick(self) -> list[str]:
         now, closed = self.clock.now_ms(), []
         for window in self._ended(now):
-            (mine,) = await self.store.mark_fired([(("budget-close", window, "close", 0), now // 1000 + 400 * 86_400)])
-            if not mine:
-                continue
-            try:
+            async with claim_once(self.store, ("budget-close", window, "close", 0), now // 1000 + 400 * 86_400,
+                                  f"close rows of {window}") as mine:
+                if not mine:
+                    continue
                 client = await asyncio.to_thread(self.client)  # connecting asks the server: never on the loop
                 await close_window(self.store, client, self.db, window, now, self.fiscal_start_month)
-            except Exception as exc:  # ClickHouse away (the driver's own types): give the claim back, retry later
-                await self.store.clear_fired("budget-close", window, "close", 0)
-                raise StoreUnavailable(f"close rows of {window} not written ({exc}); a later tick retries") from exc
             closed.append(window)
         return closed
