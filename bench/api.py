@@ -60,6 +60,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_api(env: dict[str, str], port: int, log_path: Path, timeout_s: float = 60) -> subprocess.Popen:
+    """`spendstream api` in its own process (settings from `env`, output to `log_path`), once it accepts
+    connections on `port`. Raises RuntimeError when it does not within `timeout_s`."""
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "spendstream", "api"], env=env, cwd=ROOT, stdout=log,
+                                stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return proc
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"the API did not start on port {port}: see {log_path}")
+
+
 def pct(samples_s: list[float]) -> dict:
     q = sorted(samples_s)
     return {"n": len(q), "p50_ms": round(q[len(q) // 2] * 1000, 3), "p99_ms": round(q[int(len(q) * 0.99)] * 1000, 3)}
@@ -189,16 +208,7 @@ def main() -> None:
         figures = asyncio.run(in_process(url, args.n))
         env = {**os.environ, "SPENDSTREAM_REDIS__URL": url, "SPENDSTREAM_REDIS__PREFIX": PREFIX,
                "SPENDSTREAM_API__PORT": str(api_port)}
-        with open(tmp / "api.log", "wb") as log:
-            procs.append(subprocess.Popen([sys.executable, "-m", "spendstream", "api"], env=env, cwd=ROOT,
-                                          stdout=log, stderr=subprocess.STDOUT))
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", api_port), 0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        procs.append(start_api(env, api_port, tmp / "api.log"))
         for name, body in (("http_check_open_loop", BODY), ("http_reserve_open_loop", {**BODY, "reserve": True})):
             figures[name] = open_loop(api_port, key, body, args.rate, args.seconds)
         # the same load with per-key, rolling, per-user and quarter budgets added (the API re-reads budgets within 1 s)

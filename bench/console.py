@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.analytics import generate_sql  # noqa: E402
-from bench.api import BODY, free_port, open_loop  # noqa: E402
+from bench.api import BODY, free_port, open_loop, start_api  # noqa: E402
 from enforcement.auth import ApiKeys  # noqa: E402
 from schemas.models import Budget, BudgetScope  # noqa: E402
 from sinks.clickhouse.schema import connect, migrate  # noqa: E402
@@ -110,16 +109,8 @@ def main() -> None:
                "SPENDSTREAM_CLICKHOUSE__DSN": dsn, "SPENDSTREAM_CLICKHOUSE__DATABASE": DB,
                "SPENDSTREAM_API__PORT": str(ports["api"]), "SPENDSTREAM_SERVICES__STATE_DIR": str(tmp / "state"),
                "SPENDSTREAM_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{ports['kafka']}"}
-        api = subprocess.Popen([sys.executable, "-m", "spendstream", "api"], env=env, cwd=ROOT,
-                               stdout=open(tmp / "api.log", "wb"), stderr=subprocess.STDOUT)
+        api = start_api(env, ports["api"], tmp / "api.log")
         base = f"http://127.0.0.1:{ports['api']}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/openapi.json", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
         open_loop(ports["api"], check_key, BODY, a.rate, 3)  # warm-up
         ui = Console(base, admin_key)
         windows = []

@@ -24,7 +24,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.api import free_port, start_api  # noqa: E402
 
 import httpx  # noqa: E402
 
@@ -74,12 +75,6 @@ function done(summary, latency, requests)
     latency:percentile(99), latency.max, e.status, e.connect + e.read + e.write + e.timeout))
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wrk(url: str, script: str, seconds: int, connections: int) -> dict:
@@ -126,16 +121,7 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "spendstream", "topics", "create"], env=env, cwd=ROOT, check=True,
                        capture_output=True, timeout=60)
         key = asyncio.run(ingest_key(env["SPENDSTREAM_REDIS__URL"]))
-        with open(state / "api.log", "wb") as log:
-            api = subprocess.Popen([sys.executable, "-m", "spendstream", "api"], env=env, cwd=ROOT, stdout=log,
-                                   stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", api_port), 0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        api = start_api(env, api_port, state / "api.log")
         base = f"http://127.0.0.1:{api_port}"
         lua = WRK_LUA % {"key": key, "batch": args.batch, "now": int(time.time() * 1000), "event": EVENT,
                          "done": DONE}
