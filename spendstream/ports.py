@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 Totals = dict[tuple[str, str], dict[str, int]]  # {(kind, value): {window id: spend after the batch}}
-DedupeKey = tuple[str, str, str]  # (event_id, record "partition:offset.index", UTC day number)
+DedupeKey = tuple[str, str, str]  # (event_id, record "partition:offset.index", UTC day number of its ARRIVAL)
 
 
 class Clock(Protocol):

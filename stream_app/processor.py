@@ -116,8 +116,9 @@ class BatchProcessor:
         if not valid:
             self._advance(key, last)
             return res
+        arrival = event_day(now)  # dedupe by id whatever event_time a copy carries (markers kept by arrival)
         dups = await self.store.find_duplicates(
-            topic, [(e["event_id"], f"{partition}:{o}.{i}", event_day(e["event_time"])) for e, o, i in valid])
+            topic, [(e["event_id"], f"{partition}:{o}.{i}", arrival) for e, o, i in valid])
         res.duplicates = len(dups)
         fresh = [v for n, v in enumerate(valid) if n not in dups]
         rows = self._price(topic, partition, fresh, redis_mark, ch_mark, now, res)

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import zlib
 
-__all__ = ["Keys", "dedupe_bucket", "DEDUPE_BUCKETS", "SCOPE_BUCKETS", "BUCKETED_KINDS", "slot_of"]
+__all__ = ["Keys", "dedupe_bucket", "seen_generation", "DEDUPE_BUCKETS", "SEEN_GENERATION_DAYS", "SCOPE_BUCKETS",
+           "BUCKETED_KINDS", "slot_of"]
 
 DEDUPE_BUCKETS = 16  # event-id dedupe slots; a batch costs one pipelined round trip whatever the count
+# Event-id dedupe markers live in generation hashes of SEEN_GENERATION_DAYS days of ARRIVAL (when the worker booked
+# the event, not its event_time): a lookup reads the current and the previous generation, so an id is remembered at
+# least SEEN_GENERATION_DAYS (>= a calendar month) and at most twice that after it was booked, whatever event_time a
+# copy carries
+SEEN_GENERATION_DAYS = 32
 # High-cardinality scope kinds share SCOPE_BUCKETS slots per kind: every key of one value stays in one slot (its
 # bucket), and the stream applies all values of a bucket in ONE Lua call (lua_stream.APPLY_SLOT)
 SCOPE_BUCKETS = 64
@@ -24,6 +30,11 @@ def dedupe_bucket(event_id: str) -> int:
     return zlib.crc32(event_id.encode()) % DEDUPE_BUCKETS
 
 
+def seen_generation(day: str | int) -> int:
+    """The dedupe generation of a UTC day number (days since 1970-01-01, as `windows.event_day` spells it)."""
+    return int(day) // SEEN_GENERATION_DAYS
+
+
 class Keys:
     def __init__(self, prefix: str = "ss") -> None:
         self.prefix = prefix
@@ -38,10 +49,11 @@ class Keys:
     def journal(self, topic: str, partition: int) -> str:
         return self.partition_tag(topic, partition) + ":journal"
 
-    def seen(self, topic: str, bucket: int, day: str) -> str:
-        """Event-id dedupe hash of one bucket (crc32(event_id) % DEDUPE_BUCKETS) and event day. Keyed by the id,
-        not the partition: a producer that sends no key spreads copies of an event over partitions."""
-        return f"{self.prefix}:{{dd:{topic}:{bucket}}}:seen:{day}"
+    def seen(self, topic: str, bucket: int, generation: int) -> str:
+        """Event-id dedupe hash of one bucket (crc32(event_id) % DEDUPE_BUCKETS) and arrival generation
+        (`seen_generation`). Keyed by the id, not the partition: a producer that sends no key spreads copies of an
+        event over partitions; not by the event's day: a copy re-sent with another event_time is still a copy."""
+        return f"{self.prefix}:{{dd:{topic}:{bucket}}}:seen:g{generation}"
 
     # per budget scope
     def scope_tag(self, kind: str, value: str) -> str:

@@ -4,8 +4,9 @@ the same scripts run on Redis Cluster.
 Slot groups:
   {p:<topic>:<partition>}  per Kafka partition: `applied` offset mark and the `journal` of batches marked applied
                            but not yet fanned out to the scopes.
-  {dd:<topic>:<bucket>}    event-id dedupe: `seen:<day>` hashes, id -> the record that first carried it; bucket =
-                           crc32(event_id) % 16, day = the event's UTC day (a copy has the same event_time).
+  {dd:<topic>:<bucket>}    event-id dedupe: `seen:g<generation>` hashes, id -> the record that first carried it;
+                           bucket = crc32(event_id) % 16, generation = 32 days of arrival (keys.seen_generation):
+                           a copy is caught whatever event_time it carries.
   {<kind>:<value>}         per budget scope (org:all, team:payments, model:openai/gpt-4o, ...): one hash per
                            window (`h:..`, `d:..`, `w:..`, `m:..`) with spend / tagged / events / unpriced, and
                            `wm`, the highest offset applied per partition — the per-scope idempotency mark.
@@ -16,11 +17,13 @@ Slot groups:
 
 __all__ = ["DEDUPE", "JOURNAL", "APPLY_SCOPE", "APPLY_SLOT"]
 
-# KEYS: the bucket's seen-day keys.  ARGV: ttl_s, then three \x1f-joined lists of equal length: day key index
-# (1-based), event_id, record. (Three strings instead of 3 x N arguments: packing thousands of arguments cost
-# more client CPU than the script; event ids never contain control characters — validation dead-letters them.)
-# Records which record ("partition:offset.index") first carried each id; an id first carried by ANOTHER record
-# is a duplicate. Idempotent: a redelivered record is not a duplicate of itself.
+# KEYS: pairs of the bucket's generation keys (a generation, then the one before it).  ARGV: ttl_s, then three
+# \x1f-joined lists of equal length: the index (1-based) of the pair's first key, event_id, record. (Three strings
+# instead of 3 x N arguments: packing thousands of arguments cost more client CPU than the script; event ids never
+# contain control characters — validation dead-letters them.)
+# Records which record ("partition:offset.index") first carried each id, in the newer generation; an id first
+# carried by ANOTHER record (in either generation) is a duplicate. Idempotent: a redelivered record is not a
+# duplicate of itself. Only the newer keys' TTL is renewed: an older generation ages out.
 # Returns the 0-based positions of duplicates.
 DEDUPE = """
 local ttl = tonumber(ARGV[1])
@@ -32,12 +35,16 @@ end
 local idx, ids, recs = split(ARGV[2]), split(ARGV[3]), split(ARGV[4])
 local dups = {}
 for n = 1, #ids do
-  local k = KEYS[tonumber(idx[n])]
-  if redis.call('HSETNX', k, ids[n], recs[n]) == 0 then
-    if redis.call('HGET', k, ids[n]) ~= recs[n] then dups[#dups + 1] = n - 1 end
+  local i = tonumber(idx[n])
+  local first = redis.call('HGET', KEYS[i], ids[n])
+  if not first then first = redis.call('HGET', KEYS[i + 1], ids[n]) end
+  if not first then
+    redis.call('HSET', KEYS[i], ids[n], recs[n])
+  elseif first ~= recs[n] then
+    dups[#dups + 1] = n - 1
   end
 end
-for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ttl) end
+for i = 1, #KEYS, 2 do redis.call('EXPIRE', KEYS[i], ttl) end
 return dups
 """
 

@@ -9,8 +9,8 @@ this module does no ClickHouse I/O):
   * the per-partition applied mark `{p:topic:partition}:applied` = the highest kafka_offset ClickHouse holds for the
     partition, and every scope's `wm` field `topic:partition` = that mark, so a worker restarted afterwards neither
     re-books what ClickHouse holds nor skips what it does not;
-  * event-id dedupe markers `{dd:topic:bucket}:seen:<day>` for events ingested within SEEN_TTL_S, so a late copy of
-    a booked event is still caught. The value names the record ("partition:offset.index"); ClickHouse does not keep
+  * event-id dedupe markers `{dd:topic:bucket}:seen:g<generation>` (the generation of the event's ingestion day)
+    for events ingested within SEEN_TTL_S, so a late copy of a booked event is still caught. The value names the record ("partition:offset.index"); ClickHouse does not keep
     the index of an event inside a batch message, so the rebuilt index is the event's rank by event_id within its
     record. Only equality with the *same* record matters to DEDUPE, and a record at or below the applied mark is
     never dedupe-checked again, so the index cannot cause a false duplicate;
@@ -33,7 +33,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, NamedTuple
 
-from sinks.redis.keys import Keys, dedupe_bucket
+from sinks.redis.keys import Keys, dedupe_bucket, seen_generation
 from sinks.redis.scripts import Call, RedisClient, ScriptRunner
 from sinks.redis.spend_store import SEEN_TTL_S
 from schemas.models import Budget
@@ -152,7 +152,8 @@ class CounterRebuild:
             if int(row.offset) > self._applied.get(tp, -1):
                 self._applied[tp] = int(row.offset)
             if int(row.ingested_ms) >= self._seen_from_ms:
-                key = self.keys.seen(row.topic, dedupe_bucket(row.event_id), event_day(int(row.event_time_ms)))
+                key = self.keys.seen(row.topic, dedupe_bucket(row.event_id),
+                                      seen_generation(event_day(int(row.ingested_ms))))
                 exp = int(row.ingested_ms) // 1000 + SEEN_TTL_S
                 if exp > self._seen_expiry.get(key, 0):
                     self._seen_expiry[key] = exp

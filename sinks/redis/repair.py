@@ -37,7 +37,7 @@ from typing import Any, Iterable, Sequence
 from redis.crc import key_slot
 
 from sinks.redis import lua_repair as lua
-from sinks.redis.keys import Keys, dedupe_bucket
+from sinks.redis.keys import Keys, dedupe_bucket, seen_generation
 from sinks.redis.rebuild import PricedRow
 from sinks.redis.scripts import Call, RedisClient, ScriptRunner
 from sinks.redis.spend_store import SEEN_TTL_S, _pairs
@@ -241,7 +241,8 @@ class CounterRepair:
         for raw in rows:
             r = PricedRow(*raw)
             if int(r.ingested_ms) >= since:
-                key = self.keys.seen(self.topic, dedupe_bucket(r.event_id), event_day(int(r.event_time_ms)))
+                key = self.keys.seen(self.topic, dedupe_bucket(r.event_id),
+                                      seen_generation(event_day(int(r.ingested_ms))))
                 if slots is not None and key_slot(key.encode()) not in slots:
                     continue
                 records[(int(r.partition), int(r.offset))][r.event_id] = (key, int(r.ingested_ms) // 1000 + SEEN_TTL_S)

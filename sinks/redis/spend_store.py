@@ -15,7 +15,7 @@ from typing import Any, Iterable, Sequence
 
 from schemas.models import Budget
 from sinks.redis import lua_stream as lua
-from sinks.redis.keys import Keys, dedupe_bucket, slot_of
+from sinks.redis.keys import SEEN_GENERATION_DAYS, Keys, dedupe_bucket, seen_generation, slot_of
 from sinks.redis.scripts import Call, RedisClient, ScriptRunner
 from spendstream.aggregation import CELL_FIELDS, Deltas
 from spendstream.ports import DedupeKey, Totals
@@ -23,7 +23,9 @@ from spendstream.windows import expire_at
 
 __all__ = ["RedisSpendStore", "SEEN_TTL_S"]
 
-SEEN_TTL_S = 40 * 86400  # >= the longest window (a calendar month) plus late-arrival slack
+# a generation's hash takes markers until its generation ends and is read through the next one: it lives one
+# generation (plus two days' slack) after its last write
+SEEN_TTL_S = (SEEN_GENERATION_DAYS + 2) * 86400
 _US = "\x1f"  # unit separator: event ids never contain control characters (validation)
 
 
@@ -51,26 +53,29 @@ class RedisSpendStore:
         return int(v) if v is not None else -1
 
     async def find_duplicates(self, topic: str, events: Sequence[DedupeKey]) -> set[int]:
-        """Positions in `events` ((event_id, where, day)) whose id was already booked somewhere else.
+        """Positions in `events` ((event_id, where, arrival day)) whose id was already booked somewhere else.
 
         `where` names the record ("partition:offset.index"): a redelivered record is not a duplicate of itself.
-        One DEDUPE call per id bucket (a fixed set of slots), pipelined: one round trip."""
+        The marker goes into the arrival day's generation; the lookup reads that generation and the one before
+        (keys.SEEN_GENERATION_DAYS). One DEDUPE call per id bucket (a fixed set of slots), pipelined: one round
+        trip."""
         if not events:
             return set()
-        groups: dict[int, tuple[dict[str, int], list[str], list[str], list[str], list[int]]] = {}
+        groups: dict[int, tuple[dict[int, int], list[str], list[str], list[str], list[int]]] = {}
         for pos, (event_id, where, day) in enumerate(events):
-            days, idx, ids, recs, positions = groups.setdefault(dedupe_bucket(event_id), ({}, [], [], [], []))
-            d = days.get(day)
-            if d is None:
-                d = days[day] = len(days) + 1
-            idx.append(str(d))
+            gens, idx, ids, recs, positions = groups.setdefault(dedupe_bucket(event_id), ({}, [], [], [], []))
+            g = seen_generation(day)
+            k = gens.get(g)
+            if k is None:
+                k = gens[g] = 2 * len(gens) + 1  # KEYS[k] this generation, KEYS[k + 1] the one before
+            idx.append(str(k))
             ids.append(event_id)
             recs.append(where)
             positions.append(pos)
         calls: list[Call] = [
-            (lua.DEDUPE, [self.keys.seen(topic, bucket, d) for d in days],
+            (lua.DEDUPE, [self.keys.seen(topic, bucket, x) for g in gens for x in (g, g - 1)],
              [SEEN_TTL_S, _US.join(idx), _US.join(ids), _US.join(recs)])
-            for bucket, (days, idx, ids, recs, _) in groups.items()
+            for bucket, (gens, idx, ids, recs, _) in groups.items()
         ]
         replies = await self.runner.run(calls)
         return {positions[i] for (*_, positions), dups in zip(groups.values(), replies) for i in dups}
