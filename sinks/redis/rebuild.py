@@ -12,8 +12,9 @@ this module does no ClickHouse I/O):
   * event-id dedupe markers `{dd:topic:bucket}:seen:g<generation>` (the generation of the event's ingestion day)
     for events ingested within SEEN_TTL_S, so a late copy of a booked event is still caught. The value names the
     record ("partition:offset.index"); ClickHouse does not keep the index of an event inside a batch message, so
-    the rebuilt index is the event's rank by event_id within its record. Only equality with the *same* record matters to DEDUPE, and a record at or below the applied mark is
-    never dedupe-checked again, so the index cannot cause a false duplicate;
+    the rebuilt index is the event's rank by event_id within its record. Only equality with the *same* record
+    matters to DEDUPE, and a record at or below the applied mark is never dedupe-checked again, so the index cannot
+    cause a false duplicate;
   * budgets: from the reviewed budgets file (the source of truth for budgets), when one is given;
   * active decisions (latest `decisions` row per budget, not `lifted`, window not ended, budget still known) into the
     `{budgets}:decisions` hash, in the JSON shape of `DecisionRecord.to_json()`;
