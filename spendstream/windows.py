@@ -53,8 +53,9 @@ def period_window(period: str, ts_ms: int) -> str:
     return getattr(window_ids(ts_ms), period)
 
 
+@lru_cache(maxsize=4096)
 def window_bounds(window_id: str) -> tuple[datetime, datetime]:
-    """[start, end) of a window id, as aware UTC datetimes."""
+    """[start, end) of a window id, as aware UTC datetimes. Cached: every check asks it of its budgets' windows."""
     kind, _, rest = window_id.partition(":")
     if kind == "h":
         start = datetime.strptime(rest, "%Y%m%d%H").replace(tzinfo=UTC)
