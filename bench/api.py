@@ -209,6 +209,9 @@ def main() -> None:
         env = {**os.environ, "SPENDSTREAM_REDIS__URL": url, "SPENDSTREAM_REDIS__PREFIX": PREFIX,
                "SPENDSTREAM_API__PORT": str(api_port)}
         procs.append(start_api(env, api_port, tmp / "api.log"))
+        # the API's first seconds (budgets read, scripts loaded, connections opened on first use), reported on
+        # their own, not folded into the steady-state figures below and not hidden
+        figures["http_check_open_loop_first_3s"] = open_loop(api_port, key, BODY, args.rate, 3)
         for name, body in (("http_check_open_loop", BODY), ("http_reserve_open_loop", {**BODY, "reserve": True})):
             figures[name] = open_loop(api_port, key, body, args.rate, args.seconds)
         # the same load with per-key, rolling, per-user and quarter budgets added (the API re-reads budgets within 1 s)

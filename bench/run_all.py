@@ -80,7 +80,9 @@ def _rows(r: dict) -> list[tuple[str, str, str, str]]:
     out.append(("api: in-process check p50 / p99 ms", f"{g('api', 'inprocess_check', 'p50_ms')} / "
                 f"{g('api', 'inprocess_check', 'p99_ms')} ({ratio}× Redis p99)", "p99 ≤ 10× Redis",
                 ratio <= 10 if isinstance(ratio, (int, float)) else "n/a"))
-    for label, key in (("api: HTTP /v1/check, open loop at 1,000 req/s", "http_check_open_loop"),
+    for label, key in (("api: HTTP /v1/check, open loop at 1,000 req/s, the API's first 3 s (start-up)",
+                        "http_check_open_loop_first_3s"),
+                       ("api: HTTP /v1/check, open loop at 1,000 req/s", "http_check_open_loop"),
                        ("api: HTTP check with reserve, open loop at 1,000 req/s", "http_reserve_open_loop"),
                        ("api: HTTP /v1/check, open loop, + per-key / rolling / user / quarter budgets",
                         "http_check_open_loop_keyed_rolling"),
@@ -89,8 +91,8 @@ def _rows(r: dict) -> list[tuple[str, str, str, str]]:
         p99 = g("api", key, "p99_ms")
         out.append((f"{label}: p50 / p99 / p99.9 / max ms (generator lateness p99 ms)",
                     f"{g('api', key, 'p50_ms')} / {p99} / {g('api', key, 'p99_9_ms')} / {g('api', key, 'max_ms')} "
-                    f"({g('api', key, 'generator_lateness_p99_ms')})", "p99 ≤ 3",
-                    p99 <= 3 if isinstance(p99, (int, float)) else "n/a"))
+                    f"({g('api', key, 'generator_lateness_p99_ms')})", *(("—", "") if key.endswith("first_3s") else
+                    ("p99 ≤ 3", p99 <= 3 if isinstance(p99, (int, float)) else "n/a"))))
     out.append(("api: in-process check p50 / p99 ms with the per-key / rolling / user / quarter budgets",
                 f"{g('api', 'inprocess_check_keyed_rolling', 'p50_ms')} / {g('api', 'inprocess_check_keyed_rolling', 'p99_ms')}",
                 "—", ""))
