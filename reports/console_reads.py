@@ -80,10 +80,11 @@ def unit_costs(client: Client, db: str, team: str, start: datetime, end: datetim
 def dead_letter_counts(client: Client, db: str, start: datetime, end: datetime, team: str | None = None
                        ) -> list[tuple[str, str, int]]:
     """(team, reason, dead letters) over [start, end), most first; of one team when `team` is given. A letter
-    whose team is unknown has team NO_TEAM. FINAL: a copy that slipped past the writer's guard counts once."""
+    whose team is unknown has team NO_TEAM. Distinct letter_ids: a bad event dead-lettered again by a
+    `dlq replay` (a new row) counts once (sinks/clickhouse/dead_letters.py)."""
     where = "AND team = %(t)s" if team is not None else ""
     return [(r[0], r[1], int(r[2])) for r in rows(client, db, f"""
-        SELECT team, reason, toInt64(count()) FROM {{db}}.dead_letters FINAL
+        SELECT team, reason, toInt64(uniqExact(letter_id)) FROM {{db}}.dead_letters
         WHERE dead_at >= toDateTime(%(s)s, 'UTC') AND dead_at < toDateTime(%(e)s, 'UTC') {where}
         GROUP BY team, reason ORDER BY 3 DESC, 1, 2""", t=team or "", s=ts(start), e=ts(end))]
 

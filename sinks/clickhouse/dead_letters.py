@@ -12,10 +12,16 @@ below the highest offset the table holds (or the buffer holds) for their partiti
 comes from one `process` call and goes out in one INSERT, so an offset is either wholly written or not at all. The
 writer inserts a block's dead letters before its priced rows, so a crash in between leaves the letters' guard ahead
 of the priced rows' guard, never behind (the records re-decoded on the restart find their letters already stored).
+
+The guard works on source offsets; a `spendstream dlq replay` publishes a letter's bytes again, at a new offset, so
+a still-bad event is dead-lettered again as a new row. Each row carries `letter_id` — the event's event_id, else a
+hash of the original message bytes and the event's index — and readers count distinct letter_ids: the same bad
+event counts once however often it is replayed, as a booked event counts once however often it is sent.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Any, Sequence
 
 from spendstream.ports import Clock, DeadLetter
@@ -23,17 +29,24 @@ from spendstream.ports import Clock, DeadLetter
 if TYPE_CHECKING:  # the writer imports this module's columns
     from sinks.clickhouse.writer import ClickHouseWriter
 
-__all__ = ["DEAD_LETTER_COLUMNS", "DEAD_LETTER_OFFSET", "ClickHouseDeadLetters", "dead_letter_row"]
+__all__ = ["DEAD_LETTER_COLUMNS", "DEAD_LETTER_OFFSET", "ClickHouseDeadLetters", "dead_letter_row", "letter_id"]
 
 DEAD_LETTER_COLUMNS = ("dead_at", "kafka_topic", "kafka_partition", "kafka_offset", "batch_index", "reason", "detail",
-                       "team", "use_case", "event_id")
+                       "team", "use_case", "event_id", "letter_id")
 DEAD_LETTER_OFFSET = DEAD_LETTER_COLUMNS.index("kafka_offset")
 DETAIL_CHARS = 500  # as the Kafka DLQ's `detail` header
 
 
+def letter_id(d: DeadLetter) -> str:
+    """The bad event's identity across replays: its event_id when it has one, else its bytes and index."""
+    if d.event_id:
+        return d.event_id
+    return f"bytes:{hashlib.blake2b(d.value or b'', digest_size=16).hexdigest()}:{d.index}"
+
+
 def dead_letter_row(d: DeadLetter, dead_at_ms: int) -> list[Any]:
     return [dead_at_ms, d.topic, d.partition, d.offset, d.index, d.reason, d.detail[:DETAIL_CHARS], d.team,
-            d.use_case, d.event_id]
+            d.use_case, d.event_id, letter_id(d)]
 
 
 class ClickHouseDeadLetters:

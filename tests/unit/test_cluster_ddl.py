@@ -215,7 +215,7 @@ def test_writer_guard_reads_every_replica_and_inserts_synchronously(fmt):
         w.written_offsets("t")
         w.add([[0] * 60], "t", 0, 5)
         w.add_ledger("alerts", ("alert_id",), [["a"]])
-        w.add_dead_letters("t", 0, [[0, "t", 0, 3, -1, "truncated", "", "", "", ""]])
+        w.add_dead_letters("t", 0, [[0, "t", 0, 3, -1, "truncated", "", "", "", "", "bytes:00:-1"]])
         w.flush()
     assert "FROM spendstream.priced_events WHERE" in single.queries[0]
     assert "FROM spendstream.dead_letters WHERE" in single.queries[1]

@@ -5,6 +5,8 @@
 -- a partition's letters at or below the highest offset this table holds for it are never inserted again, so a
 -- redelivered or replayed batch adds no raw row); the second is this ReplacingMergeTree, whose key is the letter's
 -- source position, so a row that still slipped in twice (a rebalance race) collapses on merge and under FINAL.
+-- A `spendstream dlq replay` of a letter whose cause is not fixed dead-letters the same event again at a NEW offset:
+-- a new row, the same letter_id, so readers count uniqExact(letter_id) (reports/console_reads.py), never rows.
 -- No PARTITION BY: a copy written later (another month) must meet its original in one partition to collapse.
 CREATE TABLE IF NOT EXISTS {db}.dead_letters
 (
@@ -17,7 +19,8 @@ CREATE TABLE IF NOT EXISTS {db}.dead_letters
     detail          String,
     team            LowCardinality(String) COMMENT 'as the event names it, empty when unknown (no team)',
     use_case        LowCardinality(String),
-    event_id        String
+    event_id        String,
+    letter_id       String COMMENT 'the bad event: its event_id, else a hash of the original bytes and the index'
 )
 ENGINE = ReplacingMergeTree(dead_at)
 ORDER BY (kafka_topic, kafka_partition, kafka_offset, batch_index);
