@@ -15,9 +15,7 @@ from reports._sql import TOKEN_WORKLOADS, TOKENS, rows, ts
 from spendstream.forecast import pct
 
 __all__ = ["RecentAlert", "UnitCosts", "DataQuality", "recent_alerts", "unit_costs", "dead_letter_counts",
-           "data_quality", "NO_TEAM"]
-
-NO_TEAM = ""  # the team of a dead letter whose event did not decode far enough to name one
+           "data_quality"]
 
 
 class RecentAlert(NamedTuple):
@@ -80,7 +78,7 @@ def unit_costs(client: Client, db: str, team: str, start: datetime, end: datetim
 def dead_letter_counts(client: Client, db: str, start: datetime, end: datetime, team: str | None = None
                        ) -> list[tuple[str, str, int]]:
     """(team, reason, dead letters) over [start, end), most first; of one team when `team` is given. A letter
-    whose team is unknown has team NO_TEAM. Distinct letter_ids: a bad event dead-lettered again by a
+    whose event did not decode far enough to name a team has team ''. Distinct letter_ids: a bad event dead-lettered again by a
     `dlq replay` (a new row) counts once (sinks/clickhouse/dead_letters.py)."""
     where = "AND team = %(t)s" if team is not None else ""
     return [(r[0], r[1], int(r[2])) for r in rows(client, db, f"""

@@ -75,7 +75,7 @@ class Overview:
     decisions: list[ActiveDecision]
     alerts: list[RecentAlert]
     notes: list[str]
-    dead_letters: list[tuple[str, str, int]] = field(default_factory=list)  # (team, reason, letters) this month
+    dead_letters: list[tuple[str, str, int]] = field(default_factory=list)  # top (team, reason, letters) this month
 
 
 @dataclass
@@ -177,7 +177,7 @@ class ConsoleData:
             org, limit, projected_spend(spent, w.start_ms, w.end_ms, now, self.policy), daily, teams[:10],
             use_cases[:10], models[:10], pct(nanos(unalloc.spent_usd), spent), pct(nanos(org.tagged_usd), spent),
             await self.queries.decisions(), await self.read_clickhouse(reads, recent_alerts, None, 10, default=[]),
-            reads.notes, dead)
+            reads.notes, dead[:20])
 
     async def burndown(self, b: Budget, reads: Reads) -> BurnDown | None:
         """None for budgets the console cannot chart (rolling windows, budget groups, scopes without history)."""
