@@ -16,7 +16,13 @@ of the priced rows' guard, never behind (the records re-decoded on the restart f
 The guard works on source offsets; a `spendstream dlq replay` publishes a letter's bytes again, at a new offset, so
 a still-bad event is dead-lettered again as a new row. Each row carries `letter_id` — the event's event_id, else a
 hash of the original message bytes and the event's index — and readers count distinct letter_ids: the same bad
-event counts once however often it is replayed, as a booked event counts once however often it is sent.
+event counts once however often it is replayed, as a booked event counts once however often it is sent (and, for
+the same reason, identical undecodable messages count as one letter).
+
+What the guard does not cover: a zombie worker (frozen past its session, then resumed) can still buffer and write
+letters of a batch with no valid event (only booking detects a stale owner: stream_app/processor.py) before its
+revoke arrives, a copy of what the partition's new owner writes. Such a copy has the same source position (the
+ReplacingMergeTree key) and the same letter_id, so FINAL and the console's counts stay exact; only raw rows show it.
 """
 
 from __future__ import annotations
