@@ -155,7 +155,8 @@ class RowSink(Protocol):
 class DeadLetter:
     """A record (or one event of a batch message) that cannot be booked: the ORIGINAL bytes of the Kafka message,
     a reason code, and where it came from. `index` is the event's position inside a batch message, -1 for a
-    whole message."""
+    whole message. `team`, `use_case`, `event_id`: as the event names them when it decoded far enough to read
+    them (spendstream.validation.dead_letter_tags), '' otherwise."""
 
     value: bytes | None
     reason: str
@@ -165,6 +166,9 @@ class DeadLetter:
     offset: int
     index: int = -1
     key: bytes | None = None
+    team: str = ""
+    use_case: str = ""
+    event_id: str = ""
 
 
 class DeadLetterSink(Protocol):

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 from spendstream.windows import DAY_MS
 
-__all__ = ["Limits", "invalid_reason", "QUANTITY_FIELDS", "STRING_FIELDS"]
+__all__ = ["Limits", "invalid_reason", "dead_letter_tags", "QUANTITY_FIELDS", "STRING_FIELDS"]
 
 QUANTITY_FIELDS = (
     "input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens",
@@ -65,6 +65,16 @@ def invalid_reason(e: Mapping[str, Any], now_ms: int, limits: Limits) -> tuple[s
     if t < now_ms - limits.retention_ms:
         return "expired_event_time", f"event_time {t} is older than retention"
     return None
+
+
+def dead_letter_tags(e: Mapping[str, Any], limits: Limits) -> tuple[str, str, str]:
+    """(team, use_case, event_id) of an invalid event, for its dead letter: each as the event names it, '' when
+    missing or not a usable name (longer than the caps: an oversized tag names no team). Runs for bad events only."""
+    def name(v: Any, cap: int) -> str:
+        return v if isinstance(v, str) and len(v) <= cap else ""
+
+    cap = limits.max_string_chars
+    return name(e.get("team"), cap), name(e.get("use_case"), cap), name(e.get("event_id"), 200)
 
 
 def _oversized_reason(e: Mapping[str, Any], limits: Limits) -> tuple[str, str]:

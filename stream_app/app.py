@@ -16,8 +16,9 @@ from sinks.redis.spend_store import RedisSpendStore
 from schemas.codec import UsageCodec
 from schemas.registry import build_catalog
 from sinks.clickhouse.schema import connect, migrate
+from sinks.clickhouse.dead_letters import ClickHouseDeadLetters
 from sinks.clickhouse.writer import ClickHouseWriter
-from sinks.dlq import DeadLetterQueue
+from sinks.dlq import DeadLetterQueue, DeadLetterSinks
 from spendstream.alerts import AlertPolicy
 from spendstream.allocation_rules import AllocationRules
 from spendstream.errors import StoreUnavailable
@@ -119,7 +120,8 @@ def build_worker(settings: Settings, prices: PriceBook, rules: AllocationRules |
             await watcher.on_unpriced(unpriced)
 
     usage = UsageConsumer(
-        consumer, k.usage_topic, processor, writer, DeadLetterQueue(producer, k.dlq_topic), metrics,
+        consumer, k.usage_topic, processor, writer,
+        DeadLetterSinks(DeadLetterQueue(producer, k.dlq_topic), ClickHouseDeadLetters(writer, clock)), metrics,
         batch_max=settings.worker.batch_max, poll_timeout_s=settings.worker.poll_timeout_s,
         flush_interval_s=settings.clickhouse.flush_interval_s, flush_rows=settings.clickhouse.flush_rows,
         max_pending=settings.clickhouse.max_pending_rows,

@@ -29,7 +29,7 @@ from spendstream.ports import Clock, DeadLetter, ReservationSettler, RowSink, Sp
 from spendstream.pricing import PriceBook
 from spendstream.groups import GroupIndex
 from spendstream.scopes import CardinalityCap, event_optional_scopes
-from spendstream.validation import Limits, invalid_reason
+from spendstream.validation import Limits, dead_letter_tags, invalid_reason
 from spendstream.windows import event_day, period_bounds
 
 __all__ = ["BatchProcessor", "BatchResult", "Record", "StaleBatch"]
@@ -163,7 +163,7 @@ class BatchProcessor:
                 bad = invalid_reason(e, now, self.limits)
                 if bad:
                     res.dead.append(DeadLetter(value, bad[0], bad[1], topic, partition, offset, -1 if single else i,
-                                               kafka_key))
+                                               kafka_key, *dead_letter_tags(e, self.limits)))
                 else:
                     valid.append((e, offset, i))
         return valid

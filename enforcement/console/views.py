@@ -16,7 +16,8 @@ from typing import Any, Callable
 from enforcement.api_admin import decision_team
 from enforcement.checker import Checker
 from enforcement.queries import ActiveDecision, Queries, SpendReport
-from reports.console_reads import RecentAlert, UnitCosts, recent_alerts, unit_costs
+from reports.console_reads import (DataQuality, RecentAlert, UnitCosts, data_quality, dead_letter_counts,
+                                   recent_alerts, unit_costs)
 from reports.usage import SCOPE_COLUMNS, UsageRow
 from schemas.models import Budget, BudgetScope
 from spendstream.alerts import AlertPolicy, projected_spend
@@ -74,6 +75,7 @@ class Overview:
     decisions: list[ActiveDecision]
     alerts: list[RecentAlert]
     notes: list[str]
+    dead_letters: list[tuple[str, str, int]] = field(default_factory=list)  # top (team, reason, letters) this month
 
 
 @dataclass
@@ -88,6 +90,7 @@ class TeamView:
     decisions: list[ActiveDecision]
     alerts: list[RecentAlert]
     notes: list[str]
+    quality: DataQuality | None = None  # dead letters and unpriced events this month (None: not read)
 
 
 @dataclass
@@ -169,10 +172,12 @@ class ConsoleData:
         use_cases = _totals(await self._history(reads, "org", "all", s, e, "month", "use_case"))
         models = _totals(await self._history(reads, "org", "all", s, e, "month", "model"))
         unalloc = await self.queries.spend(BudgetScope(kind="team", value="unallocated"), "month")
+        dead = await self.read_clickhouse(reads, dead_letter_counts, s, e, default=[])
         return Overview(
             org, limit, projected_spend(spent, w.start_ms, w.end_ms, now, self.policy), daily, teams[:10],
             use_cases[:10], models[:10], pct(nanos(unalloc.spent_usd), spent), pct(nanos(org.tagged_usd), spent),
-            await self.queries.decisions(), await self.read_clickhouse(reads, recent_alerts, None, 10, default=[]), reads.notes)
+            await self.queries.decisions(), await self.read_clickhouse(reads, recent_alerts, None, 10, default=[]),
+            reads.notes, dead[:20])
 
     async def burndown(self, b: Budget, reads: Reads) -> BurnDown | None:
         """None for budgets the console cannot chart (rolling windows, budget groups, scopes without history)."""
@@ -212,6 +217,7 @@ class ConsoleData:
         s30, end = _dt(now) - timedelta(days=30), _dt(now) + timedelta(hours=1)
         w = budget_window("month", now)
         units = await self.read_clickhouse(reads, unit_costs, team, _dt(w.start_ms), _dt(w.end_ms))
+        quality = await self.read_clickhouse(reads, data_quality, team, _dt(w.start_ms), _dt(w.end_ms))
         unit_rows = []
         if units is not None:
             unit_rows = [("per 1,000 requests", unit_cost(units.cost, units.requests, 1000), "requests"),
@@ -223,5 +229,6 @@ class ConsoleData:
             team, month, burndowns,
             await self._history(reads, "team", team, s30, end, "day", "use_case"),
             await self._history(reads, "team", team, s30, end, "day", "model"),
-            units, unit_rows, decisions, await self.read_clickhouse(reads, recent_alerts, team, 10, default=[]), reads.notes)
+            units, unit_rows, decisions, await self.read_clickhouse(reads, recent_alerts, team, 10, default=[]),
+            reads.notes, quality)
 

@@ -32,10 +32,11 @@ __all__ = ["ClusterDDLError", "ClusterDDL", "check_cluster", "cluster_statements
 
 LOCAL_SUFFIX = "_local"
 ZK_PATH = "/clickhouse/tables/{shard}/{db}/%s"
-# priced_events by Kafka partition: one partition's rows live on one shard, so the writer's guard (the highest
-# kafka_offset per partition) is answered by the shard it wrote to, and every insert (one partition's slice) goes to
-# exactly one shard, with its deduplication token.
-SHARDING_KEYS = {"priced_events": "cityHash64(kafka_topic, kafka_partition)"}
+# priced_events and dead_letters by Kafka partition: one partition's rows live on one shard, so the writer's guards
+# (the highest kafka_offset per partition) are answered by the shard it wrote to, and every insert (one partition's
+# slice) goes to exactly one shard, with its deduplication token.
+_BY_PARTITION = "cityHash64(kafka_topic, kafka_partition)"
+SHARDING_KEYS = {"priced_events": _BY_PARTITION, "dead_letters": _BY_PARTITION}
 
 _NAME = r"(?P<name>(?:[\w{}]+\.)?[\w{}]+)"
 _CREATE = re.compile(r"\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?P<kind>DATABASE|TABLE|MATERIALIZED\s+VIEW|VIEW|DICTIONARY)"

@@ -18,6 +18,10 @@ one block on one shard. `written_offsets` then reads max(kafka_offset) from ever
 (`clusterAllReplicas` over the `_local` table): the replica that acknowledged an insert answers even while the
 others still fetch the part, and a replica that cannot answer fails the read (the worker retries) instead of
 returning a stale, lower offset.
+
+Dead letters (`add_dead_letters`, table `dead_letters`, sinks/clickhouse/dead_letters.py) ride in the same blocks
+under the same rules — buffered per partition, dropped with a revoked partition, one tokened INSERT per partition,
+inserted before the block's priced rows — behind their own offset guard, read by `written_offsets` too.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any, Callable, Sequence
 from clickhouse_connect.driver.client import Client
 
 from sinks.clickhouse.cluster_ddl import LOCAL_SUFFIX, check_cluster
+from sinks.clickhouse.dead_letters import DEAD_LETTER_COLUMNS, DEAD_LETTER_OFFSET
 from sinks.clickhouse.priced_rows import PRICED_COLUMNS
 
 __all__ = ["ClickHouseWriter", "Block"]
@@ -50,9 +55,10 @@ class Block:
     marks: dict[TP, int] = field(default_factory=dict)  # highest offset of each partition in the block
     firsts: dict[TP, int] = field(default_factory=dict)  # lowest offset of each partition in the block
     ledger: dict[tuple[str, tuple[str, ...]], list[list[Any]]] = field(default_factory=dict)
+    dead: dict[TP, list[list[Any]]] = field(default_factory=dict)  # dead-letter rows per partition, offset order
 
     def __len__(self) -> int:
-        return sum(len(r) for r in self.rows.values()) + sum(len(r) for r in self.ledger.values())
+        return sum(len(r) for part in (self.rows, self.ledger, self.dead) for r in part.values())
 
 
 class ClickHouseWriter:
@@ -64,22 +70,46 @@ class ClickHouseWriter:
         self.client = client
         self._on_write = on_write  # seconds one block's INSERTs took (worker metrics), failed writes included
         self.table = f"{database}.{table}"
+        self.dead_table = f"{database}.dead_letters"
         # single node: the table itself, no extra settings; cluster: see the module docstring
-        self._guard_from = (f"clusterAllReplicas('{check_cluster(cluster)}', {self.table}{LOCAL_SUFFIX})" if cluster
-                            else self.table)
+        self._cluster = check_cluster(cluster) if cluster else None
+        self._dead_marks: dict[TP, int] = {}  # highest offset whose dead letters are stored or buffered
         self._sync: dict[str, Any] = {"insert_distributed_sync": 1} if cluster else {}
         self._database = database
         self._buffer = Block()
         self._retry: Block | None = None  # a block whose write failed: retried exactly as it was
         self._io = threading.Lock()
 
-    def written_offsets(self, topic: str) -> dict[int, int]:
-        """Highest kafka_offset already stored per partition of `topic` (absent: nothing stored)."""
-        with self._io:
-            res = self.client.query(
-                f"SELECT kafka_partition, max(kafka_offset) FROM {self._guard_from} WHERE kafka_topic = %(t)s "
-                "GROUP BY kafka_partition", parameters={"t": topic})
+    def _guard_from(self, table: str) -> str:
+        return f"clusterAllReplicas('{self._cluster}', {table}{LOCAL_SUFFIX})" if self._cluster else table
+
+    def _max_offsets(self, table: str, topic: str) -> dict[int, int]:
+        res = self.client.query(
+            f"SELECT kafka_partition, max(kafka_offset) FROM {self._guard_from(table)} WHERE kafka_topic = %(t)s "
+            "GROUP BY kafka_partition", parameters={"t": topic})
         return {int(p): int(o) for p, o in res.result_rows}
+
+    def written_offsets(self, topic: str) -> dict[int, int]:
+        """Highest kafka_offset already stored per partition of `topic` (absent: nothing stored). Read at every
+        assignment (the host's), so it also (re)loads the dead-letter guard of the topic's partitions."""
+        with self._io:
+            priced = self._max_offsets(self.table, topic)
+            dead = self._max_offsets(self.dead_table, topic)
+        for p, o in dead.items():  # a partition still owned keeps its higher mark (letters buffered, not yet written)
+            if o > self._dead_marks.get((topic, p), -1):
+                self._dead_marks[(topic, p)] = o
+        return priced
+
+    def add_dead_letters(self, topic: str, partition: int, rows: list[list[Any]]) -> int:
+        """Buffer one partition's dead-letter rows (offset order; sinks/clickhouse/dead_letters.py), except those at
+        or below the partition's guard (already stored or buffered: a redelivery). Returns how many were buffered."""
+        tp = (topic, partition)
+        mark = self._dead_marks.get(tp, -1)
+        fresh = [r for r in rows if r[DEAD_LETTER_OFFSET] > mark]
+        if fresh:
+            self._buffer.dead.setdefault(tp, []).extend(fresh)
+            self._dead_marks[tp] = fresh[-1][DEAD_LETTER_OFFSET]
+        return len(fresh)
 
     def add(self, rows: list[list[Any]], topic: str, partition: int, last_offset: int) -> None:
         tp = (topic, partition)
@@ -97,9 +127,11 @@ class ClickHouseWriter:
         n = 0
         for block in (self._buffer, self._retry):
             for p in partitions if block is not None else ():
-                n += len(block.rows.pop((topic, p), ()))
+                n += len(block.rows.pop((topic, p), ())) + len(block.dead.pop((topic, p), ()))
                 block.marks.pop((topic, p), None)
                 block.firsts.pop((topic, p), None)
+        for p in partitions:  # the next assignment reloads it from what ClickHouse holds
+            self._dead_marks.pop((topic, p), None)
         return n
 
     @property
@@ -133,6 +165,12 @@ class ClickHouseWriter:
         for (table, columns), rows in list(block.ledger.items()):
             self.client.insert(f"{self._database}.{table}", rows, column_names=columns, settings=self._sync or None)
             del block.ledger[(table, columns)]  # written: a retry of the block does not resend it
+        for tp, rows in list(block.dead.items()):  # before the priced rows: see sinks/clickhouse/dead_letters.py
+            first, last = rows[0][DEAD_LETTER_OFFSET], rows[-1][DEAD_LETTER_OFFSET]
+            self.client.insert(self.dead_table, rows, column_names=DEAD_LETTER_COLUMNS,
+                               settings={"insert_deduplication_token": f"{tp[0]}:{tp[1]}:{first}-{last}:{len(rows)}",
+                                         **self._sync})
+            del block.dead[tp]
         for tp, rows in list(block.rows.items()):
             if rows:
                 token = f"{tp[0]}:{tp[1]}:{block.firsts.get(tp, -1)}-{block.marks.get(tp, -1)}:{len(rows)}"
@@ -145,8 +183,9 @@ class ClickHouseWriter:
     def restore(self, block: Block, owned: set[TP] | None = None) -> None:
         """Keep a block that failed to write, to be retried unchanged by the next `take` (call on the thread that
         adds). Rows of partitions not in `owned` (revoked meanwhile) are dropped: their next owner writes them."""
-        for tp in [tp for tp in block.rows if owned is not None and tp not in owned]:
-            del block.rows[tp]
+        for part in (block.rows, block.dead):
+            for tp in [tp for tp in part if owned is not None and tp not in owned]:
+                del part[tp]
         self._retry = block
 
     def flush(self) -> dict[TP, int]:

@@ -1,4 +1,5 @@
-"""Driving Debian's Chromium headless with Playwright for Python (no `playwright install`: the system browser)."""
+"""Driving Debian's Chromium headless with Playwright for Python (no `playwright install`: the system browser); and
+what every console test needs: API keys made in the API's own key store, a wait for the API process."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
@@ -57,3 +59,27 @@ def sign_in(page, base: str, key: str, keyboard: bool = False) -> None:
 def sign_out(page) -> None:
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_selector("h1:text('Sign in')")
+
+
+def create_keys(settings, specs: dict[str, tuple[str, str, list[str]]]) -> dict[str, str]:
+    """{label: (key name, scope, teams)} -> {label: the key}, made in the API's key store (Redis)."""
+    import asyncio
+
+    from enforcement.auth import ApiKeys
+    from sinks.redis.client import make_redis
+
+    async def make():
+        r = make_redis(settings.redis.url, 2.0)
+        ak = ApiKeys(r, settings.redis.prefix)
+        out = {label: (await ak.create(name, scope, teams))[0] for label, (name, scope, teams) in specs.items()}
+        await r.aclose()
+        return out
+
+    return asyncio.run(make())
+
+
+def api_up(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False

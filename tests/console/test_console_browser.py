@@ -18,7 +18,7 @@ from spendstream.allocation import owner_of
 from spendstream.cli.services import create_topics
 from spendstream.money import format_usd, usd_to_nanos
 from spendstream.synthetic import SyntheticStream
-from tests.console.browser import browser_page, sign_in, sign_out
+from tests.console.browser import api_up, browser_page, create_keys, sign_in, sign_out
 from tests.conftest import ROOT, child, encode_events, produce, wait_until
 from tests.oracle import oracle_total
 
@@ -37,25 +37,7 @@ def _events(now: int) -> list[dict]:
 
 
 def _keys(settings) -> dict[str, str]:
-    from enforcement.auth import ApiKeys
-    from sinks.redis.client import make_redis
-
-    async def make():
-        r = make_redis(settings.redis.url, 2.0)
-        ak = ApiKeys(r, settings.redis.prefix)
-        out = {"lead": (await ak.create("pay-lead", "read", ["payments"]))[0],
-               "admin": (await ak.create("finops-admin", "admin"))[0]}
-        await r.aclose()
-        return out
-
-    return asyncio.run(make())
-
-
-def _up(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
+    return create_keys(settings, {"lead": ("pay-lead", "read", ["payments"]), "admin": ("finops-admin", "admin", [])})
 
 
 def test_a_team_lead_and_an_admin_use_the_console(isolated, tmp_path):
@@ -86,7 +68,7 @@ def test_a_team_lead_and_an_admin_use_the_console(isolated, tmp_path):
     shots = tmp_path / "screenshots"
 
     with child(["api"], isolated.env, tmp_path / "api.log"), browser_page(shots) as page:
-        wait_until(lambda: _up(port), 60, what="API up")
+        wait_until(lambda: api_up(port), 60, what="API up")
         # a team lead: signs in with a read key (the Secure cookie works on http://127.0.0.1: a secure context)
         sign_in(page, base, keys["lead"])
         assert page.url == f"{base}/ui/team/payments"

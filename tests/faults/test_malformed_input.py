@@ -15,6 +15,7 @@ import redis
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from schemas.codec import UsageCodec
+from sinks.clickhouse.schema import connect
 from spendstream.cli.dlq import read_dead_letters
 from spendstream.cli.services import create_topics
 from spendstream.synthetic import SyntheticStream
@@ -214,6 +215,10 @@ def test_malformed_corpus_and_fuzzed_bytes_are_all_accounted_for_and_the_worker_
     by_reason = Counter(d["reason"] for d in letters)
     assert by_reason == want_dead, (by_reason, want_dead)
     assert all(by_reason[reason] >= n for reason, n in dead.items())
+    # and counted in ClickHouse, one row per letter, whatever the fuzzed events carried (sinks/clickhouse/dead_letters.py)
+    stored = connect(settings.clickhouse.dsn).query(
+        f"SELECT reason, count() FROM {settings.clickhouse.database}.dead_letters GROUP BY reason").result_rows
+    assert Counter({r: int(n) for r, n in stored}) == want_dead
     in_batch = [d for d in letters if d["reason"] == "negative_quantity" and d["source_index"] == "3"]
     # a bad event inside a batch message: the letter carries the ORIGINAL message bytes and the event's index
     assert len(in_batch) == 1

@@ -1,5 +1,6 @@
 """The ClickHouse writer on the real engine over HTTP: an INSERT the server executes after the client gave up (a
-hung server resuming) and the writer's retry of the same block count once, in the raw table and in the rollups."""
+hung server resuming) and the writer's retry of the same block count once, in the raw table and in the rollups; dead
+letters redelivered to a restarted writer are not inserted again (raw rows, not only FINAL)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from sinks.clickhouse.dead_letters import dead_letter_row
 from sinks.clickhouse.priced_rows import PRICED_COLUMNS, priced_row
 from sinks.clickhouse.writer import ClickHouseWriter
 from spendstream.allocation import owner_of
+from spendstream.ports import DeadLetter
 from spendstream.pricing import default_price_book
 
 pytestmark = pytest.mark.integration
@@ -62,3 +65,36 @@ def test_a_revoked_partitions_rows_are_dropped_from_the_buffer_and_from_a_failed
     assert w.drop("t", [1]) == 8
     w.flush()
     assert w.written_offsets("t") == {0: 4}
+
+
+def letters(partition: int, offsets: list[int]) -> list[list]:
+    return [dead_letter_row(DeadLetter(b"x", "negative_quantity", "input_tokens=-1", "t", partition, o, i,
+                                       team="payments", event_id=f"e{o}.{i}"), NOW)
+            for o in offsets for i in (0, 1)]  # two bad events of one batch message per offset
+
+
+def test_dead_letters_are_stored_once_across_a_retry_a_restart_and_a_revoke(clickhouse):
+    c, db = clickhouse.client, clickhouse.database
+    w = ClickHouseWriter(c, db)
+    assert w.written_offsets("t") == {}
+    assert w.add_dead_letters("t", 0, letters(0, [3, 7])) == 4
+    assert w.add_dead_letters("t", 1, letters(1, [2])) == 2
+    block = w.take()
+    w.write(copy.deepcopy(block))  # executed by a server the client gave up on
+    w.restore(block)
+    w.flush()  # the retry: its token makes it a no-op
+    assert w.add_dead_letters("t", 0, letters(0, [7])) == 0  # redelivered while the guard is in memory
+
+    restarted = ClickHouseWriter(c, db)  # a restart (or a consumer reset to an earlier offset) redelivers
+    restarted.written_offsets("t")  # the assignment loads the guard
+    assert restarted.add_dead_letters("t", 0, letters(0, [3, 7, 9])) == 2  # only offset 9 is new
+    assert restarted.add_dead_letters("t", 1, letters(1, [2])) == 0
+    restarted.add_dead_letters("t", 1, letters(1, [5]))
+    assert restarted.drop("t", [1]) == 2  # revoked: its letters go, and its guard is reloaded at the next assignment
+    restarted.flush()
+
+    raw = c.query(f"SELECT kafka_partition, kafka_offset, batch_index FROM {db}.dead_letters ORDER BY 1, 2, 3")
+    assert raw.result_rows == [(0, 3, 0), (0, 3, 1), (0, 7, 0), (0, 7, 1), (0, 9, 0), (0, 9, 1), (1, 2, 0), (1, 2, 1)]
+    assert c.query(f"SELECT count() FROM {db}.dead_letters FINAL").result_rows[0][0] == 8
+    restarted.written_offsets("t")
+    assert restarted.add_dead_letters("t", 1, letters(1, [2, 5])) == 2  # partition 1 reassigned: offset 5 only

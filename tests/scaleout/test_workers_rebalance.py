@@ -124,6 +124,11 @@ def run_group(isolated, tmp_path, disturb) -> None:
     distinct_letters = {(d["source_partition"], d["source_offset"], d["source_index"]) for d in letters}
     assert len(distinct_letters) == stream.dead
     assert N + stream.duplicates + len(distinct_letters) == stream.events
+    # ClickHouse counts each of them once: every source position stored, FINAL collapses any raw copy a rebalance
+    # race wrote twice (sinks/clickhouse/dead_letters.py)
+    stored, final = (query_clickhouse(isolated.env, "SELECT uniqExact(kafka_partition, kafka_offset, batch_index), "
+                                      f"count() FROM {{db}}.dead_letters {f}")[0] for f in ("", "FINAL"))
+    assert stored[0] == final[1] == stream.dead, (stored, final)
 
 
 def test_three_workers_one_killed_and_one_added_mid_stream_stay_exact(isolated, tmp_path, capsys):

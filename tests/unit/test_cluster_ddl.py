@@ -215,14 +215,20 @@ def test_writer_guard_reads_every_replica_and_inserts_synchronously(fmt):
         w.written_offsets("t")
         w.add([[0] * 60], "t", 0, 5)
         w.add_ledger("alerts", ("alert_id",), [["a"]])
+        w.add_dead_letters("t", 0, [[0, "t", 0, 3, -1, "truncated", "", "", "", "", "bytes:00:-1"]])
         w.flush()
     assert "FROM spendstream.priced_events WHERE" in single.queries[0]
+    assert "FROM spendstream.dead_letters WHERE" in single.queries[1]
     assert all(s is None or "insert_distributed_sync" not in s for _, s in single.inserts)
     guard = clustered.queries[0]
     assert f"FROM clusterAllReplicas('{CLUSTER}', {DB}.priced_events_local) WHERE" in guard
     assert "clusterAllReplicas" in fmt(guard.replace("%(t)s", "'t'"))
+    assert f"FROM clusterAllReplicas('{CLUSTER}', {DB}.dead_letters_local) WHERE" in clustered.queries[1]
     assert clustered.inserts[0] == (f"{DB}.alerts", {"insert_distributed_sync": 1})
-    table, settings = clustered.inserts[1]
+    table, settings = clustered.inserts[1]  # dead letters before the priced rows (sinks/clickhouse/dead_letters.py)
+    assert table == f"{DB}.dead_letters" and settings["insert_distributed_sync"] == 1
+    assert settings["insert_deduplication_token"] == "t:0:3-3:1"
+    table, settings = clustered.inserts[2]
     assert table == f"{DB}.priced_events" and settings["insert_distributed_sync"] == 1
     assert settings["insert_deduplication_token"] == "t:0:0-5:1"
 

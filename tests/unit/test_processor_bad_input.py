@@ -104,3 +104,18 @@ async def test_one_oversized_event_in_a_batch_is_dead_lettered_alone_by_index():
     rig, res = await _one(CODEC.encode_batch([good, big]))
     assert [(d.reason, d.index) for d in res.dead] == [("oversized_field", 1)]
     assert rig.store.spend("org", "all", MONTH) == cost(good)
+
+
+async def test_a_dead_letter_names_the_team_use_case_and_event_id_its_event_names_and_nothing_else():
+    rig = Rig()
+    await rig.start(0)
+    batch = CODEC.encode_batch([ev(1), ev(2, team="alpha", use_case="chat", event_id="neg", input_tokens=-1),
+                                ev(3, team="t" * 1001)])
+    res = await rig.feed(0, (0, batch), (1, b"\x07junk"), (2, CODEC.encode(ev(4, team=None, output_tokens=-1))))
+    assert [(d.reason, d.offset, d.index, d.team, d.use_case, d.event_id) for d in res.dead] == [
+        ("negative_quantity", 0, 1, "alpha", "chat", "neg"),
+        ("oversized_field", 0, 2, "", "chat", "e3"),  # an oversized team names no team
+        ("bad_magic", 1, -1, "", "", ""),  # undecodable: counted as "no team"
+        ("negative_quantity", 2, -1, "", "chat", "e4"),
+    ]
+    _accounted(res)
