@@ -23,7 +23,7 @@ import time
 from collections import defaultdict
 from typing import Awaitable, Callable
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from mode import Service
 
 from sinks.clickhouse.writer import ClickHouseWriter
@@ -81,6 +81,7 @@ class UsageConsumer(Service):
         self._no_write_in_flight = threading.Event()  # cleared while a block's INSERT runs in a worker thread
         self._no_write_in_flight.set()
         self.revoke_wait_s = 30.0
+        self.on_stale: Callable[[int, int], None] | None = None  # (partition, seek offset): a test's hook
 
     # -- rebalance callbacks run inside consume(), on the loop thread: record, drop what is no longer ours ------
     def _on_assign(self, consumer, partitions) -> None:
@@ -183,19 +184,11 @@ class UsageConsumer(Service):
             by_partition[m.partition()].append((m.offset(), m.key(), m.value()))
         results: list[BatchResult] = []
         for partition, records in by_partition.items():
-            while True:
-                try:
-                    res = await self.processor.process(self.topic, partition, records)
-                    break
-                except StaleBatch as exc:
-                    # another owner booked past us (we were a zombie, or it was): drop our rows of this partition
-                    # and take it over afresh from what Redis and ClickHouse hold, as on an assignment
-                    dropped = self.processor.revoke(self.topic, [partition])
-                    self.metrics.stale_batches.inc()
-                    self._consumed.pop(partition, None)  # their rows are gone: never commit past them
-                    log.warning("%s; dropped %d buffered rows, re-reading the Redis and ClickHouse marks", exc, dropped)
-                    written = await asyncio.to_thread(self.writer.written_offsets, self.topic)
-                    await self.processor.assign(self.topic, [partition], written)
+            try:
+                res = await self.processor.process(self.topic, partition, records)
+            except StaleBatch as exc:
+                await self._rewind(partition, exc)  # this batch is dropped; its records come again after the seek
+                continue
             if res.dead:
                 self.dlq.send(res.dead)
             self._consumed[partition] = records[-1][0]
@@ -206,6 +199,31 @@ class UsageConsumer(Service):
         if self.on_batch is not None and results:
             await self.on_batch(results)
         self.metrics.batch_seconds.observe(time.perf_counter() - t0)
+
+    async def _rewind(self, partition: int, exc: StaleBatch) -> None:
+        """Another owner booked past us (we were a zombie, or it was): take the partition over afresh, as on an
+        assignment. Rows buffered for it belong to batches booked in Redis but maybe not in ClickHouse; dropping
+        them without a seek would lose them (the consumer position is past them and a later commit would go past
+        them too). So: under the flush lock (an INSERT in flight lands, or goes back into the buffer, and its
+        commit is done before we look), drop the partition's rows and uncommitted offset, re-read the Redis and
+        ClickHouse marks, and seek back to the first offset either store may lack. The records in hand are not
+        processed against the stale state: they are consumed again after the seek (Redis skips what is booked,
+        ClickHouse gets the rows it lacks)."""
+        self.metrics.stale_batches.inc()
+        async with self._flush_lock:
+            dropped = self.processor.revoke(self.topic, [partition])
+            self._consumed.pop(partition, None)  # their rows are gone: never commit past them
+            written = await asyncio.to_thread(self.writer.written_offsets, self.topic)
+            await self.processor.assign(self.topic, [partition], written)
+            offset = self.processor.resume_offset(self.topic, partition)
+            try:
+                self.consumer.seek(TopicPartition(self.topic, partition, offset))
+            except KafkaException as seek_exc:  # no longer assigned here (the revoke is on its way): nothing to do
+                log.warning("seek %s:%d to %d after a stale batch failed: %s", self.topic, partition, offset, seek_exc)
+        log.warning("%s; dropped the batch and %d buffered rows, seeking back to offset %d (both marks re-read)",
+                    exc, dropped, offset)
+        if self.on_stale is not None:
+            self.on_stale(partition, offset)
 
     async def _flush(self) -> None:
         """Write what is buffered, flush the DLQ, commit the offsets consumed up to the take. Raises on failure
