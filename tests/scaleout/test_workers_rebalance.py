@@ -21,7 +21,7 @@ import pytest
 from spendstream.cli.services import create_topics
 from spendstream.windows import window_ids
 from tests.conftest import ROOT, query_clickhouse, sync_redis, wait_until
-from tests.faults.conftest import mixed_stream, scrape
+from tests.faults.conftest import mixed_stream, scrape, try_scrape
 from tests.faults.test_worker_kill9 import PacedProducer
 
 pytestmark = pytest.mark.integration
@@ -105,12 +105,18 @@ def run_group(isolated, tmp_path, disturb) -> None:
             return query_clickhouse(isolated.env, "SELECT count() FROM {db}.priced_events")[0][0] >= N
         wait_until(all_in_clickhouse, 120, 0.5, what="every event in ClickHouse")
         time.sleep(3)  # a double insert would land in this time
+        diag = {"events before stop": int(r.hget(org, "events") or 0),
+                "workers (booked, duplicates, stale)": [
+                    (m["spendstream_events_booked_total"], m["spendstream_events_duplicate_total"],
+                     m["spendstream_stale_batches_total"]) for m in (try_scrape(w) or {} for w in group.web) if m]}
     finally:
         group.stop_all()
     expected = stream.expected_cost
     seen = (int(r.hget(org, "events")), int(r.hget(org, "spend")))
     fresh = sync_redis(settings.redis.url)  # a second client: tells a wrong read from a wrong counter
-    assert seen == (N, expected), f"{seen} read; a fresh client reads {fresh.hgetall(org)}"
+    assert seen == (N, expected), (f"{seen} read; a fresh client reads {fresh.hgetall(org)}; {diag}; ClickHouse "
+                                   + str(query_clickhouse(isolated.env, "SELECT count(), uniqExact(event_id), "
+                                                          "sum(cost) FROM {db}.priced_events")))
     raw, raw_cost, distinct = query_clickhouse(
         isolated.env, "SELECT count(), sum(cost), uniqExact(event_id) FROM {db}.priced_events")[0]
     rolled_events, rolled_cost = query_clickhouse(isolated.env, "SELECT sum(events), sum(cost) FROM {db}.cost_hourly")[0]
