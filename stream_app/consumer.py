@@ -75,6 +75,7 @@ class UsageConsumer(Service):
         self._assigned: set[int] = set()
         self._pending_assign: list[int] = []
         self._consumed: dict[int, int] = {}  # highest offset processed per partition, not yet committed
+        self._epochs: dict[int, int] = {}  # ownership epoch claimed in Redis at assignment, per partition
         self._flush_due = asyncio.Event()
         self._flush_lock = asyncio.Lock()
         self._flush_failures = 0
@@ -101,6 +102,7 @@ class UsageConsumer(Service):
         self._assigned.difference_update(gone)
         for p in gone:
             self._consumed.pop(p, None)
+            self._epochs.pop(p, None)
 
     async def on_start(self) -> None:
         self.consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
@@ -127,6 +129,9 @@ class UsageConsumer(Service):
                 await asyncio.sleep(self.poll_timeout_s)
             if self._pending_assign:
                 new, self._pending_assign = self._pending_assign, []
+                # claim first, then read the ClickHouse marks: a former owner's flush that checks the epoch
+                # after this writes nothing, and one that checked before is an INSERT in flight (docs/scaling.md)
+                self._epochs.update(await self.processor.store.claim(self.topic, new))
                 written = await asyncio.to_thread(self.writer.written_offsets, self.topic)
                 await self.processor.assign(self.topic, new, written)
                 self._assigned.update(new)
@@ -225,6 +230,31 @@ class UsageConsumer(Service):
         if self.on_stale is not None:
             self.on_stale(partition, offset)
 
+    async def _fenced(self, block) -> list[int]:
+        """Partitions of `block` another worker was assigned since we claimed them (their epoch moved on): we are a
+        zombie there (frozen past the session timeout, say), the new owner read its ClickHouse mark without our
+        rows and writes them itself. Their rows are dropped from the block (and not committed): inserting them
+        would store them twice (raw rows until a merge; the rollups for good). If Redis does not answer, the
+        block is written unfenced, as before the check existed."""
+        parts = sorted(p for t, p in block.rows if t == self.topic and block.rows[(t, p)])
+        if not parts:
+            return []
+        try:
+            now = await self.processor.store.owners(self.topic, parts)
+        except StoreUnavailable as exc:
+            log.warning("ownership check skipped (%s): writing the block unfenced", exc)
+            return []
+        fenced = [p for p in parts if now.get(p, 0) > self._epochs.get(p, 0)]
+        for p in fenced:
+            tp = (self.topic, p)
+            rows = block.rows.pop(tp, ())
+            block.marks.pop(tp, None)
+            block.firsts.pop(tp, None)
+            self.metrics.fenced_rows.inc(len(rows))
+            log.warning("%s:%d was assigned to another worker (epoch %d, ours %s): dropped %d rows instead of "
+                        "inserting them twice", self.topic, p, now[p], self._epochs.get(p), len(rows))
+        return fenced
+
     async def _flush(self) -> None:
         """Write what is buffered, flush the DLQ, commit the offsets consumed up to the take. Raises on failure
         (the block is back in the buffer, nothing committed)."""
@@ -235,6 +265,8 @@ class UsageConsumer(Service):
                 while True:  # a block that failed before goes first, unchanged; then the buffer up to now
                     retrying = self.writer.has_retry
                     block = self.writer.take()
+                    for p in await self._fenced(block):
+                        consumed.pop(p, None)
                     if len(block):
                         self._no_write_in_flight.clear()
                         try:

@@ -6,6 +6,7 @@ Redis and ClickHouse, and an interleaving the test controls.
   2. a zombie Z, which still believes it owns the partition, books the records that follow (its applied mark
      moves past A's), then loses the partition (its rows are dropped, as a revoke does);
   3. A's next batch overlaps what Z booked: the Redis JOURNAL refuses it (`StaleBatch`).
+Also: the zombie's flush, before its revoke, inserts nothing (A claimed the partition's ownership epoch after it).
 
 Before the fix A dropped its buffered rows of step 1 (booked in Redis, not in ClickHouse), re-read the marks and
 went on from the current batch: ClickHouse never got those rows and A's next commit went past them. Now A seeks
@@ -77,6 +78,9 @@ def test_a_stale_batch_rewinds_to_what_clickhouse_lacks_and_loses_no_row(isolate
     a.on_stale = lambda p, o: stale.append((p, o))
 
     async def scenario() -> None:
+        # the zombie was the partition's owner before A: its ownership epoch is older than A's
+        z._epochs.update(await z.processor.store.claim(topic, [0]))
+        a._epochs.update(await a.processor.store.claim(topic, [0]))
         # 1. A owns the partition from the start and books a first stretch; rows stay buffered
         a.consumer.assign([TopicPartition(topic, 0, 0)])
         a._assigned.add(0)
@@ -91,6 +95,10 @@ def test_a_stale_batch_rewinds_to_what_clickhouse_lacks_and_loses_no_row(isolate
         z._assigned.add(0)
         await z.processor.assign(topic, [0], z.writer.written_offsets(topic))
         await _consume_until(z, lambda: z._consumed.get(0, -1) >= a_last + 200)
+        zombie_rows = z.writer.pending
+        await z._flush()  # its flusher runs before its revoke: the ownership epoch fences its rows out
+        assert z.writer.pending == 0 and z.metrics.fenced_rows._value.get() == zombie_rows > 0
+        assert z.writer.written_offsets(topic) == {}
         z._on_revoke(z.consumer, [TopicPartition(topic, 0)])
         z.consumer.unassign()
 
