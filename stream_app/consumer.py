@@ -255,6 +255,15 @@ class UsageConsumer(Service):
                         "inserting them twice", self.topic, p, now[p], self._epochs.get(p), len(rows))
         return fenced
 
+    def _write_then_signal(self, block) -> None:
+        """Insert a block (worker thread) and say so FROM THE THREAD: a revoke callback waits for the signal while
+        it blocks the event loop, so a signal sent by the awaiting coroutine could only come after the wait timed
+        out (every revoke with an INSERT in flight used to stall the loop `revoke_wait_s`, 30 s)."""
+        try:
+            self.writer.write(block)
+        finally:
+            self._no_write_in_flight.set()
+
     async def _flush(self) -> None:
         """Write what is buffered, flush the DLQ, commit the offsets consumed up to the take. Raises on failure
         (the block is back in the buffer, nothing committed)."""
@@ -269,10 +278,7 @@ class UsageConsumer(Service):
                         consumed.pop(p, None)
                     if len(block):
                         self._no_write_in_flight.clear()
-                        try:
-                            await asyncio.to_thread(self.writer.write, block)
-                        finally:
-                            self._no_write_in_flight.set()
+                        await asyncio.to_thread(self._write_then_signal, block)
                     if not retrying:
                         break
                 block = None
