@@ -95,7 +95,7 @@ def test_a_copy_arriving_while_its_dedupe_marker_is_lost_is_booked_twice_until_t
     assert (rolled, rolled_cost) == (N + LOST, expected + extra)  # the rollup counted every copy
 
     report = repair_counters(settings, apply=True, wait_s=60)
-    assert report.raw_copies == raw - N or report.raw_copies <= raw - N  # (a merge may have run meanwhile)
+    assert 0 <= report.raw_copies <= raw - N  # the raw copies it saw (a merge may have collapsed some meanwhile)
     org_drift = {d.field: d.missing for d in report.drift if d.scope == ("org", "all") and d.window.startswith("m:")}
     assert org_drift["events"] == -LOST and org_drift["spend"] == -extra  # negative: booked twice
 
