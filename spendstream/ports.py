@@ -47,6 +47,12 @@ class SpendStore(Protocol):
     async def recover(self, topic: str, partition: int) -> int:
         """Finish batches journaled before a crash. Idempotent. Returns how many were replayed."""
 
+    async def claim(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        """Take the partitions' ownership epochs (each +1); returns the epochs now held."""
+
+    async def owners(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        """The partitions' current ownership epochs (0: never claimed)."""
+
     async def find_duplicates(self, topic: str, events: Sequence[DedupeKey]) -> set[int]:
         """Positions whose event id was first carried by ANOTHER record (a redelivered record is not a duplicate
         of itself)."""

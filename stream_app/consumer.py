@@ -23,7 +23,7 @@ import time
 from collections import defaultdict
 from typing import Awaitable, Callable
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from mode import Service
 
 from sinks.clickhouse.writer import ClickHouseWriter
@@ -75,12 +75,14 @@ class UsageConsumer(Service):
         self._assigned: set[int] = set()
         self._pending_assign: list[int] = []
         self._consumed: dict[int, int] = {}  # highest offset processed per partition, not yet committed
+        self._epochs: dict[int, int] = {}  # ownership epoch claimed in Redis at assignment, per partition
         self._flush_due = asyncio.Event()
         self._flush_lock = asyncio.Lock()
         self._flush_failures = 0
         self._no_write_in_flight = threading.Event()  # cleared while a block's INSERT runs in a worker thread
         self._no_write_in_flight.set()
         self.revoke_wait_s = 30.0
+        self.on_stale: Callable[[int, int], None] | None = None  # (partition, seek offset): a test's hook
 
     # -- rebalance callbacks run inside consume(), on the loop thread: record, drop what is no longer ours ------
     def _on_assign(self, consumer, partitions) -> None:
@@ -100,6 +102,7 @@ class UsageConsumer(Service):
         self._assigned.difference_update(gone)
         for p in gone:
             self._consumed.pop(p, None)
+            self._epochs.pop(p, None)
 
     async def on_start(self) -> None:
         self.consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
@@ -126,6 +129,9 @@ class UsageConsumer(Service):
                 await asyncio.sleep(self.poll_timeout_s)
             if self._pending_assign:
                 new, self._pending_assign = self._pending_assign, []
+                # claim first, then read the ClickHouse marks: a former owner's flush that checks the epoch
+                # after this writes nothing, and one that checked before is an INSERT in flight (docs/scaling.md)
+                self._epochs.update(await self.processor.store.claim(self.topic, new))
                 written = await asyncio.to_thread(self.writer.written_offsets, self.topic)
                 await self.processor.assign(self.topic, new, written)
                 self._assigned.update(new)
@@ -183,19 +189,11 @@ class UsageConsumer(Service):
             by_partition[m.partition()].append((m.offset(), m.key(), m.value()))
         results: list[BatchResult] = []
         for partition, records in by_partition.items():
-            while True:
-                try:
-                    res = await self.processor.process(self.topic, partition, records)
-                    break
-                except StaleBatch as exc:
-                    # another owner booked past us (we were a zombie, or it was): drop our rows of this partition
-                    # and take it over afresh from what Redis and ClickHouse hold, as on an assignment
-                    dropped = self.processor.revoke(self.topic, [partition])
-                    self.metrics.stale_batches.inc()
-                    self._consumed.pop(partition, None)  # their rows are gone: never commit past them
-                    log.warning("%s; dropped %d buffered rows, re-reading the Redis and ClickHouse marks", exc, dropped)
-                    written = await asyncio.to_thread(self.writer.written_offsets, self.topic)
-                    await self.processor.assign(self.topic, [partition], written)
+            try:
+                res = await self.processor.process(self.topic, partition, records)
+            except StaleBatch as exc:
+                await self._rewind(partition, exc)  # this batch is dropped; its records come again after the seek
+                continue
             if res.dead:
                 self.dlq.send(res.dead)
             self._consumed[partition] = records[-1][0]
@@ -207,6 +205,65 @@ class UsageConsumer(Service):
             await self.on_batch(results)
         self.metrics.batch_seconds.observe(time.perf_counter() - t0)
 
+    async def _rewind(self, partition: int, exc: StaleBatch) -> None:
+        """Another owner booked past us (we were a zombie, or it was): take the partition over afresh, as on an
+        assignment. Rows buffered for it belong to batches booked in Redis but maybe not in ClickHouse; dropping
+        them without a seek would lose them (the consumer position is past them and a later commit would go past
+        them too). So: under the flush lock (an INSERT in flight lands, or goes back into the buffer, and its
+        commit is done before we look), drop the partition's rows and uncommitted offset, re-read the Redis and
+        ClickHouse marks, and seek back to the first offset either store may lack. The records in hand are not
+        processed against the stale state: they are consumed again after the seek (Redis skips what is booked,
+        ClickHouse gets the rows it lacks)."""
+        self.metrics.stale_batches.inc()
+        async with self._flush_lock:
+            dropped = self.processor.revoke(self.topic, [partition])
+            self._consumed.pop(partition, None)  # their rows are gone: never commit past them
+            written = await asyncio.to_thread(self.writer.written_offsets, self.topic)
+            await self.processor.assign(self.topic, [partition], written)
+            offset = self.processor.resume_offset(self.topic, partition)
+            try:
+                self.consumer.seek(TopicPartition(self.topic, partition, offset))
+            except KafkaException as seek_exc:  # no longer assigned here (the revoke is on its way): nothing to do
+                log.warning("seek %s:%d to %d after a stale batch failed: %s", self.topic, partition, offset, seek_exc)
+        log.warning("%s; dropped the batch and %d buffered rows, seeking back to offset %d (both marks re-read)",
+                    exc, dropped, offset)
+        if self.on_stale is not None:
+            self.on_stale(partition, offset)
+
+    async def _fenced(self, block) -> list[int]:
+        """Partitions of `block` another worker was assigned since we claimed them (their epoch moved on): we are a
+        zombie there (frozen past the session timeout, say), the new owner read its ClickHouse mark without our
+        rows and writes them itself. Their rows are dropped from the block (and not committed): inserting them
+        would store them twice (raw rows until a merge; the rollups for good). If Redis does not answer, the
+        block is written unfenced, as before the check existed."""
+        parts = sorted(p for t, p in block.rows if t == self.topic and block.rows[(t, p)])
+        if not parts:
+            return []
+        try:
+            now = await self.processor.store.owners(self.topic, parts)
+        except StoreUnavailable as exc:
+            log.warning("ownership check skipped (%s): writing the block unfenced", exc)
+            return []
+        fenced = [p for p in parts if now.get(p, 0) > self._epochs.get(p, 0)]
+        for p in fenced:
+            tp = (self.topic, p)
+            rows = block.rows.pop(tp, ())
+            block.marks.pop(tp, None)
+            block.firsts.pop(tp, None)
+            self.metrics.fenced_rows.inc(len(rows))
+            log.warning("%s:%d was assigned to another worker (epoch %d, ours %s): dropped %d rows instead of "
+                        "inserting them twice", self.topic, p, now[p], self._epochs.get(p), len(rows))
+        return fenced
+
+    def _write_then_signal(self, block) -> None:
+        """Insert a block (worker thread) and say so FROM THE THREAD: a revoke callback waits for the signal while
+        it blocks the event loop, so a signal sent by the awaiting coroutine could only come after the wait timed
+        out (every revoke with an INSERT in flight used to stall the loop `revoke_wait_s`, 30 s)."""
+        try:
+            self.writer.write(block)
+        finally:
+            self._no_write_in_flight.set()
+
     async def _flush(self) -> None:
         """Write what is buffered, flush the DLQ, commit the offsets consumed up to the take. Raises on failure
         (the block is back in the buffer, nothing committed)."""
@@ -217,12 +274,11 @@ class UsageConsumer(Service):
                 while True:  # a block that failed before goes first, unchanged; then the buffer up to now
                     retrying = self.writer.has_retry
                     block = self.writer.take()
+                    for p in await self._fenced(block):
+                        consumed.pop(p, None)
                     if len(block):
                         self._no_write_in_flight.clear()
-                        try:
-                            await asyncio.to_thread(self.writer.write, block)
-                        finally:
-                            self._no_write_in_flight.set()
+                        await asyncio.to_thread(self._write_then_signal, block)
                     if not retrying:
                         break
                 block = None

@@ -33,6 +33,8 @@ class Metrics:
                                "by a zombie)", registry=r)
         self.store_failures = Counter("spendstream_store_failures_total", "Batches retried because the spend store "
                                       "(Redis) did not answer", registry=r)
+        self.fenced_rows = Counter("spendstream_fenced_rows_total", "Buffered rows not inserted because their "
+                                   "partition was assigned to another worker meanwhile (a zombie's)", registry=r)
         self.stale_batches = Counter("spendstream_stale_batches_total", "Batches another owner had booked past: "
                                      "rows dropped, marks re-read", registry=r)
         self.alerts = Counter("spendstream_alerts_total", "Alerts fired", ["kind"], registry=r)

@@ -55,7 +55,9 @@ class BatchResult:
 
 
 class StaleBatch(SpendstreamError):
-    """The partition's applied mark moved under us (another worker owned it); re-read and continue."""
+    """The partition's applied mark moved under us (another worker owned it, or still believes it does). The host
+    drops the batch and the partition's buffered rows, re-reads both marks (`assign`) and consumes again from
+    `resume_offset`: rows of earlier batches booked here but not yet in the row sink are written again."""
 
 
 class BatchProcessor:
@@ -94,6 +96,13 @@ class BatchProcessor:
                 log.warning("partition %s:%d: replayed %d journaled batches after a crash", topic, p, replayed)
             self._redis_mark[(topic, p)] = await self.store.applied_offset(topic, p)
             self._ch_mark[(topic, p)] = written.get(p, -1)
+
+    def resume_offset(self, topic: str, partition: int) -> int:
+        """The first offset of an assigned partition that one of the stores may lack: min(Redis applied mark,
+        ClickHouse mark) + 1. Consuming again from there (a seek, after a StaleBatch) books nothing twice and
+        leaves no row behind."""
+        key = (topic, partition)
+        return min(self._redis_mark.get(key, -1), self._ch_mark.get(key, -1)) + 1
 
     def revoke(self, topic: str, partitions: Sequence[int]) -> int:
         """Give partitions up: forget their marks and drop their buffered rows (the next owner writes them).

@@ -60,6 +60,16 @@ class MemorySpendStore:
     async def applied_offset(self, topic: str, partition: int) -> int:
         return self.applied.get((topic, partition), -1)
 
+    async def claim(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        epochs = self.__dict__.setdefault("epochs", {})
+        for p in partitions:
+            epochs[(topic, p)] = epochs.get((topic, p), 0) + 1
+        return {p: epochs[(topic, p)] for p in partitions}
+
+    async def owners(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        epochs = self.__dict__.get("epochs", {})
+        return {p: epochs.get((topic, p), 0) for p in partitions}
+
     async def find_duplicates(self, topic: str, events: Sequence[DedupeKey]) -> set[int]:
         self.calls += 1
         dups = set()

@@ -49,6 +49,10 @@ class Keys:
     def journal(self, topic: str, partition: int) -> str:
         return self.partition_tag(topic, partition) + ":journal"
 
+    def owner(self, topic: str, partition: int) -> str:
+        """Ownership epoch: INCR by every worker that is assigned the partition (a zombie's flush sees it moved)."""
+        return self.partition_tag(topic, partition) + ":owner"
+
     def seen(self, topic: str, bucket: int, generation: int) -> str:
         """Event-id dedupe hash of one bucket (crc32(event_id) % DEDUPE_BUCKETS) and arrival generation
         (`seen_generation`). Keyed by the id, not the partition: a producer that sends no key spreads copies of an

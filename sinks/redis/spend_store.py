@@ -52,6 +52,17 @@ class RedisSpendStore:
         v = await self._one("GET", self.keys.applied(topic, partition))
         return int(v) if v is not None else -1
 
+    async def claim(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        """Take ownership epochs (INCR per partition, one pipelined round trip): the value each partition's epoch
+        now has. A worker that holds an older epoch is no longer the partition's owner."""
+        replies = await self.runner.run([(None, (), ("INCR", self.keys.owner(topic, p))) for p in partitions])
+        return {p: int(v) for p, v in zip(partitions, replies)}
+
+    async def owners(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        """Current ownership epochs (0: never claimed), one pipelined round trip."""
+        replies = await self.runner.run([(None, (), ("GET", self.keys.owner(topic, p))) for p in partitions])
+        return {p: int(v or 0) for p, v in zip(partitions, replies)}
+
     async def find_duplicates(self, topic: str, events: Sequence[DedupeKey]) -> set[int]:
         """Positions in `events` ((event_id, where, arrival day)) whose id was already booked somewhere else.
 

@@ -73,6 +73,10 @@ def served_slots(settings, node: str) -> set[int]:
     return out
 
 
+# raw rows beyond one per event_id (not FINAL): copies booked while their dedupe marker was lost (docs/scaling.md)
+RAW_COPIES_SQL = "SELECT count() - uniqExact(event_id) FROM {db}.priced_events WHERE kafka_topic = %(t)s"
+
+
 def repair_counters(settings, scopes: list[str] | None = None, apply: bool = True, wait_s: float = 120.0,
                     now_ms: int | None = None, node: str | None = None):
     """Detect (and with `apply`, fix) drift of the owner scopes' live windows; restore lost dedupe markers. `scopes`
@@ -120,6 +124,8 @@ def repair_counters(settings, scopes: list[str] | None = None, apply: bool = Tru
             rows = ch.query(PRICED_SQL.replace("{db}", db) + " WHERE kafka_topic = %(t)s",
                             parameters={"t": topic}).result_rows
             job.compare(rows)
+            job.report.raw_copies = int(ch.query(RAW_COPIES_SQL.replace("{db}", db), parameters={"t": topic})
+                                        .result_rows[0][0])
             if apply:
                 await job.apply()
             await job.dedupe_markers(rows, restore=apply, slots=slots)
@@ -147,7 +153,10 @@ def _metrics_text(report) -> str:
                          f"{d.missing}")
     lines += ["# HELP spendstream_dedupe_markers_missing event-id markers missing for events ClickHouse holds",
               "# TYPE spendstream_dedupe_markers_missing gauge",
-              f"spendstream_dedupe_markers_missing {report.dedupe_missing}"]
+              f"spendstream_dedupe_markers_missing {report.dedupe_missing}",
+              "# HELP spendstream_raw_event_copies priced_events raw rows beyond one per event_id (until merged)",
+              "# TYPE spendstream_raw_event_copies gauge",
+              f"spendstream_raw_event_copies {report.raw_copies}"]
     return "\n".join(lines) + "\n"
 
 
@@ -190,6 +199,10 @@ def register(app: typer.Typer) -> None:
                       f"dedupe markers missing {rep.dedupe_missing}, restored {rep.dedupe_restored}; partitions in "
                       f"flight (compared up to the scope watermarks) {rep.partitions_in_flight or 'none'}",
                       soft_wrap=True)
+        if rep.raw_copies:
+            console.print(f"raw rows of an event_id stored again: {rep.raw_copies:,} (copies booked while their "
+                          "dedupe marker was lost; FINAL and this repair count each event once, the rollups "
+                          "cost_hourly and activity_daily count the copies: see docs/scaling.md)", soft_wrap=True)
         if rep.other_topic_scopes:
             console.print(f"not compared (booked from another topic too): {len(rep.other_topic_scopes)} scopes",
                           soft_wrap=True)

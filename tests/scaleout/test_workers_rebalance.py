@@ -21,7 +21,7 @@ import pytest
 from spendstream.cli.services import create_topics
 from spendstream.windows import window_ids
 from tests.conftest import ROOT, query_clickhouse, sync_redis, wait_until
-from tests.faults.conftest import mixed_stream, scrape
+from tests.faults.conftest import mixed_stream, scrape, try_scrape
 from tests.faults.test_worker_kill9 import PacedProducer
 
 pytestmark = pytest.mark.integration
@@ -34,15 +34,16 @@ SESSION_S = "10"  # these tests crowd 2 cores (tansu, Redis, ClickHouse, 3 worke
 class Group:
     """Worker processes of one consumer group, each with its own web port (its /metrics)."""
 
-    def __init__(self, env: dict[str, str], logs) -> None:
+    def __init__(self, env: dict[str, str], logs, overrides: dict[int, dict[str, str]] | None = None) -> None:
         self.env, self.logs, self.procs, self.web = env, logs, [], []
+        self.overrides = overrides or {}  # worker number -> its own extra env
 
     def start(self) -> subprocess.Popen:
         from tests.conftest import free_port
 
         n = len(self.procs)
         self.web.append(free_port())
-        env = {**os.environ, **self.env, "SPENDSTREAM_WORKER__WEB_PORT": str(self.web[-1]),
+        env = {**os.environ, **self.env, **self.overrides.get(n, {}), "SPENDSTREAM_WORKER__WEB_PORT": str(self.web[-1]),
                "SPENDSTREAM_WORKER__DATA_DIR": str(self.logs / f"worker-{n}-data")}
         proc = subprocess.Popen([sys.executable, "-m", "spendstream", "worker"], env=env, cwd=ROOT,
                                 stdout=open(self.logs / f"worker-{n}.log", "ab"), stderr=subprocess.STDOUT)
@@ -75,7 +76,8 @@ def resumed_everywhere(r, prefix: str, topic: str, since: dict[int, int], done: 
     return all(now[p] > since[p] or since[p] >= done.get(p, -1) for p in range(PARTITIONS))
 
 
-def run_group(isolated, tmp_path, disturb) -> None:
+def run_group(isolated, tmp_path, disturb, overrides: dict[int, dict[str, str]] | None = None,
+              allow_inflight_copies: bool = False) -> None:
     env = {**isolated.env, "SPENDSTREAM_KAFKA__PARTITIONS": str(PARTITIONS),
            "SPENDSTREAM_KAFKA__SESSION_TIMEOUT_S": SESSION_S}
     for k, v in env.items():
@@ -88,7 +90,7 @@ def run_group(isolated, tmp_path, disturb) -> None:
     messages = [(str(i).encode(), v) for i, (_, v) in enumerate(stream.messages)]  # spread over 8 partitions
     r = sync_redis(settings.redis.url)
     org = f"{isolated.prefix}:{{org:all}}:{window_ids(now).month}"
-    group = Group(env, tmp_path)
+    group = Group(env, tmp_path, overrides)
     producer = PacedProducer(settings.kafka.bootstrap_servers, topic, messages, per_s=500.0)  # ~60 s of producing
     try:
         for _ in range(3):
@@ -105,17 +107,26 @@ def run_group(isolated, tmp_path, disturb) -> None:
             return query_clickhouse(isolated.env, "SELECT count() FROM {db}.priced_events")[0][0] >= N
         wait_until(all_in_clickhouse, 120, 0.5, what="every event in ClickHouse")
         time.sleep(3)  # a double insert would land in this time
+        diag = {"events before stop": int(r.hget(org, "events") or 0),
+                "workers (booked, duplicates, stale batches, rows fenced, longest-possible INSERT s = sum of "
+                "INSERT seconds)": [
+                    (m["spendstream_events_booked_total"], m["spendstream_events_duplicate_total"],
+                     m["spendstream_stale_batches_total"], m["spendstream_fenced_rows_total"],
+                     round(m["spendstream_clickhouse_insert_seconds_sum"], 1))
+                    for m in (try_scrape(w) or {} for w in group.web) if m]}
     finally:
         group.stop_all()
     expected = stream.expected_cost
     seen = (int(r.hget(org, "events")), int(r.hget(org, "spend")))
     fresh = sync_redis(settings.redis.url)  # a second client: tells a wrong read from a wrong counter
-    assert seen == (N, expected), f"{seen} read; a fresh client reads {fresh.hgetall(org)}"
+    assert seen == (N, expected), (f"{seen} read; a fresh client reads {fresh.hgetall(org)}; {diag}; ClickHouse "
+                                   + str(query_clickhouse(isolated.env, "SELECT count(), uniqExact(event_id), "
+                                                          "sum(cost) FROM {db}.priced_events")))
     raw, raw_cost, distinct = query_clickhouse(
         isolated.env, "SELECT count(), sum(cost), uniqExact(event_id) FROM {db}.priced_events")[0]
+    final, final_cost = query_clickhouse(isolated.env, "SELECT count(), sum(cost) FROM {db}.priced_events FINAL")[0]
     rolled_events, rolled_cost = query_clickhouse(isolated.env, "SELECT sum(events), sum(cost) FROM {db}.cost_hourly")[0]
-    assert (raw, int(raw_cost), distinct) == (N, expected, N)  # raw rows: nothing inserted twice
-    assert (int(rolled_events), int(rolled_cost)) == (N, expected)
+    assert (distinct, final, int(final_cost)) == (N, N, expected), diag  # one row per event, every event
     # booked + duplicates + dead letters = produced: N unique booked once, every copy a duplicate, every bad event
     # dead-lettered (read back from the DLQ topic, distinct by source)
     from spendstream.cli.dlq import read_dead_letters
@@ -129,6 +140,13 @@ def run_group(isolated, tmp_path, disturb) -> None:
     stored, final = (query_clickhouse(isolated.env, "SELECT uniqExact(kafka_partition, kafka_offset, batch_index), "
                                       f"count() FROM {{db}}.dead_letters {f}")[0] for f in ("", "FINAL"))
     assert stored[0] == final[1] == stream.dead, (stored, final)
+    # nothing inserted twice: raw rows (a merge would collapse raw copies...) and the rollup (...which keeps them)
+    stored = {"raw": (raw, int(raw_cost)), "cost_hourly": (int(rolled_events), int(rolled_cost))}
+    if stored != {"raw": (N, expected), "cost_hourly": (N, expected)} and allow_inflight_copies:
+        assert raw >= N and int(rolled_events) >= N, (stored, diag)  # copies, never losses
+        pytest.xfail(f"known gap (docs/scaling.md 'Zombie'): an INSERT the zombie had in flight when it was frozen "
+                     f"landed after the new owner read its ClickHouse mark: {stored} for {N} events; {diag}")
+    assert stored == {"raw": (N, expected), "cost_hourly": (N, expected)}, diag
 
 
 def test_three_workers_one_killed_and_one_added_mid_stream_stay_exact(isolated, tmp_path, capsys):
@@ -152,12 +170,6 @@ def test_three_workers_one_killed_and_one_added_mid_stream_stay_exact(isolated, 
               f"(session timeout {SESSION_S}s)")
 
 
-@pytest.mark.xfail(strict=False, reason="open defect: in about half the runs the org events read at the end are "
-                   "0.1-5 % above the produced uniques after a zombie resumes; in the three failing runs examined "
-                   "ClickHouse raw rows were exact and `repair-counters --dry-run` then found Redis equal to "
-                   "ClickHouse, and in the one checked a fresh client ~1 s later read every org window exactly N: "
-                   "nothing decrements a window counter, so suspect the read, not the counter (the assertion message "
-                   "shows both reads) — see the [scale-out] note")
 def test_a_zombie_worker_resumed_after_its_partitions_moved_writes_nothing_twice(isolated, tmp_path):
     def disturb(group, producer, r, prefix, topic):
         zombie, web = group.procs[1], group.web[1]
@@ -175,7 +187,14 @@ def test_a_zombie_worker_resumed_after_its_partitions_moved_writes_nothing_twice
         wait_until(lost, 60, 0.5, what="the zombie giving up the partitions the group moved")
         after = scrape(web)
         print(f"zombie: {after['spendstream_partitions_revoked_total'] - before['spendstream_partitions_revoked_total']:.0f}"
-              f" partitions revoked, {after['spendstream_stale_batches_total']:.0f} stale batches dropped")
+              f" partitions revoked, {after['spendstream_stale_batches_total']:.0f} stale batches dropped, "
+              f"{after['spendstream_fenced_rows_total']:.0f} buffered rows fenced out of ClickHouse")
         assert zombie.poll() is None
 
-    run_group(isolated, tmp_path, disturb)
+    # on SIGCONT the zombie's flusher (its timer long expired) may run before librdkafka serves the revoke: the
+    # ownership-epoch fence must drop its buffered rows. Before the fence they were inserted a second time (the new
+    # owner wrote them too): raw copies collapsed by a merge, cost_hourly over by up to ~6 % — the "over-count"
+    # this test was xfail for (docs/scaling.md "Zombie"). Everything is asserted strictly, except: when the SIGSTOP
+    # lands inside an INSERT (its chunked body half sent), that INSERT completes on SIGCONT, after the new owner
+    # read its ClickHouse mark — extra raw rows / rollup rows, never fewer: then the test reports xfail, naming them.
+    run_group(isolated, tmp_path, disturb, allow_inflight_copies=True)
