@@ -233,10 +233,11 @@ class UsageConsumer(Service):
     async def _fenced(self, block) -> list[int]:
         """Partitions of `block` another worker was assigned since we claimed them (their epoch moved on): we are a
         zombie there (frozen past the session timeout, say), the new owner read its ClickHouse mark without our
-        rows and writes them itself. Their rows are dropped from the block (and not committed): inserting them
-        would store them twice (raw rows until a merge; the rollups for good). If Redis does not answer, the
-        block is written unfenced, as before the check existed."""
-        parts = sorted(p for t, p in block.rows if t == self.topic and block.rows[(t, p)])
+        rows and writes them itself. Their rows (priced and dead letters) are dropped from the block (and not
+        committed): inserting them would store them twice (raw rows until a merge; the rollups for good). If Redis
+        does not answer, the block is written unfenced, as before the check existed."""
+        parts = sorted({p for part in (block.rows, block.dead) for (t, p), rows in part.items()
+                        if t == self.topic and rows})
         if not parts:
             return []
         try:
@@ -247,7 +248,7 @@ class UsageConsumer(Service):
         fenced = [p for p in parts if now.get(p, 0) > self._epochs.get(p, 0)]
         for p in fenced:
             tp = (self.topic, p)
-            rows = block.rows.pop(tp, ())
+            rows = [*block.rows.pop(tp, ()), *block.dead.pop(tp, ())]  # its dead letters too: stored once
             block.marks.pop(tp, None)
             block.firsts.pop(tp, None)
             self.metrics.fenced_rows.inc(len(rows))

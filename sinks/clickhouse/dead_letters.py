@@ -19,10 +19,12 @@ hash of the original message bytes and the event's index — and readers count d
 event counts once however often it is replayed, as a booked event counts once however often it is sent (and, for
 the same reason, identical undecodable messages count as one letter).
 
-What the guard does not cover: a zombie worker (frozen past its session, then resumed) can still buffer and write
-letters of a batch with no valid event (only booking detects a stale owner: stream_app/processor.py) before its
-revoke arrives, a copy of what the partition's new owner writes. Such a copy has the same source position (the
-ReplacingMergeTree key) and the same letter_id, so FINAL and the console's counts stay exact; only raw rows show it.
+A zombie worker (frozen past its session, then resumed) may buffer letters of a batch with no valid event (only
+booking detects a stale owner: stream_app/processor.py) before its revoke arrives; its flush drops them with its
+priced rows when the partition's ownership epoch moved on (stream_app/consumer.py `_fenced`). What remains is the
+zombie's INSERT already in flight when it was frozen (docs/scaling.md "Zombie"): such a copy has the same source
+position (the ReplacingMergeTree key) and the same letter_id, so FINAL and the console's counts stay exact; only raw
+rows show it.
 """
 
 from __future__ import annotations
