@@ -21,7 +21,8 @@ this module does no ClickHouse I/O):
   * alert set-once markers for alerts whose window is still open, except a 100 % threshold marker a later `lifted`
     decision cleared (the worker clears it so the limit may alert again).
 Not restorable (they never reach ClickHouse): live reservations (holds) and throttle token buckets — both expire
-within minutes by design — and API keys (re-issue them, or use the bootstrap admin key).
+within minutes by design — API keys (re-issue them, or use the bootstrap admin key), and the partitions' ownership
+epochs (`{p:..}:owner`: with every worker stopped there is no zombie to fence; a restarted worker claims afresh).
 
 Every write replaces the key it writes (DEL + HSET / SET), so running the rebuild twice gives the same store. Run it
 with every worker stopped: a worker booking while the rebuild writes would be overwritten.
