@@ -89,13 +89,19 @@ def _record_source(fields: list[dict[str, Any]]) -> str | None:
     for i, f in enumerate(fields):
         t, v = f["type"], f"v{i}"
         names.append((f["name"], v))
-        if t == "long":
+        if t == "long":  # one- and two-byte varints inline (counts below 8,192), longer ones through _long
             lines += ["    b = data[pos]",
                       "    if b < 128:",
                       f"        {v} = (b >> 1) ^ -(b & 1)",
                       "        pos += 1",
                       "    else:",
-                      f"        {v}, pos = _long(data, pos)"]
+                      "        c = data[pos + 1]",
+                      "        if c < 128:",
+                      "            b = (b & 0x7F) | (c << 7)",
+                      f"            {v} = (b >> 1) ^ -(b & 1)",
+                      "            pos += 2",
+                      "        else:",
+                      f"            {v}, pos = _long(data, pos)"]
         elif t == "double":
             lines += [f"    {v}, = _double(data, pos)", "    pos += 8"]
         elif t == "string":
