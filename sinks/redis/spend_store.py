@@ -57,13 +57,18 @@ class RedisSpendStore:
         One DEDUPE call per id bucket (a fixed set of slots), pipelined: one round trip."""
         if not events:
             return set()
-        groups: dict[int, tuple[dict[str, int], list[str], list[str], list[str], list[int]]] = {}
+        groups: dict[int, tuple[dict[str, str], list[str], list[str], list[str], list[int]]] = {}
+        get = groups.get
         for pos, (event_id, where, day) in enumerate(events):
-            days, idx, ids, recs, positions = groups.setdefault(dedupe_bucket(event_id), ({}, [], [], [], []))
+            bucket = dedupe_bucket(event_id)
+            g = get(bucket)
+            if g is None:  # not setdefault: that built five empty containers per event (~0.13 us of 0.33)
+                g = groups[bucket] = ({}, [], [], [], [])
+            days, idx, ids, recs, positions = g
             d = days.get(day)
             if d is None:
-                d = days[day] = len(days) + 1
-            idx.append(str(d))
+                d = days[day] = str(len(days) + 1)
+            idx.append(d)
             ids.append(event_id)
             recs.append(where)
             positions.append(pos)
