@@ -22,19 +22,20 @@ def tune_gc(setting: str | None = None) -> None:
     """The hot loop allocates a few containers per event (decoded dicts, rows buffered until the next ClickHouse
     flush): with the default thresholds (700 allocations) the cyclic GC ran many times per batch and its older
     generations re-scanned every buffered row (bench/processor_cpu.py: ~18-21 us/event vs ~13). So: move what
-    start-up built (modules, price book, catalog) out of the collector's sight (freeze) and run gen 0 every 20,000
+    start-up built (modules, price book, catalog) out of the collector's sight (freeze) and run gen 0 every 10,000
     net allocations, the older generations at their default ratios (10, 10).
 
     Not 200,000 / 20 / 100 any more (the earlier setting): full collections then came so rarely that the worker's
-    RSS grew +12-42 % between 1M and 3M-10M events; 20,000 / 10 / 10 measured -2.0 % / +3.8 % at ~1 us/event more
-    than it (docs/performance.md "Memory").
+    RSS grew +12-42 % between 1M and 3M-10M events. 10,000 / 10 / 10: +1.1 % over 10M events (20,000: +9.6 %),
+    at ~0.5-1 us/event more than 200,000 / 20 / 100, ~5 less than the default collector (docs/performance.md
+    "Memory").
 
-    `setting` (else $SPENDSTREAM_GC, else "20000,10,10"): "default" leaves the collector alone; "T0,T1,T2" sets the
+    `setting` (else $SPENDSTREAM_GC, else "10000,10,10"): "default" leaves the collector alone; "T0,T1,T2" sets the
     thresholds after a freeze; a trailing ",nofreeze" skips the freeze (a measurement knob)."""
     import gc
     import os
 
-    setting = (setting or os.environ.get(GC_ENV) or "20000,10,10").strip()
+    setting = (setting or os.environ.get(GC_ENV) or "10000,10,10").strip()
     if setting == "default":
         return
     parts = [x.strip() for x in setting.split(",")]
