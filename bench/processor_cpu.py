@@ -3,7 +3,10 @@ price, allocate, aggregate, book, rows) over tests/inmemory.py adapters, one Avr
 consumer hands them over. Process CPU time, so a neighbour's load moves it far less than a wall-clock rate; the
 worker's GC settings (spendstream.cli.worker.tune_gc) on and off, in the same run. Prints one JSON object.
 
-Usage: python bench/processor_cpu.py [--events 60000] [--batch 2000] [--profile]
+`--gc SETTING` (repeatable; spendstream.cli.worker.tune_gc's syntax, e.g. "50000,10,10") adds other GC settings,
+`--repeat N` runs every setting N times, interleaved, and reports each run.
+
+Usage: python bench/processor_cpu.py [--events 60000] [--batch 2000] [--gc SETTING ...] [--repeat 1] [--profile]
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import gc
 import io
 import json
 import pstats
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -43,27 +47,43 @@ async def _run(values: list[bytes], batch: int, now: int, codec: UsageCodec) -> 
     return elapsed / len(values) * 1e6
 
 
+def _reset_gc() -> None:
+    gc.unfreeze()
+    gc.set_threshold(700, 10, 10)
+    gc.collect()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=60_000)
     ap.add_argument("--batch", type=int, default=2_000)
+    ap.add_argument("--gc", action="append", default=[], help="another GC setting to measure (tune_gc syntax)")
+    ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--profile", action="store_true", help="print the top functions (cProfile) of a tuned run")
     a = ap.parse_args()
     now = int(time.time() * 1000)
     codec = UsageCodec()
     values = [codec.encode(e) for e in SyntheticStream(seed=2).events(a.events, now)]
-    default_gc = asyncio.run(_run(values, a.batch, now, codec))
-    tune_gc()
-    tuned = asyncio.run(_run(values, a.batch, now, codec))
+    settings = ["default", "tuned", *a.gc]
+    runs: dict[str, list[float]] = {s: [] for s in settings}
+    for _ in range(a.repeat):
+        for s in settings:
+            _reset_gc()
+            if s != "default":
+                tune_gc(None if s == "tuned" else s)
+            runs[s].append(round(asyncio.run(_run(values, a.batch, now, codec)), 2))
+    med = {s: statistics.median(v) for s, v in runs.items()}
     out = {"bench": "processor_cpu", "events": a.events, "batch": a.batch,
-           "cpu_us_per_event_default_gc": round(default_gc, 2), "cpu_us_per_event_tuned_gc": round(tuned, 2),
-           "events_per_cpu_s_tuned_gc": round(1e6 / tuned)}
+           "cpu_us_per_event_default_gc": med["default"], "cpu_us_per_event_tuned_gc": med["tuned"],
+           "events_per_cpu_s_tuned_gc": round(1e6 / med["tuned"]), "runs": runs}
     print(json.dumps(out, indent=1))
     if a.profile:
+        _reset_gc()
+        tune_gc()
         prof = cProfile.Profile()
         prof.runcall(asyncio.run, _run(values, a.batch, now, codec))
         buf = io.StringIO()
-        pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(15)
+        pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(25)
         print(buf.getvalue(), file=sys.stderr)
     gc.unfreeze()
 

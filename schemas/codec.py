@@ -16,6 +16,7 @@ from fastavro import schemaless_reader, schemaless_writer
 
 from schemas.catalog import BATCH_SUBJECT, USAGE_SUBJECT, Catalog, parsed_usage_schemas
 from schemas.errors import DecodeError, EncodeError, SchemaNotFound
+from schemas.fast_decode import build_decoder
 
 __all__ = ["UsageCodec", "MAGIC_BYTE", "HEADER_SIZE"]
 
@@ -48,6 +49,11 @@ class UsageCodec:
             self.batch_schema_id: (self._batch_schema, None, True),
         }
         self._unknown: set[int] = set()
+        # this version's own schema ids: a generated decoder first (schemas/fast_decode.py), fastavro when it gives up
+        named = {self._event_schema["name"]: self._event_schema}
+        self._fast = {sid: dec for sid, dec in (
+            (self.event_schema_id, build_decoder(self._event_schema, False)),
+            (self.batch_schema_id, build_decoder(self._batch_schema, True, named))) if dec is not None}
 
     def encode(self, event: dict[str, Any]) -> bytes:
         """One event, framed. Missing optional fields take their Avro defaults."""
@@ -76,6 +82,15 @@ class UsageCodec:
         magic, schema_id = _HEADER.unpack_from(data)
         if magic != MAGIC_BYTE:
             raise DecodeError("bad_magic", f"magic byte {magic} != 0")
+        fast = self._fast.get(schema_id)
+        if fast is not None:
+            try:
+                events, end = fast(data, _HEADER.size)
+            except Exception:  # noqa: BLE001 - anything unusual: fastavro below decides (same events or same error)
+                pass
+            else:
+                if end == len(data):
+                    return events
         reader = self._readers.get(schema_id) or self._resolve(schema_id)
         writer, target, is_batch = reader
         buf = io.BytesIO(data)

@@ -28,7 +28,7 @@ from spendstream.windows import DAY_MS
 from spendstream.pricebook import BookSpec, DatedRates, Discount, ModelRates, day_date, day_number
 
 __all__ = ["PricedCost", "PriceBook", "COMPONENTS", "default_price_book", "unit_cost_nanos",
-           "split_nanos"]
+           "split_nanos", "gpu_microseconds"]
 
 COMPONENTS = ("input", "output", "cached_input", "cache_write", "reasoning", "request", "gpu", "egress")
 _TOKENS = COMPONENTS[:5]
@@ -196,43 +196,50 @@ class PriceBook:
     def price_batch(self, events: Any) -> list[PricedCost]:
         """Price many events; the same result as `price` per event, resolution cached per
         (provider, model, tier, environment, accelerator, UTC day)."""
-        cache, resolved, version, out = self._cache, self._resolved, self.version, []
-        append = out.append
+        out: list[PricedCost] = []
+        append, price_fields = out.append, self.price_fields
         for e in events:
             g = e.get
             t = g("event_time")
             if t is None:
                 raise InvalidEvent("missing_event_time", str(g("event_id")))
-            key = (g("provider"), g("model"), g("service_tier"), g("environment"), g("accelerator_type"), t // DAY_MS)
-            r = cache.get(key) or resolved(key)
             gpu_s = g("gpu_seconds")
             q = (g("input_tokens", 0), g("output_tokens", 0), g("cached_input_tokens", 0), g("cache_write_tokens", 0),
                  g("reasoning_tokens", 0), g("request_count", 1), _gpu_us(gpu_s) if gpu_s else 0, g("egress_bytes", 0))
             if min(q) < 0:
                 raise InvalidEvent("negative_quantity", str(g("event_id")))
-            if r.tiers:
-                r = _tier_of(r, q)
-            den, ln, cn, kn = r.den, r.list_num, r.contract_num, r.charge_num
-            comps = [0, 0, 0, 0, 0, 0, 0, 0]
-            total = c_exact = k_exact = 0
-            for i in r.active:
-                x = q[i]
-                if x:
-                    v, rem = divmod(x * ln[i], den)
-                    rem += rem
-                    if rem > den or (rem == den and v & 1):
-                        v += 1
-                    comps[i] = v
-                    total += v
-                    c_exact += x * cn[i]
-                    k_exact += x * kn[i]
-            contracted = total if r.same_contract else round_half_even(c_exact, den)
-            charged = contracted if r.no_markup else round_half_even(k_exact, den)
-            if r.model_known and not (q[6] or q[7]):
-                append(PricedCost(tuple(comps), total, contracted, charged, version, r.rules[0], False))
-            else:
-                append(PricedCost(tuple(comps), total, contracted, charged, version, *_rule_and_flag(r, q)))
+            append(price_fields(g("provider"), g("model"), g("service_tier"), g("environment"), g("accelerator_type"),
+                                t, q))
         return out
+
+    def price_fields(self, provider: Any, model: Any, tier: Any, env: Any, accel: Any, t: int,
+                     q: tuple[int, ...]) -> PricedCost:
+        """The price of one event given its fields: `q` = the 8 quantities in COMPONENTS order, GPU time already in
+        whole microseconds (`gpu_microseconds`), none negative (the caller checked). `price_batch` and the stream
+        worker's one-pass loop (stream_app/processor.py) both end here, so they cannot disagree."""
+        key = (provider, model, tier, env, accel, t // DAY_MS)
+        r = self._cache.get(key) or self._resolved(key)
+        if r.tiers:
+            r = _tier_of(r, q)
+        den, ln, cn, kn = r.den, r.list_num, r.contract_num, r.charge_num
+        comps = [0, 0, 0, 0, 0, 0, 0, 0]
+        total = c_exact = k_exact = 0
+        for i in r.active:
+            x = q[i]
+            if x:
+                v, rem = divmod(x * ln[i], den)
+                rem += rem
+                if rem > den or (rem == den and v & 1):
+                    v += 1
+                comps[i] = v
+                total += v
+                c_exact += x * cn[i]
+                k_exact += x * kn[i]
+        contracted = total if r.same_contract else round_half_even(c_exact, den)
+        charged = contracted if r.no_markup else round_half_even(k_exact, den)
+        if r.model_known and not (q[6] or q[7]):
+            return PricedCost(tuple(comps), total, contracted, charged, self.version, r.rules[0], False)
+        return PricedCost(tuple(comps), total, contracted, charged, self.version, *_rule_and_flag(r, q))
 
 
 def _tier_of(r: _Resolved, q: tuple[int, ...]) -> _Resolved:
@@ -255,6 +262,9 @@ def _rule_and_flag(r: _Resolved, q: tuple[int, ...]) -> tuple[str, bool]:
     if egress and not tokens:
         return r.rules[3], unpriced
     return r.rules[0], unpriced
+
+
+gpu_microseconds = _gpu_us
 
 
 def unit_cost_nanos(total_nanos: int, units: int, per: int = 1) -> int:

@@ -17,18 +17,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Sequence
 
 from schemas.codec import UsageCodec
 from schemas.errors import DecodeError, SpendstreamError
 from sinks.clickhouse.priced_rows import priced_row
 from spendstream.aggregation import Booking, aggregate
-from spendstream.allocation import owner_of
+from spendstream.allocation import _owner, owner_of
 from spendstream.allocation_rules import AllocationRules
 from spendstream.ports import Clock, DeadLetter, ReservationSettler, RowSink, SpendStore, Totals
-from spendstream.pricing import PriceBook
+from spendstream.pricing import PriceBook, gpu_microseconds
 from spendstream.groups import GroupIndex
-from spendstream.scopes import CardinalityCap, event_optional_scopes
+from spendstream.scopes import API_KEY_ATTRIBUTE, CardinalityCap, event_optional_scopes
 from spendstream.validation import Limits, dead_letter_tags, invalid_reason
 from spendstream.windows import event_day, period_bounds
 
@@ -37,6 +38,18 @@ __all__ = ["BatchProcessor", "BatchResult", "Record", "StaleBatch"]
 log = logging.getLogger(__name__)
 
 Record = tuple[int, bytes | None, bytes | None]  # (offset, key, value)
+
+# Every field of a decoded UsageEvent, in schema order: the codec's dicts always carry all of them (Avro fills
+# defaults, schema resolution included), so one itemgetter call turns an event into locals for the one-pass loop.
+EVENT_FIELDS = (
+    "event_id", "event_time", "source", "provider", "model", "operation", "input_tokens", "output_tokens",
+    "cached_input_tokens", "cache_write_tokens", "reasoning_tokens", "request_count", "gpu_seconds",
+    "accelerator_type", "egress_bytes", "status", "service_tier", "team", "cost_center", "use_case", "environment",
+    "workload_type", "project", "customer", "user_hash", "activity_type", "activity_id", "reservation_id",
+    "request_id", "attributes",
+)
+_event_fields = itemgetter(*EVENT_FIELDS)
+Valid = tuple[dict[str, Any], int, int, tuple | None]  # (event, offset, index in the message, its EVENT_FIELDS)
 
 
 @dataclass
@@ -127,7 +140,7 @@ class BatchProcessor:
             return res
         arrival = event_day(now)  # dedupe by id whatever event_time a copy carries (markers kept by arrival)
         dups = await self.store.find_duplicates(
-            topic, [(e["event_id"], f"{partition}:{o}.{i}", arrival) for e, o, i in valid])
+            topic, [(e["event_id"], f"{partition}:{o}.{i}", arrival) for e, o, i, _ in valid])
         res.duplicates = len(dups)
         fresh = [v for n, v in enumerate(valid) if n not in dups]
         rows = self._price(topic, partition, fresh, redis_mark, ch_mark, now, res)
@@ -147,16 +160,29 @@ class BatchProcessor:
         return res
 
     def _decode(self, topic: str, partition: int, records: Sequence[Record], redis_mark: int, ch_mark: int,
-                now: int, res: BatchResult) -> list[tuple[dict[str, Any], int, int]]:
-        """Decoded, valid events as (event, offset, index within the message); bad input becomes dead letters
-        carrying the ORIGINAL message bytes (plus the event's index when the message is a batch)."""
-        valid: list[tuple[dict[str, Any], int, int]] = []
+                now: int, res: BatchResult) -> list[Valid]:
+        """Decoded, valid events as (event, offset, index within the message, its EVENT_FIELDS values); bad input
+        becomes dead letters carrying the ORIGINAL message bytes (plus the event's index when the message is a
+        batch).
+
+        Validation is `invalid_reason`'s, with a fast acceptance in front of it: an event every check of which
+        plainly passes is valid without the field-by-field pass; anything else goes through `invalid_reason`, which
+        decides (and names the reason). The fast test only ever accepts what `invalid_reason` accepts: in
+        particular no string of a message of at most `max_string_chars` bytes can have more characters than that
+        (UTF-8: at least one byte per character), so the 19-field length scan is skipped for such messages."""
+        valid: list[Valid] = []
+        add = valid.append
+        lim = self.limits
+        cap, max_attrs, max_tok, max_req = lim.max_string_chars, lim.max_attributes, lim.max_tokens, lim.max_requests
+        max_gpu, max_egress = lim.max_gpu_seconds, lim.max_egress_bytes
+        t_lo, t_hi = now - lim.retention_ms, now + lim.max_future_ms
+        fields, decode = _event_fields, self.codec.decode
         for offset, kafka_key, value in records:
             if offset <= redis_mark and offset <= ch_mark:
                 res.skipped += 1
                 continue
             try:
-                events = self.codec.decode(value)
+                events = decode(value)
             except DecodeError as exc:
                 res.events += 1
                 res.dead.append(DeadLetter(value, exc.reason, exc.detail, topic, partition, offset, -1, kafka_key))
@@ -166,31 +192,105 @@ class BatchProcessor:
                 res.dead.append(DeadLetter(value, "empty_batch", "a batch message with no events", topic, partition,
                                            offset, -1, kafka_key))
                 continue
-            single = len(events) == 1
+            short = len(value) <= cap  # type: ignore[arg-type]  # decoded, so not None
+            res.events += len(events)
             for i, e in enumerate(events):
-                res.events += 1
-                bad = invalid_reason(e, now, self.limits)
-                if bad:
-                    res.dead.append(DeadLetter(value, bad[0], bad[1], topic, partition, offset, -1 if single else i,
-                                               kafka_key, *dead_letter_tags(e, self.limits)))
+                try:
+                    v = fields(e)
+                except KeyError:  # not the codec's shape (cannot happen from UsageCodec): the general path
+                    v = None
                 else:
-                    valid.append((e, offset, i))
+                    eid, t, _, provider, model, _, it, ot, ci, cw, rt, rc, gpu, _, egress = v[:15]
+                    attrs = v[29]
+                    if (short and eid and provider and model and len(eid) <= 200 and t_lo <= t <= t_hi
+                            and 0 <= it <= max_tok and 0 <= ot <= max_tok and 0 <= ci <= max_tok
+                            and 0 <= cw <= max_tok and 0 <= rt <= max_tok and 0 <= rc <= max_req
+                            and 0 <= egress <= max_egress and 0.0 <= (gpu or 0.0) <= max_gpu
+                            and (not attrs or len(attrs) <= max_attrs) and eid.isprintable()):
+                        add((e, offset, i, v))
+                        continue
+                bad = invalid_reason(e, now, lim)
+                if bad:
+                    res.dead.append(DeadLetter(value, bad[0], bad[1], topic, partition, offset,
+                                               -1 if len(events) == 1 else i, kafka_key, *dead_letter_tags(e, lim)))
+                else:
+                    add((e, offset, i, v))
         return valid
 
-    def _price(self, topic: str, partition: int, fresh: list[tuple[dict[str, Any], int, int]], redis_mark: int,
-               ch_mark: int, now: int, res: BatchResult) -> list[list[Any]]:
-        """Price and allocate the fresh events: bookings (for the store) into `res`, rows (for the sink) out."""
-        priced = self.prices.price_batch([e for e, _, _ in fresh])
+    def _price(self, topic: str, partition: int, fresh: list[Valid], redis_mark: int, ch_mark: int, now: int,
+               res: BatchResult) -> list[list[Any]]:
+        """Price and allocate the fresh events: bookings (for the store) into `res`, rows (for the sink) out.
+
+        One pass per event from its EVENT_FIELDS values: price (`PriceBook.price_fields`, the arithmetic
+        `price_batch` uses), owner, booking and the ClickHouse row (the same list `priced_row` builds) without
+        re-reading the dict. Allocation rules (an event split across owners) take the general path."""
+        if self.rules.rules:
+            return self._price_allocated(topic, partition, fresh, redis_mark, ch_mark, now, res)
+        rows: list[list[Any]] = []
+        add_row, book, reserve = rows.append, res.bookings.append, res.reservations.append
+        price, cap, groups = self.prices.price_fields, self.cap, self.groups
+        month_start = period_bounds("month", now)[0]  # before it: the event's month is closed (`late`)
+        cost = 0
+        for event, offset, _, v in fresh:
+            if v is None:
+                cost += self._price_general(event, offset, topic, partition, redis_mark, ch_mark, now, month_start, res,
+                                            rows)
+                continue
+            (eid, t, source, provider, model, op, it, ot, ci, cw, rt, rc, gpu, accel, egress, status, tier, team, cc,
+             uc, env, wl, project, customer, user, atype, aid, resv, reqid, attrs) = v
+            p = price(provider, model, tier, env, accel, t,
+                      (it, ot, ci, cw, rt, rc, gpu_microseconds(gpu) if gpu else 0, egress))
+            owner = _owner(team, cc, uc, env, wl)
+            if offset > redis_mark:
+                book(Booking(owner, provider, model, t, p.charged_nanos, p.unpriced,
+                             event_optional_scopes(event, cap, groups)
+                             if project or customer or user or (attrs and attrs.get(API_KEY_ATTRIBUTE)) else ()))
+                cost += p.charged_nanos
+                if resv:
+                    reserve(resv)
+            if offset > ch_mark:
+                o_team, o_cc, o_uc, o_env, o_wl, tagged = owner
+                add_row([
+                    eid, t, now, source or "sdk", provider, model, op or "", tier or "", status or "success",
+                    o_team, o_cc, o_uc, o_env, o_wl, int(tagged),
+                    project or "", customer or "", user or "", atype or "", aid or "", resv or "", reqid or "",
+                    it, ot, ci, cw, rt, rc, float(gpu or 0.0), accel or "", egress, *p.components, p.list_nanos,
+                    p.contracted_nanos, p.charged_nanos, p.price_version, p.rule, int(p.unpriced),
+                    int(t < month_start), dict(attrs or {}), topic, partition, offset,
+                ])
+        res.cost += cost
+        res.overflow = self.cap.drain()
+        return rows
+
+    def _price_general(self, event: dict[str, Any], offset: int, topic: str, partition: int, redis_mark: int,
+                       ch_mark: int, now: int, month_start: int, res: BatchResult, rows: list[list[Any]]) -> int:
+        """One event without allocation rules, from the dict (`priced_row`, `price_batch`); returns the cost booked."""
+        p = self.prices.price_batch((event,))[0]
+        owner = owner_of(event)
+        if offset > ch_mark:
+            rows.append(priced_row(event, owner, p, topic, partition, offset, now, event["event_time"] < month_start))
+        if offset > redis_mark:
+            res.bookings.append(Booking(owner, event["provider"], event["model"], event["event_time"],
+                                        p.charged_nanos, p.unpriced, event_optional_scopes(event, self.cap, self.groups)))
+            if event.get("reservation_id"):
+                res.reservations.append(event["reservation_id"])
+            return p.charged_nanos
+        return 0
+
+    def _price_allocated(self, topic: str, partition: int, fresh: list[Valid], redis_mark: int, ch_mark: int,
+                         now: int, res: BatchResult) -> list[list[Any]]:
+        """Allocation rules on: each event may be split across owners (`AllocationRules.allocate`)."""
+        priced = self.prices.price_batch([e for e, _, _, _ in fresh])
         rows: list[list[Any]] = []
         add_row, book = rows.append, res.bookings.append
-        allocate = self.rules.allocate if self.rules.rules else None  # no rules: the event is its own owner
+        allocate = self.rules.allocate
         cap, groups = self.cap, self.groups
         month_start = period_bounds("month", now)[0]  # before it: the event's month is closed (`late`)
         cost = 0
-        for (event, offset, _), price in zip(fresh, priced):
+        for (event, offset, _, _), price in zip(fresh, priced):
             late = event["event_time"] < month_start
             booked = offset > redis_mark
-            for e, p in (allocate(event, price) if allocate is not None else ((event, price),)):
+            for e, p in allocate(event, price):
                 owner = owner_of(e)
                 if booked:
                     book(Booking(owner, e["provider"], e["model"], e["event_time"], p.charged_nanos, p.unpriced,

@@ -72,14 +72,19 @@ class RedisSpendStore:
         trip."""
         if not events:
             return set()
-        groups: dict[int, tuple[dict[int, int], list[str], list[str], list[str], list[int]]] = {}
+        groups: dict[int, tuple[dict[int, str], list[str], list[str], list[str], list[int]]] = {}
+        get = groups.get
         for pos, (event_id, where, day) in enumerate(events):
-            gens, idx, ids, recs, positions = groups.setdefault(dedupe_bucket(event_id), ({}, [], [], [], []))
+            bucket = dedupe_bucket(event_id)
+            grp = get(bucket)
+            if grp is None:  # not setdefault: that built five empty containers per event (~0.13 us of 0.33)
+                grp = groups[bucket] = ({}, [], [], [], [])
+            gens, idx, ids, recs, positions = grp
             g = seen_generation(day)
             k = gens.get(g)
             if k is None:
-                k = gens[g] = 2 * len(gens) + 1  # KEYS[k] this generation, KEYS[k + 1] the one before
-            idx.append(str(k))
+                k = gens[g] = str(2 * len(gens) + 1)  # KEYS[k] this generation, KEYS[k + 1] the one before
+            idx.append(k)
             ids.append(event_id)
             recs.append(where)
             positions.append(pos)

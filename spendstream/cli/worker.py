@@ -15,17 +15,36 @@ from spendstream.ports import Clock
 __all__ = ["register", "run_worker"]
 
 
-def tune_gc() -> None:
+GC_ENV = "SPENDSTREAM_GC"  # a measurement knob: "default" or "T0,T1,T2[,nofreeze]" (bench/memory.py, processor_cpu.py)
+
+
+def tune_gc(setting: str | None = None) -> None:
     """The hot loop allocates a few containers per event (decoded dicts, rows buffered until the next ClickHouse
     flush): with the default thresholds (700 allocations) the cyclic GC ran many times per batch and its older
-    generations re-scanned every buffered row. Measured at one event per message: a large share of the loop's
-    samples sat in the collector. The worker holds no reference cycles on the hot path, so: collect rarely, and
-    move what start-up built (modules, price book, catalog) out of the collector's sight."""
-    import gc
+    generations re-scanned every buffered row (bench/processor_cpu.py: ~18-21 us/event vs ~13). So: move what
+    start-up built (modules, price book, catalog) out of the collector's sight (freeze) and run gen 0 every 10,000
+    net allocations, the older generations at their default ratios (10, 10).
 
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(200_000, 20, 100)
+    Not 200,000 / 20 / 100 any more (the earlier setting): full collections then came so rarely that the worker's
+    RSS grew +12-42 % between 1M and 3M-10M events. 10,000 / 10 / 10: +1.1 % over 10M events (20,000: +9.6 %),
+    at ~0.5-1 us/event more than 200,000 / 20 / 100, ~5 less than the default collector (docs/performance.md
+    "Memory").
+
+    `setting` (else $SPENDSTREAM_GC, else "10000,10,10"): "default" leaves the collector alone; "T0,T1,T2" sets the
+    thresholds after a freeze; a trailing ",nofreeze" skips the freeze (a measurement knob)."""
+    import gc
+    import os
+
+    setting = (setting or os.environ.get(GC_ENV) or "10000,10,10").strip()
+    if setting == "default":
+        return
+    parts = [x.strip() for x in setting.split(",")]
+    freeze = parts[-1] != "nofreeze"
+    thresholds = [int(x) for x in (parts if freeze else parts[:-1])]
+    if freeze:
+        gc.collect()
+        gc.freeze()
+    gc.set_threshold(*thresholds)
 
 
 def run_worker(price_book: Path | None = None, loglevel: str = "warning", clock: Clock | None = None) -> None:

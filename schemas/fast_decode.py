@@ -1,0 +1,172 @@
+"""A decoder generated from the UsageEvent schema: Python source built once at start-up, one straight-line function
+per record, no per-field dispatch and no file object. Measured ~2x faster than fastavro's `schemaless_reader` for
+our 30-field record (which reads through `fo.read` ~54 times per event).
+
+It is a fast path only, never the judge: it handles the shapes this schema uses (long, double, string,
+["null", "string"], map of strings, and a record holding an array of such records) and gives up — raises — on
+anything unusual (a negative or overlong length, an unknown union branch, a negative block count, a varint past 64
+bits, bad UTF-8, a truncated body). `schemas.codec.UsageCodec` then decodes the message with fastavro, which
+decides: the same events, or the same DecodeError as before. A schema with any other field type gets no fast
+decoder (`build_decoder` returns None). tests/unit/test_fast_decode.py holds it to fastavro's output.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Callable
+
+__all__ = ["build_decoder", "GiveUp"]
+
+Decoder = Callable[[bytes, int], tuple[list[dict[str, Any]], int]]
+
+
+class GiveUp(Exception):
+    """Not a shape the fast path reads: let fastavro decide."""
+
+
+def _give_up() -> Any:
+    raise GiveUp
+
+
+def _long(data: bytes, pos: int) -> tuple[int, int]:
+    """A zigzag varint of any length up to 64 bits."""
+    b = data[pos]
+    pos += 1
+    n, shift = b & 0x7F, 7
+    while b & 0x80:
+        if shift > 63:
+            raise GiveUp
+        b = data[pos]
+        pos += 1
+        n |= (b & 0x7F) << shift
+        shift += 7
+    if n >> 64:
+        raise GiveUp
+    return (n >> 1) ^ -(n & 1), pos
+
+
+def _str(data: bytes, pos: int, end: int) -> tuple[str, int]:
+    n, pos = _long(data, pos)
+    e = pos + n
+    if n < 0 or e > end:
+        raise GiveUp
+    return data[pos:e].decode(), e
+
+
+def _map(data: bytes, pos: int, end: int) -> tuple[dict[str, str], int]:
+    out: dict[str, str] = {}
+    while True:
+        count, pos = _long(data, pos)
+        if count == 0:
+            return out, pos
+        if count < 0:  # a block with a byte size: legal Avro, rare; fastavro reads it
+            raise GiveUp
+        for _ in range(count):
+            k, pos = _str(data, pos, end)
+            v, pos = _str(data, pos, end)
+            out[k] = v
+
+
+def _string_lines(var: str, indent: str) -> list[str]:
+    # one-byte lengths (< 64 characters) inline; longer ones through _long
+    return [f"{indent}b = data[pos]",
+            f"{indent}if b < 128:",
+            f"{indent}    pos += 1",
+            f"{indent}    b = _give_up() if b & 1 else b >> 1",
+            f"{indent}else:",
+            f"{indent}    b, pos = _long(data, pos)",
+            f"{indent}    if b < 0: _give_up()",
+            f"{indent}e = pos + b",
+            f"{indent}if e > end: _give_up()",
+            f"{indent}{var} = data[pos:e].decode()",
+            f"{indent}pos = e"]
+
+
+def _record_source(fields: list[dict[str, Any]]) -> str | None:
+    """`def record(data, pos, end) -> (dict, pos)` for a flat record, or None when a field type is not covered."""
+    lines = ["def record(data, pos, end):"]
+    names = []
+    for i, f in enumerate(fields):
+        t, v = f["type"], f"v{i}"
+        names.append((f["name"], v))
+        if t == "long":  # one- and two-byte varints inline (counts below 8,192), longer ones through _long
+            lines += ["    b = data[pos]",
+                      "    if b < 128:",
+                      f"        {v} = (b >> 1) ^ -(b & 1)",
+                      "        pos += 1",
+                      "    else:",
+                      "        c = data[pos + 1]",
+                      "        if c < 128:",
+                      "            b = (b & 0x7F) | (c << 7)",
+                      f"            {v} = (b >> 1) ^ -(b & 1)",
+                      "            pos += 2",
+                      "        else:",
+                      f"            {v}, pos = _long(data, pos)"]
+        elif t == "double":
+            lines += [f"    {v}, = _double(data, pos)", "    pos += 8"]
+        elif t == "string":
+            lines += _string_lines(v, "    ")
+        elif t == ["null", "string"]:
+            lines += ["    b = data[pos]",
+                      "    pos += 1",
+                      "    if b == 0:",
+                      f"        {v} = None",
+                      "    elif b == 2:"]
+            lines += _string_lines(v, "        ")
+            lines += ["    else:", "        _give_up()"]
+        elif isinstance(t, dict) and t.get("type") == "map" and t.get("values") == "string":
+            lines += ["    if data[pos] == 0:",
+                      f"        {v} = {{}}",
+                      "        pos += 1",
+                      "    else:",
+                      f"        {v}, pos = _map(data, pos, end)"]
+        else:
+            return None
+    lines.append("    return {" + ", ".join(f"{name!r}: {v}" for name, v in names) + "}, pos")
+    return "\n".join(lines)
+
+
+def build_decoder(schema: dict[str, Any], batch: bool, named: dict[str, Any] | None = None) -> Decoder | None:
+    """A fast decoder of one message body for a parsed (fastavro) record schema: `decode(data, pos)` -> (events,
+    end position). `batch`: the schema is a record whose one field is an array of event records (`named` resolves
+    the item type when it is a name). None when the schema has a shape the fast path does not read."""
+    if batch:
+        fields = schema.get("fields") or []
+        if len(fields) != 1 or not isinstance(fields[0]["type"], dict) or fields[0]["type"].get("type") != "array":
+            return None
+        item = fields[0]["type"]["items"]
+        if isinstance(item, str):
+            item = (named or {}).get(item)
+        if not isinstance(item, dict) or item.get("type") != "record":
+            return None
+        event_fields = item["fields"]
+    else:
+        if schema.get("type") != "record":
+            return None
+        event_fields = schema["fields"]
+    src = _record_source(event_fields)
+    if src is None:
+        return None
+    ns: dict[str, Any] = {"_long": _long, "_give_up": _give_up, "_map": _map,
+                          "_double": struct.Struct("<d").unpack_from}
+    exec(compile(src, f"<fast decoder for {schema.get('name')}>", "exec"), ns)  # noqa: S102 - our own schema
+    record = ns["record"]
+
+    if not batch:
+        def decode(data: bytes, pos: int) -> tuple[list[dict[str, Any]], int]:
+            event, pos = record(data, pos, len(data))
+            return [event], pos
+        return decode
+
+    def decode_batch(data: bytes, pos: int) -> tuple[list[dict[str, Any]], int]:
+        end, events = len(data), []
+        while True:
+            count, pos = _long(data, pos)
+            if count == 0:
+                return events, pos
+            if count < 0:
+                raise GiveUp
+            for _ in range(count):
+                event, pos = record(data, pos, end)
+                events.append(event)
+    return decode_batch

@@ -1,0 +1,138 @@
+"""The generated decoder (schemas/fast_decode.py) is held to fastavro: on every message it accepts it returns exactly
+what fastavro returns (values, types, key order); a message it gives up on is decoded (or refused) by fastavro, so
+UsageCodec.decode answers the same as a fastavro-only decode on valid, unusual and corrupt bodies alike."""
+
+from __future__ import annotations
+
+import io
+import math
+import random
+
+import pytest
+from fastavro import schemaless_reader, schemaless_writer
+
+from schemas.codec import HEADER_SIZE, UsageCodec
+from schemas.errors import DecodeError
+from spendstream.synthetic import SyntheticStream
+
+NOW = 1_796_270_441_700
+
+
+def _fastavro_only(codec: UsageCodec, data: bytes):
+    """What the codec answered before the fast path: events, or ("error", reason, detail)."""
+    saved = codec._fast
+    codec._fast = {}
+    try:
+        return codec.decode(data)
+    except DecodeError as exc:
+        return ("error", exc.reason, exc.detail)
+    finally:
+        codec._fast = saved
+
+
+def _answer(codec: UsageCodec, data: bytes):
+    try:
+        return codec.decode(data)
+    except DecodeError as exc:
+        return ("error", exc.reason, exc.detail)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, tuple) or isinstance(b, tuple):
+        return a == b
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if list(x) != list(y):
+            return False
+        for k in x:
+            vx, vy = x[k], y[k]
+            if type(vx) is not type(vy):
+                return False
+            if isinstance(vx, float) and math.isnan(vx):
+                if not math.isnan(vy):
+                    return False
+            elif vx != vy:
+                return False
+    return True
+
+
+def _unusual_events(n: int) -> list[dict]:
+    rnd = random.Random(11)
+    out = []
+    for i, e in enumerate(SyntheticStream(seed=5).events(n, NOW)):
+        e = dict(e)
+        k = i % 9
+        if k == 1:
+            e["input_tokens"] = rnd.choice([2**63 - 1, -(2**63), 63, 64, -64, -65, 8191, 8192, 10**12])
+        if k == 2:
+            e["team"] = "é" * rnd.randrange(1, 200)  # multi-byte, lengths past one varint byte
+            e["project"] = "x" * 64
+        if k == 3:
+            e["attributes"] = {f"k{j}": "v" * j for j in range(rnd.randrange(1, 80))}
+        if k == 4:
+            e["gpu_seconds"] = rnd.choice([float("nan"), float("inf"), -0.0, 1e-300, 123.456])
+        if k == 5:
+            e["event_id"] = ""
+            e["model"] = "🙂" * 3
+        if k == 6:
+            e["user_hash"] = ""
+            e["attributes"] = {"": ""}
+        out.append(e)
+    return out
+
+
+def test_the_fast_decoder_returns_what_fastavro_returns_for_events_and_batches():
+    codec = UsageCodec()
+    assert codec._fast, "the current schemas get a fast decoder"
+    events = _unusual_events(900)
+    messages = [codec.encode(e) for e in events]
+    messages += [codec.encode_batch(events[i:i + n]) for i, n in ((0, 1), (1, 7), (10, 300), (400, 0))]
+    for m in messages:
+        assert _same(_answer(codec, m), _fastavro_only(codec, m)), m
+
+
+def test_corrupt_and_truncated_bodies_get_fastavros_answer():
+    codec = UsageCodec()
+    rnd = random.Random(3)
+    base = [codec.encode(e) for e in _unusual_events(60)] + [codec.encode_batch(_unusual_events(5))]
+    checked = 0
+    for m in base:
+        for _ in range(60):
+            b = bytearray(m)
+            op = rnd.randrange(4)
+            if op == 0:
+                b[rnd.randrange(HEADER_SIZE, len(b))] = rnd.randrange(256)
+            elif op == 1:
+                del b[rnd.randrange(HEADER_SIZE, len(b)):]
+            elif op == 2:
+                b += bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 4)))
+            else:
+                i = rnd.randrange(HEADER_SIZE, len(b))
+                b[i:i] = bytes([0x80 | rnd.randrange(128)] * rnd.randrange(1, 12))
+            data = bytes(b)
+            assert _same(_answer(codec, data), _fastavro_only(codec, data)), data
+            checked += 1
+    assert checked == len(base) * 60
+
+
+def test_a_map_written_in_sized_blocks_and_negative_counts_fall_back_to_fastavro():
+    codec = UsageCodec()
+    e = dict(next(iter(SyntheticStream(seed=1).events(1, NOW))))
+    e["attributes"] = {"a": "b", "c": "d"}
+    buf = io.BytesIO()
+    schemaless_writer(buf, codec._event_schema, e)
+    body = buf.getvalue()
+    # rewrite the map (the last field) as one block with a negative count and a byte size, as other writers may
+    plain_map = b"\x04\x02a\x02b\x02c\x02d\x00"
+    assert body.endswith(plain_map)
+    sized = body[: -len(plain_map)] + b"\x03\x10\x02a\x02b\x02c\x02d\x00"
+    data = codec._event_header + sized
+    assert schemaless_reader(io.BytesIO(sized), codec._event_schema, None)["attributes"] == e["attributes"]
+    assert _same(_answer(codec, data), _fastavro_only(codec, data))
+    assert codec.decode(data)[0]["attributes"] == {"a": "b", "c": "d"}
+
+
+@pytest.mark.parametrize("data", [b"", b"\x00\x00\x00", b"\x01\x00\x00\x00\x01x", b"\x00\xff\xff\xff\xf0abc"])
+def test_header_problems_are_unchanged(data):
+    assert _answer(UsageCodec(), data) == _fastavro_only(UsageCodec(), data)  # fresh: unknown ids are cached
