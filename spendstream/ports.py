@@ -53,6 +53,13 @@ class SpendStore(Protocol):
     async def owners(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
         """The partitions' current ownership epochs (0: never claimed)."""
 
+    async def fence(self, topic: str, intents: dict[int, tuple[int, str]]) -> dict[int, int]:
+        """Per partition (the worker's epoch, an INSERT intent): record the intent unless the epoch moved past the
+        worker's; returns the current epochs (above the worker's: fenced, nothing recorded)."""
+
+    async def intents(self, topic: str, partitions: Sequence[int]) -> dict[int, str]:
+        """The partitions' last recorded INSERT intents (absent: none)."""
+
     async def find_duplicates(self, topic: str, events: Sequence[DedupeKey]) -> set[int]:
         """Positions whose event id was first carried by ANOTHER record (a redelivered record is not a duplicate
         of itself)."""

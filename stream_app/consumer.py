@@ -17,6 +17,7 @@ Two tasks:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
@@ -129,17 +130,32 @@ class UsageConsumer(Service):
                 await asyncio.sleep(self.poll_timeout_s)
             if self._pending_assign:
                 new, self._pending_assign = self._pending_assign, []
-                # claim first, then read the ClickHouse marks: a former owner's flush that checks the epoch
-                # after this writes nothing, and one that checked before is an INSERT in flight (docs/scaling.md)
-                self._epochs.update(await self.processor.store.claim(self.topic, new))
-                written = await asyncio.to_thread(self.writer.written_offsets, self.topic)
-                await self.processor.assign(self.topic, new, written)
-                self._assigned.update(new)
+                await self._take_over(new)
             if msgs:
                 await self._handle_until_booked(msgs)
             self.metrics.sink_pending.set(self.writer.pending)
             if self.writer.pending >= self.flush_rows:
                 self._flush_due.set()
+
+    async def _take_over(self, partitions: list[int]) -> None:
+        """Claim first, then read the INSERT intents and the ClickHouse marks: a former owner's flush that checks
+        the epoch after the claim records and writes nothing; one that checked before recorded its intent, which we
+        read here — if ClickHouse does not hold that range, the INSERT may still be in flight (a zombie frozen
+        inside it), and our first INSERT of the partition repeats it exactly, same token (docs/scaling.md)."""
+        self._epochs.update(await self.processor.store.claim(self.topic, partitions))
+        await self._load_marks(partitions)
+        self._assigned.update(partitions)
+
+    async def _load_marks(self, partitions: list[int]) -> None:
+        intents = await self.processor.store.intents(self.topic, partitions)
+        written = await asyncio.to_thread(self.writer.written_offsets, self.topic)
+        for p in partitions:
+            pins = self.writer.pin(self.topic, p, json.loads(intents[p]) if p in intents else None, written)
+            if pins:
+                log.warning("%s:%d: an INSERT recorded by epoch %s is not in ClickHouse (mark %d): the first "
+                            "INSERT of the partition repeats it exactly (%s)", self.topic, p,
+                            json.loads(intents[p]).get("epoch"), written.get(p, -1), pins)
+        await self.processor.assign(self.topic, partitions, written)
 
     @Service.task
     async def _flusher(self) -> None:
@@ -218,8 +234,7 @@ class UsageConsumer(Service):
         async with self._flush_lock:
             dropped = self.processor.revoke(self.topic, [partition])
             self._consumed.pop(partition, None)  # their rows are gone: never commit past them
-            written = await asyncio.to_thread(self.writer.written_offsets, self.topic)
-            await self.processor.assign(self.topic, [partition], written)
+            await self._load_marks([partition])  # the INSERT intent too: a zombie's INSERT may be in flight
             offset = self.processor.resume_offset(self.topic, partition)
             try:
                 self.consumer.seek(TopicPartition(self.topic, partition, offset))
@@ -235,13 +250,19 @@ class UsageConsumer(Service):
         zombie there (frozen past the session timeout, say), the new owner read its ClickHouse mark without our
         rows and writes them itself. Their rows (priced and dead letters) are dropped from the block (and not
         committed): inserting them would store them twice (raw rows until a merge; the rollups for good). If Redis
-        does not answer, the block is written unfenced, as before the check existed."""
+        does not answer, the block is written unfenced, as before the check existed.
+        In the same call (one FENCE per partition, pipelined: one round trip per flush), each partition we still
+        own records the INSERT intent — ranges and dedup tokens — before the INSERT is sent: if we freeze inside
+        it, the next owner repeats it with the same tokens (`_take_over`)."""
         parts = sorted({p for part in (block.rows, block.dead) for (t, p), rows in part.items()
                         if t == self.topic and rows})
         if not parts:
             return []
+        intents = {p: (self._epochs.get(p, 0),
+                       json.dumps({"epoch": self._epochs.get(p, 0), **block.intent((self.topic, p))}))
+                   for p in parts}
         try:
-            now = await self.processor.store.owners(self.topic, parts)
+            now = await self.processor.store.fence(self.topic, intents)
         except StoreUnavailable as exc:
             log.warning("ownership check skipped (%s): writing the block unfenced", exc)
             return []
@@ -274,9 +295,13 @@ class UsageConsumer(Service):
             try:
                 while True:  # a block that failed before goes first, unchanged; then the buffer up to now
                     retrying = self.writer.has_retry
-                    block = self.writer.take()
+                    block = self.writer.take({(self.topic, p): o for p, o in consumed.items()})
                     for p in await self._fenced(block):
                         consumed.pop(p, None)
+                    for t, p in block.partial:  # rows of it left in the buffer: commit it at a later flush
+                        o = consumed.pop(p, None) if t == self.topic else None
+                        if o is not None and o > self._consumed.get(p, -1):
+                            self._consumed[p] = o
                     if len(block):
                         self._no_write_in_flight.clear()
                         await asyncio.to_thread(self._write_then_signal, block)

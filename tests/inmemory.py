@@ -70,6 +70,20 @@ class MemorySpendStore:
         epochs = self.__dict__.get("epochs", {})
         return {p: epochs.get((topic, p), 0) for p in partitions}
 
+    async def fence(self, topic: str, intents: dict[int, tuple[int, str]]) -> dict[int, int]:
+        epochs = self.__dict__.get("epochs", {})
+        recorded = self.__dict__.setdefault("inflight", {})
+        out = {}
+        for p, (epoch, intent) in intents.items():
+            out[p] = epochs.get((topic, p), 0)
+            if out[p] <= epoch:
+                recorded[(topic, p)] = intent
+        return out
+
+    async def intents(self, topic: str, partitions: Sequence[int]) -> dict[int, str]:
+        recorded = self.__dict__.get("inflight", {})
+        return {p: recorded[(topic, p)] for p in partitions if (topic, p) in recorded}
+
     async def find_duplicates(self, topic: str, events: Sequence[DedupeKey]) -> set[int]:
         self.calls += 1
         dups = set()

@@ -21,10 +21,10 @@ the same reason, identical undecodable messages count as one letter).
 
 A zombie worker (frozen past its session, then resumed) may buffer letters of a batch with no valid event (only
 booking detects a stale owner: stream_app/processor.py) before its revoke arrives; its flush drops them with its
-priced rows when the partition's ownership epoch moved on (stream_app/consumer.py `_fenced`). What remains is the
-zombie's INSERT already in flight when it was frozen (docs/scaling.md "Zombie"): such a copy has the same source
-position (the ReplacingMergeTree key) and the same letter_id, so FINAL and the console's counts stay exact; only raw
-rows show it.
+priced rows when the partition's ownership epoch moved on (stream_app/consumer.py `_fenced`). The zombie's INSERT
+already in flight when it was frozen was recorded (range and token) by its fence call: the new owner's first
+dead-letter INSERT of the partition repeats it with the same token, and ClickHouse drops whichever lands second
+(docs/scaling.md "Zombie"; tests/faults/test_inflight_insert.py).
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ same block, retried unchanged before anything newer: so an INSERT a hung server 
 and its retry are one insert (migration 0006 keeps the tokens; `deduplicate_blocks_in_dependent_materialized_views`
 keeps the rollups exact too). After a restart the worker asks ClickHouse for the highest offset it holds per
 partition and skips those, so a redelivered batch is never inserted twice and the rollups never double count.
+A new owner whose ClickHouse mark is below the partition's last recorded INSERT intent (an INSERT a frozen zombie
+may still complete) `pin`s it: its first INSERT of the partition repeats that range with that token
+(docs/scaling.md "Zombie").
 
 On a ClickHouse cluster (`cluster=` name; docs/scaling.md "ClickHouse cluster") the guard must read what was written:
 inserts go through the Distributed table with `insert_distributed_sync=1`, so an INSERT returns only once the
@@ -56,9 +59,37 @@ class Block:
     firsts: dict[TP, int] = field(default_factory=dict)  # lowest offset of each partition in the block
     ledger: dict[tuple[str, tuple[str, ...]], list[list[Any]]] = field(default_factory=dict)
     dead: dict[TP, list[list[Any]]] = field(default_factory=dict)  # dead-letter rows per partition, offset order
+    # a partition's first INSERTs after it was taken over while another worker's INSERT may still be in flight: that
+    # INSERT's exact range and dedup token (rows, dead letters), so whichever of the two lands second is dropped
+    pinned: dict[TP, tuple[int, int, str]] = field(default_factory=dict)
+    dead_pinned: dict[TP, tuple[int, int, str]] = field(default_factory=dict)
+    partial: set[TP] = field(default_factory=set)  # partitions with rows / letters left in the buffer (not committable)
 
     def __len__(self) -> int:
         return sum(len(r) for part in (self.rows, self.ledger, self.dead) for r in part.values())
+
+    def row_range(self, tp: TP) -> tuple[int, int, str] | None:
+        """(first, last, insert_deduplication_token) of the partition's priced-rows INSERT; None: no rows."""
+        if not self.rows.get(tp):
+            return None
+        if tp in self.pinned:
+            return self.pinned[tp]
+        first, last = self.firsts.get(tp, -1), self.marks.get(tp, -1)
+        return first, last, f"{tp[0]}:{tp[1]}:{first}-{last}:{len(self.rows[tp])}"
+
+    def dead_range(self, tp: TP) -> tuple[int, int, str] | None:
+        """(first, last, insert_deduplication_token) of the partition's dead-letter INSERT; None: no letters."""
+        rows = self.dead.get(tp)
+        if not rows:
+            return None
+        if tp in self.dead_pinned:
+            return self.dead_pinned[tp]
+        first, last = rows[0][DEAD_LETTER_OFFSET], rows[-1][DEAD_LETTER_OFFSET]
+        return first, last, f"{tp[0]}:{tp[1]}:{first}-{last}:{len(rows)}"
+
+    def intent(self, tp: TP) -> dict[str, Any]:
+        """What the partition's INSERTs of this block are about to store (recorded in Redis before they are sent)."""
+        return {"rows": self.row_range(tp), "dead": self.dead_range(tp)}
 
 
 class ClickHouseWriter:
@@ -78,6 +109,7 @@ class ClickHouseWriter:
         self._database = database
         self._buffer = Block()
         self._retry: Block | None = None  # a block whose write failed: retried exactly as it was
+        self._pins: dict[TP, dict[str, tuple[int, int, str]]] = {}  # see `pin`
         self._io = threading.Lock()
 
     def _guard_from(self, table: str) -> str:
@@ -99,6 +131,23 @@ class ClickHouseWriter:
             if o > self._dead_marks.get((topic, p), -1):
                 self._dead_marks[(topic, p)] = o
         return priced
+
+    def pin(self, topic: str, partition: int, intent: dict[str, Any] | None, written: dict[int, int]) -> dict:
+        """At an assignment (after the ownership claim, with `written` just read): the partition's last recorded
+        INSERT intent (Redis, `Block.intent`; whoever wrote it) whose range ClickHouse does not hold yet — its
+        first offset above the table's mark — may be an INSERT still in flight (a zombie frozen inside it). Pin it:
+        this worker's first INSERT of the partition (`take`) covers exactly that range with that token, so the two
+        are one to ClickHouse's token dedup, whichever lands second. Returns the pins (rows / dead)."""
+        tp = (topic, partition)
+        self._pins.pop(tp, None)
+        marks = {"rows": written.get(partition, -1), "dead": self._dead_marks.get(tp, -1)}
+        pins = {}
+        for kind, rng in (intent or {}).items():
+            if kind in marks and rng and int(rng[0]) > marks[kind]:
+                pins[kind] = (int(rng[0]), int(rng[1]), str(rng[2]))
+        if pins:
+            self._pins[tp] = pins
+        return pins
 
     def add_dead_letters(self, topic: str, partition: int, rows: list[list[Any]]) -> int:
         """Buffer one partition's dead-letter rows (offset order; sinks/clickhouse/dead_letters.py), except those at
@@ -132,6 +181,7 @@ class ClickHouseWriter:
                 block.firsts.pop((topic, p), None)
         for p in partitions:  # the next assignment reloads it from what ClickHouse holds
             self._dead_marks.pop((topic, p), None)
+            self._pins.pop((topic, p), None)
         return n
 
     @property
@@ -142,14 +192,56 @@ class ClickHouseWriter:
     def has_retry(self) -> bool:
         return self._retry is not None
 
-    def take(self) -> Block:
+    def take(self, reached: dict[TP, int] | None = None) -> Block:
         """The block to write next (call on the thread that adds): a failed block again, unchanged, else the
-        buffer swapped out."""
+        buffer swapped out. A pinned partition (`pin`) stays in the buffer until `reached` (the highest offset
+        consumed per partition) covers its pins; then its first block is cut at the pinned ranges and carries
+        their tokens, the rest stays buffered. Such partitions are in `block.partial` (do not commit them)."""
         if self._retry is not None:
             block, self._retry = self._retry, None
             return block
         block, self._buffer = self._buffer, Block()
+        for tp in list(self._pins):
+            pins = self._pins[tp]
+            if reached is None or reached.get(tp, -1) < max(last for _, last, _ in pins.values()):
+                self._hold(block, tp)  # not consumed that far yet: the first INSERT must cover the whole range
+                continue
+            del self._pins[tp]
+            for kind, (first, last, token) in pins.items():
+                part, offset, pinned = ((block.rows, _OFFSET, block.pinned) if kind == "rows"
+                                        else (block.dead, DEAD_LETTER_OFFSET, block.dead_pinned))
+                rows = part.pop(tp, [])
+                keep = [r for r in rows if r[offset] <= last]
+                rest = rows[len(keep):]
+                if keep:
+                    part[tp] = keep
+                    pinned[tp] = (first, last, token)
+                if rest:
+                    block.partial.add(tp)
+                    if kind == "rows":
+                        self._buffer.rows[tp] = rest
+                        self._buffer.firsts[tp] = rest[0][_OFFSET]
+                        self._buffer.marks[tp] = block.marks.get(tp, last)
+                    else:
+                        self._buffer.dead[tp] = rest
+                if kind == "rows":
+                    if keep:
+                        block.firsts[tp], block.marks[tp] = first, last
+                    else:
+                        block.firsts.pop(tp, None)
+                        block.marks.pop(tp, None)
         return block
+
+    def _hold(self, block: Block, tp: TP) -> None:
+        """Put a partition's rows and letters of a taken block back into the (fresh) buffer."""
+        if tp in block.rows:
+            self._buffer.rows[tp] = block.rows.pop(tp)
+            self._buffer.firsts[tp] = block.firsts.pop(tp)
+            self._buffer.marks[tp] = block.marks.pop(tp)
+            block.partial.add(tp)
+        if tp in block.dead:
+            self._buffer.dead[tp] = block.dead.pop(tp)
+            block.partial.add(tp)
 
     def write(self, block: Block) -> None:
         """Insert a taken block (any thread). Raises when ClickHouse fails; the caller `restore`s the block."""
@@ -166,14 +258,13 @@ class ClickHouseWriter:
             self.client.insert(f"{self._database}.{table}", rows, column_names=columns, settings=self._sync or None)
             del block.ledger[(table, columns)]  # written: a retry of the block does not resend it
         for tp, rows in list(block.dead.items()):  # before the priced rows: see sinks/clickhouse/dead_letters.py
-            first, last = rows[0][DEAD_LETTER_OFFSET], rows[-1][DEAD_LETTER_OFFSET]
-            self.client.insert(self.dead_table, rows, column_names=DEAD_LETTER_COLUMNS,
-                               settings={"insert_deduplication_token": f"{tp[0]}:{tp[1]}:{first}-{last}:{len(rows)}",
-                                         **self._sync})
+            if rows:
+                self.client.insert(self.dead_table, rows, column_names=DEAD_LETTER_COLUMNS,
+                                   settings={"insert_deduplication_token": block.dead_range(tp)[2], **self._sync})
             del block.dead[tp]
         for tp, rows in list(block.rows.items()):
             if rows:
-                token = f"{tp[0]}:{tp[1]}:{block.firsts.get(tp, -1)}-{block.marks.get(tp, -1)}:{len(rows)}"
+                token = block.row_range(tp)[2]
                 self.client.insert(self.table, rows, column_names=PRICED_COLUMNS,
                                    settings={"insert_deduplication_token": token,
                                              "deduplicate_blocks_in_dependent_materialized_views": 1,

@@ -53,6 +53,12 @@ class Keys:
         """Ownership epoch: INCR by every worker that is assigned the partition (a zombie's flush sees it moved)."""
         return self.partition_tag(topic, partition) + ":owner"
 
+    def inflight(self, topic: str, partition: int) -> str:
+        """The partition's last INSERT intent (JSON: epoch, rows and dead-letter ranges with their dedup tokens),
+        set by the owner's flush fence right before it inserts (stream_app/consumer.py `_fenced`): a new owner
+        whose ClickHouse mark is below it repeats that INSERT with the same tokens (docs/scaling.md "Zombie")."""
+        return self.partition_tag(topic, partition) + ":inflight"
+
     def seen(self, topic: str, bucket: int, generation: int) -> str:
         """Event-id dedupe hash of one bucket (crc32(event_id) % DEDUPE_BUCKETS) and arrival generation
         (`seen_generation`). Keyed by the id, not the partition: a producer that sends no key spreads copies of an

@@ -4,6 +4,7 @@ the same scripts run on Redis Cluster.
 Slot groups:
   {p:<topic>:<partition>}  per Kafka partition: `applied` offset mark and the `journal` of batches marked applied
                            but not yet fanned out to the scopes.
+                           Also `owner` (ownership epoch) and `inflight` (the owner's last INSERT intent): FENCE.
   {dd:<topic>:<bucket>}    event-id dedupe: `seen:g<generation>` hashes, id -> the record that first carried it;
                            bucket = crc32(event_id) % 16, generation = 32 days of arrival (keys.seen_generation):
                            a copy is caught whatever event_time it carries.
@@ -15,7 +16,7 @@ Slot groups:
                            applies every value of one bucket in one APPLY_SLOT call.
 """
 
-__all__ = ["DEDUPE", "JOURNAL", "APPLY_SCOPE", "APPLY_SLOT"]
+__all__ = ["DEDUPE", "JOURNAL", "APPLY_SCOPE", "APPLY_SLOT", "FENCE"]
 
 # KEYS: pairs of the bucket's generation keys (a generation, then the one before it).  ARGV: ttl_s, then three
 # \x1f-joined lists of equal length: the index (1-based) of the pair's first key, event_id, record. (Three strings
@@ -126,4 +127,15 @@ while i <= #ARGV do
   if fresh then redis.call('HSET', wmkey, ARGV[1], ARGV[2]) end
 end
 return out
+"""
+
+# KEYS[1] the partition's `owner` epoch, KEYS[2] its `inflight` intent.  ARGV: the flushing worker's epoch, intent.
+# The flush fence and the INSERT intent in one call: when the epoch moved past the worker's (another worker was
+# assigned the partition since), records nothing; else records the intent (the ranges and dedup tokens of the
+# INSERT about to be sent). Returns the current epoch either way (the caller compares: greater = fenced).
+FENCE = """
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if cur > tonumber(ARGV[1]) then return cur end
+redis.call('SET', KEYS[2], ARGV[2])
+return cur
 """

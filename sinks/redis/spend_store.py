@@ -63,6 +63,21 @@ class RedisSpendStore:
         replies = await self.runner.run([(None, (), ("GET", self.keys.owner(topic, p))) for p in partitions])
         return {p: int(v or 0) for p, v in zip(partitions, replies)}
 
+    async def fence(self, topic: str, intents: dict[int, tuple[int, str]]) -> dict[int, int]:
+        """The flush fence and INSERT intents: per partition (worker's epoch, intent JSON), one FENCE call (the
+        partition's slot), pipelined: one round trip. Returns each partition's current epoch; where it is above
+        the worker's, nothing was recorded."""
+        parts = list(intents)
+        replies = await self.runner.run([
+            (lua.FENCE, (self.keys.owner(topic, p), self.keys.inflight(topic, p)), (intents[p][0], intents[p][1]))
+            for p in parts])
+        return {p: int(v) for p, v in zip(parts, replies)}
+
+    async def intents(self, topic: str, partitions: Sequence[int]) -> dict[int, str]:
+        """The partitions' last recorded INSERT intents (absent: none), one pipelined round trip."""
+        replies = await self.runner.run([(None, (), ("GET", self.keys.inflight(topic, p))) for p in partitions])
+        return {p: (v.decode() if isinstance(v, bytes) else v) for p, v in zip(partitions, replies) if v is not None}
+
     async def find_duplicates(self, topic: str, events: Sequence[DedupeKey]) -> set[int]:
         """Positions in `events` ((event_id, where, arrival day)) whose id was already booked somewhere else.
 
