@@ -50,9 +50,6 @@ class SpendStore(Protocol):
     async def claim(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
         """Take the partitions' ownership epochs (each +1); returns the epochs now held."""
 
-    async def owners(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
-        """The partitions' current ownership epochs (0: never claimed)."""
-
     async def fence(self, topic: str, intents: dict[int, tuple[int, str]]) -> dict[int, int]:
         """Per partition (the worker's epoch, an INSERT intent): record the intent unless the epoch moved past the
         worker's; returns the current epochs (above the worker's: fenced, nothing recorded)."""

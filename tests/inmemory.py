@@ -66,10 +66,6 @@ class MemorySpendStore:
             epochs[(topic, p)] = epochs.get((topic, p), 0) + 1
         return {p: epochs[(topic, p)] for p in partitions}
 
-    async def owners(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
-        epochs = self.__dict__.get("epochs", {})
-        return {p: epochs.get((topic, p), 0) for p in partitions}
-
     async def fence(self, topic: str, intents: dict[int, tuple[int, str]]) -> dict[int, int]:
         epochs = self.__dict__.get("epochs", {})
         recorded = self.__dict__.setdefault("inflight", {})

@@ -58,11 +58,6 @@ class RedisSpendStore:
         replies = await self.runner.run([(None, (), ("INCR", self.keys.owner(topic, p))) for p in partitions])
         return {p: int(v) for p, v in zip(partitions, replies)}
 
-    async def owners(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
-        """Current ownership epochs (0: never claimed), one pipelined round trip."""
-        replies = await self.runner.run([(None, (), ("GET", self.keys.owner(topic, p))) for p in partitions])
-        return {p: int(v or 0) for p, v in zip(partitions, replies)}
-
     async def fence(self, topic: str, intents: dict[int, tuple[int, str]]) -> dict[int, int]:
         """The flush fence and INSERT intents: per partition (worker's epoch, intent JSON), one FENCE call (the
         partition's slot), pipelined: one round trip. Returns each partition's current epoch; where it is above
