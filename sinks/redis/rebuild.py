@@ -22,7 +22,8 @@ this module does no ClickHouse I/O):
     decision cleared (the worker clears it so the limit may alert again).
 Not restorable (they never reach ClickHouse): live reservations (holds) and throttle token buckets — both expire
 within minutes by design — API keys (re-issue them, or use the bootstrap admin key), and the partitions' ownership
-epochs (`{p:..}:owner`: with every worker stopped there is no zombie to fence; a restarted worker claims afresh).
+epochs and in-flight INSERT intents (`{p:..}:owner`, `:inflight`: with every worker stopped there is no zombie to
+fence nor an INSERT that could still land; a restarted worker claims afresh).
 
 Every write replaces the key it writes (DEL + HSET / SET), so running the rebuild twice gives the same store. Run it
 with every worker stopped: a worker booking while the rebuild writes would be overwritten.

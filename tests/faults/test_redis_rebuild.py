@@ -98,9 +98,10 @@ def test_rebuild_counters_restores_redis_from_clickhouse_after_a_flushall(isolat
         _cli(env, "budgets", "apply", str(file_b))
         wait_until(lambda: not r.hexists(decisions_key, "research-lift"), 30, what="research decision lifted")
         time.sleep(0.5)  # the lift's ledger rows are flushed with the next flush / the final one
-    # partition ownership epochs (`:owner`) are not rebuilt, by design: the rebuild runs with every worker stopped,
-    # so no zombie is left to fence and each restarted worker claims a fresh epoch
-    before = {k: v for k, v in redis_snapshot(r, p).items() if not k.endswith(":owner")}
+    # partition ownership epochs (`:owner`) and in-flight INSERT intents (`:inflight`) are not rebuilt, by design:
+    # the rebuild runs with every worker stopped, so no zombie is left to fence or whose INSERT could still land,
+    # and each restarted worker claims a fresh epoch
+    before = {k: v for k, v in redis_snapshot(r, p).items() if not k.endswith((":owner", ":inflight"))}
     ttl_before = {k: r.ttl(k) for k in before}
     ttl_taken = time.monotonic()
     assert r.hlen(decisions_key) == 3
