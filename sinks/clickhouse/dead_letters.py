@@ -30,12 +30,9 @@ dead-letter INSERT of the partition repeats it with the same token, and ClickHou
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Protocol, Sequence
 
 from spendstream.ports import Clock, DeadLetter
-
-if TYPE_CHECKING:  # the writer imports this module's columns
-    from sinks.clickhouse.writer import ClickHouseWriter
 
 __all__ = ["DEAD_LETTER_COLUMNS", "DEAD_LETTER_OFFSET", "ClickHouseDeadLetters", "dead_letter_row", "letter_id"]
 
@@ -57,10 +54,16 @@ def dead_letter_row(d: DeadLetter, dead_at_ms: int) -> list[Any]:
             d.use_case, d.event_id, letter_id(d)]
 
 
+class DeadLetterBuffer(Protocol):
+    """What the sink needs of the writer (sinks/clickhouse/writer.py, which imports this module's columns)."""
+
+    def add_dead_letters(self, topic: str, partition: int, rows: list[list[Any]]) -> int: ...
+
+
 class ClickHouseDeadLetters:
     """The dead-letter count's sink: rows into `writer`'s buffer, grouped by source partition, in offset order."""
 
-    def __init__(self, writer: ClickHouseWriter, clock: Clock) -> None:
+    def __init__(self, writer: DeadLetterBuffer, clock: Clock) -> None:
         self.writer = writer
         self.clock = clock
 
