@@ -26,10 +26,9 @@ from sinks.redis.keys import Keys
 from spendstream.cli.clock import SystemClock
 from spendstream.cli.services import create_topics
 from spendstream.pricing import default_price_book
-from spendstream.windows import window_ids
 from tests.conftest import query_clickhouse, sync_redis
 from tests.faults.conftest import mixed_stream
-from tests.faults.test_stale_batch import _consume_until, _produce
+from tests.faults.test_stale_batch import _consume_until, _produce, stored_figures
 
 pytestmark = pytest.mark.integration
 
@@ -104,16 +103,6 @@ def test_a_zombie_insert_in_flight_and_the_new_owners_insert_are_stored_once(iso
 
     time.sleep(1)
     expected = stream.expected_cost
-    r = sync_redis(settings.redis.url)
-    org = f"{isolated.prefix}:{{org:all}}:{window_ids(now).month}"
-    assert (int(r.hget(org, "events")), int(r.hget(org, "spend"))) == (N, expected)
-    raw, raw_cost, distinct = query_clickhouse(
-        isolated.env, "SELECT count(), sum(cost), uniqExact(event_id) FROM {db}.priced_events")[0]
-    rolled_events, rolled_cost = query_clickhouse(isolated.env,
-                                                  "SELECT sum(events), sum(cost) FROM {db}.cost_hourly")[0]
-    letters, positions = query_clickhouse(
-        isolated.env, "SELECT count(), uniqExact(kafka_partition, kafka_offset, batch_index) FROM {db}.dead_letters")[0]
-    stored = {"raw": (int(raw), int(raw_cost), int(distinct)), "cost_hourly": (int(rolled_events), int(rolled_cost)),
-              "dead_letters": (int(letters), int(positions))}
-    assert stored == {"raw": (N, expected, N), "cost_hourly": (N, expected),
-                      "dead_letters": (stream.dead, stream.dead)}, seen
+    assert stored_figures(isolated, settings.redis.url, now) == {
+        "redis": (N, expected), "raw": (N, expected, N), "cost_hourly": (N, expected),
+        "dead_letters": (stream.dead, stream.dead)}, seen

@@ -59,6 +59,21 @@ async def _consume_until(uc, done, timeout: float = 60.0) -> None:
             await uc._handle(msgs)
 
 
+def stored_figures(isolated, redis_url: str, now: int) -> dict:
+    """What Redis and ClickHouse hold at the end: the org month's events and spend, raw priced_events rows (count,
+    cost, distinct ids), the cost_hourly rollup, the dead_letters table (rows, distinct source positions)."""
+    r = sync_redis(redis_url)
+    org = f"{isolated.prefix}:{{org:all}}:{window_ids(now).month}"
+    raw, raw_cost, distinct = query_clickhouse(
+        isolated.env, "SELECT count(), sum(cost), uniqExact(event_id) FROM {db}.priced_events")[0]
+    rolled_events, rolled_cost = query_clickhouse(isolated.env, "SELECT sum(events), sum(cost) FROM {db}.cost_hourly")[0]
+    letters, positions = query_clickhouse(
+        isolated.env, "SELECT count(), uniqExact(kafka_partition, kafka_offset, batch_index) FROM {db}.dead_letters")[0]
+    return {"redis": (int(r.hget(org, "events")), int(r.hget(org, "spend"))),
+            "raw": (int(raw), int(raw_cost), int(distinct)), "cost_hourly": (int(rolled_events), int(rolled_cost)),
+            "dead_letters": (int(letters), int(positions))}
+
+
 def test_a_stale_batch_rewinds_to_what_clickhouse_lacks_and_loses_no_row(isolated, monkeypatch):
     monkeypatch.setenv("SPENDSTREAM_KAFKA__PARTITIONS", "1")
     settings = isolated.settings()
@@ -119,15 +134,10 @@ def test_a_stale_batch_rewinds_to_what_clickhouse_lacks_and_loses_no_row(isolate
     print(f"\nstale batch: A sought back to offset {stale[0][1]}")
 
     expected = stream.expected_cost
-    r = sync_redis(settings.redis.url)
-    org = f"{isolated.prefix}:{{org:all}}:{window_ids(now).month}"
-    assert (int(r.hget(org, "events")), int(r.hget(org, "spend"))) == (N, expected)
-    raw, raw_cost, distinct = query_clickhouse(
-        isolated.env, "SELECT count(), sum(cost), uniqExact(event_id) FROM {db}.priced_events")[0]
-    assert (raw, int(raw_cost), distinct) == (N, expected, N)  # raw rows: nothing lost, nothing twice
-    rolled_events, rolled_cost = query_clickhouse(isolated.env,
-                                                  "SELECT sum(events), sum(cost) FROM {db}.cost_hourly")[0]
-    assert (int(rolled_events), int(rolled_cost)) == (N, expected)
+    got = stored_figures(isolated, settings.redis.url, now)
+    assert got["redis"] == (N, expected)
+    assert got["raw"] == (N, expected, N)  # raw rows: nothing lost, nothing twice
+    assert got["cost_hourly"] == (N, expected)
     letters = read_dead_letters(settings.kafka.bootstrap_servers, settings.kafka.dlq_topic, idle_s=3.0)
     distinct_letters = {(d["source_partition"], d["source_offset"], d["source_index"]) for d in letters}
     assert len(distinct_letters) == stream.dead
