@@ -11,7 +11,7 @@ from typing import Any, Mapping, NamedTuple
 
 from schemas.models import ENVIRONMENTS, WORKLOAD_TYPES
 
-__all__ = ["UNALLOCATED", "Owner", "owner_of"]
+__all__ = ["UNALLOCATED", "Owner", "owner_of", "owner_for_tags"]
 
 UNALLOCATED = "unallocated"
 
@@ -28,12 +28,13 @@ class Owner(NamedTuple):
 def owner_of(event: Mapping[str, Any]) -> Owner:
     """The owner dimensions of an event; a missing or invalid required tag becomes `unallocated`."""
     g = event.get
-    return _owner(g("team"), g("cost_center"), g("use_case"), g("environment"), g("workload_type"))
+    return owner_for_tags(g("team"), g("cost_center"), g("use_case"), g("environment"), g("workload_type"))
 
 
 @lru_cache(maxsize=65536)
-def _owner(team, cost_center, use_case, environment, workload_type) -> Owner:
-    # cached: a stream has few distinct tag combinations, and this runs once per event
+def owner_for_tags(team, cost_center, use_case, environment, workload_type) -> Owner:
+    """`owner_of` from the five tag values (the worker's one-pass loop has them as locals). Cached: a stream has
+    few distinct tag combinations, and this runs once per event."""
     if environment not in ENVIRONMENTS:
         environment = None
     if workload_type not in WORKLOAD_TYPES:

@@ -22,9 +22,9 @@ from typing import Any, Sequence
 
 from schemas.codec import UsageCodec
 from schemas.errors import DecodeError, SpendstreamError
-from sinks.clickhouse.priced_rows import priced_row
+from sinks.clickhouse.priced_rows import EVENT_FIELDS, priced_row, row_from_values
 from spendstream.aggregation import Booking, aggregate
-from spendstream.allocation import _owner, owner_of
+from spendstream.allocation import owner_for_tags, owner_of
 from spendstream.allocation_rules import AllocationRules
 from spendstream.ports import Clock, DeadLetter, ReservationSettler, RowSink, SpendStore, Totals
 from spendstream.pricing import PriceBook, gpu_microseconds
@@ -39,15 +39,7 @@ log = logging.getLogger(__name__)
 
 Record = tuple[int, bytes | None, bytes | None]  # (offset, key, value)
 
-# Every field of a decoded UsageEvent, in schema order: the codec's dicts always carry all of them (Avro fills
-# defaults, schema resolution included), so one itemgetter call turns an event into locals for the one-pass loop.
-EVENT_FIELDS = (
-    "event_id", "event_time", "source", "provider", "model", "operation", "input_tokens", "output_tokens",
-    "cached_input_tokens", "cache_write_tokens", "reasoning_tokens", "request_count", "gpu_seconds",
-    "accelerator_type", "egress_bytes", "status", "service_tier", "team", "cost_center", "use_case", "environment",
-    "workload_type", "project", "customer", "user_hash", "activity_type", "activity_id", "reservation_id",
-    "request_id", "attributes",
-)
+# one itemgetter call turns a decoded event into its EVENT_FIELDS values, locals of the one-pass loop
 _event_fields = itemgetter(*EVENT_FIELDS)
 Valid = tuple[dict[str, Any], int, int, tuple | None]  # (event, offset, index in the message, its EVENT_FIELDS)
 
@@ -240,7 +232,7 @@ class BatchProcessor:
              uc, env, wl, project, customer, user, atype, aid, resv, reqid, attrs) = v
             p = price(provider, model, tier, env, accel, t,
                       (it, ot, ci, cw, rt, rc, gpu_microseconds(gpu) if gpu else 0, egress))
-            owner = _owner(team, cc, uc, env, wl)
+            owner = owner_for_tags(team, cc, uc, env, wl)
             if offset > redis_mark:
                 book(Booking(owner, provider, model, t, p.charged_nanos, p.unpriced,
                              event_optional_scopes(event, cap, groups)
@@ -249,15 +241,7 @@ class BatchProcessor:
                 if resv:
                     reserve(resv)
             if offset > ch_mark:
-                o_team, o_cc, o_uc, o_env, o_wl, tagged = owner
-                add_row([
-                    eid, t, now, source or "sdk", provider, model, op or "", tier or "", status or "success",
-                    o_team, o_cc, o_uc, o_env, o_wl, int(tagged),
-                    project or "", customer or "", user or "", atype or "", aid or "", resv or "", reqid or "",
-                    it, ot, ci, cw, rt, rc, float(gpu or 0.0), accel or "", egress, *p.components, p.list_nanos,
-                    p.contracted_nanos, p.charged_nanos, p.price_version, p.rule, int(p.unpriced),
-                    int(t < month_start), dict(attrs or {}), topic, partition, offset,
-                ])
+                add_row(row_from_values(v, owner, p, topic, partition, offset, now, t < month_start))
         res.cost += cost
         res.overflow = self.cap.drain()
         return rows

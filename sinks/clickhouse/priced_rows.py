@@ -7,12 +7,12 @@ one event per message, and clickhouse-connect converted it back to ticks in the 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from spendstream.allocation import Owner
 from spendstream.pricing import PricedCost
 
-__all__ = ["PRICED_COLUMNS", "priced_row"]
+__all__ = ["EVENT_FIELDS", "PRICED_COLUMNS", "priced_row", "row_from_values"]
 
 PRICED_COLUMNS = (
     "event_id", "event_time", "ingested_at", "source", "provider", "model", "operation", "service_tier", "status",
@@ -26,20 +26,41 @@ PRICED_COLUMNS = (
 )
 
 
+# the decoded UsageEvent's fields in schema order (the codec's dicts carry every one: Avro fills defaults), so
+# one itemgetter call turns an event into the values `row_from_values` (and the worker's one-pass loop) take
+EVENT_FIELDS = (
+    "event_id", "event_time", "source", "provider", "model", "operation", "input_tokens", "output_tokens",
+    "cached_input_tokens", "cache_write_tokens", "reasoning_tokens", "request_count", "gpu_seconds",
+    "accelerator_type", "egress_bytes", "status", "service_tier", "team", "cost_center", "use_case", "environment",
+    "workload_type", "project", "customer", "user_hash", "activity_type", "activity_id", "reservation_id",
+    "request_id", "attributes",
+)
+_COUNTS = frozenset({"input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens",
+                     "request_count", "egress_bytes"})
+_DEFAULTS = tuple((f, 0 if f in _COUNTS else None) for f in EVENT_FIELDS)
+
+
+def row_from_values(v: Sequence[Any], owner: Owner, p: PricedCost, topic: str, partition: int, offset: int,
+                    ingested_at: int | datetime, late: bool) -> list[Any]:
+    """The row of an event given as its EVENT_FIELDS values (the one place the column layout is spelled out)."""
+    (eid, t, source, provider, model, op, it, ot, ci, cw, rt, rc, gpu, accel, egress, status, tier, _, _, _, _, _,
+     project, customer, user, atype, aid, resv, reqid, attrs) = v
+    team, cc, uc, env, wl, tagged = owner
+    return [
+        eid, t, ingested_at, source or "sdk", provider, model, op or "", tier or "", status or "success",
+        team, cc, uc, env, wl, int(tagged),
+        project or "", customer or "", user or "", atype or "", aid or "", resv or "", reqid or "",
+        it, ot, ci, cw, rt, rc, float(gpu or 0.0), accel or "", egress, *p.components, p.list_nanos,
+        p.contracted_nanos, p.charged_nanos, p.price_version, p.rule, int(p.unpriced),
+        int(late), dict(attrs or {}), topic, partition, offset,
+    ]
+
+
 def priced_row(
     e: Mapping[str, Any], owner: Owner, p: PricedCost, topic: str, partition: int, offset: int,
     ingested_at: int | datetime, late: bool = False,
 ) -> list[Any]:
-    """`event_time` as epoch ms (the event's own); `ingested_at` epoch ms (or a datetime, as given)."""
+    """`event_time` as epoch ms (the event's own); `ingested_at` epoch ms (or a datetime, as given). A field the
+    event lacks counts as absent (0 for the counts)."""
     g = e.get
-    return [
-        e["event_id"], e["event_time"], ingested_at, g("source") or "sdk", e["provider"], e["model"],
-        g("operation") or "", g("service_tier") or "", g("status") or "success",
-        owner.team, owner.cost_center, owner.use_case, owner.environment, owner.workload_type, int(owner.fully_tagged),
-        g("project") or "", g("customer") or "", g("user_hash") or "", g("activity_type") or "", g("activity_id") or "",
-        g("reservation_id") or "", g("request_id") or "",
-        g("input_tokens", 0), g("output_tokens", 0), g("cached_input_tokens", 0), g("cache_write_tokens", 0),
-        g("reasoning_tokens", 0), g("request_count", 0), float(g("gpu_seconds") or 0.0), g("accelerator_type") or "",
-        g("egress_bytes", 0), *p.components, p.list_nanos, p.contracted_nanos, p.charged_nanos,
-        p.price_version, p.rule, int(p.unpriced), int(late), dict(g("attributes") or {}), topic, partition, offset,
-    ]
+    return row_from_values([g(f, d) for f, d in _DEFAULTS], owner, p, topic, partition, offset, ingested_at, late)
