@@ -18,7 +18,7 @@ from schemas.errors import SchemaNotFound
 
 __all__ = [
     "SchemaEntry", "Catalog", "USAGE_SUBJECT", "BATCH_SUBJECT", "SCHEMA_DIR", "load_avsc", "parsed_usage_schemas",
-    "parse_writer_schema",
+    "parse_writer_schema", "event_fields",
 ]
 
 SCHEMA_DIR = Path(__file__).parent
@@ -65,6 +65,12 @@ def parsed_usage_schemas() -> tuple[dict, dict]:
     event = fastavro.parse_schema(_plain_times(load_avsc("usage_event.avsc")), named_schemas=named)
     batch = fastavro.parse_schema(load_avsc("usage_batch.avsc"), named_schemas=named)
     return event, batch
+
+
+def event_fields() -> tuple[str, ...]:
+    """The UsageEvent's field names in schema order: every decoded event carries each of them (Avro fills
+    defaults, schema resolution included)."""
+    return tuple(f["name"] for f in load_avsc("usage_event.avsc")["fields"])
 
 
 def parse_writer_schema(schema: dict[str, Any], references: list[dict[str, Any]] = ()) -> tuple[dict, bool]:

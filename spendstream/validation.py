@@ -6,11 +6,12 @@ A missing TAG is not a reason — such an event is booked to `unallocated`. Reas
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
+from schemas.catalog import event_fields
 from spendstream.windows import DAY_MS
 
-__all__ = ["Limits", "invalid_reason", "dead_letter_tags", "QUANTITY_FIELDS", "STRING_FIELDS"]
+__all__ = ["Limits", "invalid_reason", "plain_acceptance", "dead_letter_tags", "QUANTITY_FIELDS", "STRING_FIELDS"]
 
 QUANTITY_FIELDS = (
     "input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens",
@@ -65,6 +66,38 @@ def invalid_reason(e: Mapping[str, Any], now_ms: int, limits: Limits) -> tuple[s
     if t < now_ms - limits.retention_ms:
         return "expired_event_time", f"event_time {t} is older than retention"
     return None
+
+
+_FIELDS = event_fields()
+_ATTRIBUTES = _FIELDS.index("attributes")
+# `plain_acceptance` unpacks the first 15 values by position: the schema's order must be this one
+if _FIELDS[:15] != ("event_id", "event_time", "source", "provider", "model", "operation", "input_tokens",
+                    "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens", "request_count",
+                    "gpu_seconds", "accelerator_type", "egress_bytes"):
+    raise ImportError(f"usage_event.avsc's field order changed ({_FIELDS[:15]}): update plain_acceptance")
+
+
+def plain_acceptance(limits: Limits, now_ms: int) -> Callable[[Sequence[Any], bool], bool]:
+    """The fast acceptance in front of `invalid_reason` (the worker's hot path): `accept(values, short)` is True
+    for an event — given as its `schemas.catalog.event_fields()` values — every check of which plainly passes;
+    anything else goes to `invalid_reason`, which decides and names the reason. It only ever accepts what
+    `invalid_reason` accepts; `short` says the whole message is at most `max_string_chars` bytes, so no string in it
+    can be longer than that (UTF-8: at least one byte per character) and the length scan is skipped. A check added
+    to `invalid_reason` must be added here too (or `accept` must refuse what it would miss)."""
+    max_tok, max_req, max_attrs = limits.max_tokens, limits.max_requests, limits.max_attributes
+    max_gpu, max_egress = limits.max_gpu_seconds, limits.max_egress_bytes
+    t_lo, t_hi = now_ms - limits.retention_ms, now_ms + limits.max_future_ms
+
+    def accept(v: Sequence[Any], short: bool) -> bool:
+        eid, t, _, provider, model, _, it, ot, ci, cw, rt, rc, gpu, _, egress = v[:15]
+        attrs = v[_ATTRIBUTES]
+        return bool(short and eid and provider and model and len(eid) <= 200 and t_lo <= t <= t_hi
+                    and 0 <= it <= max_tok and 0 <= ot <= max_tok and 0 <= ci <= max_tok
+                    and 0 <= cw <= max_tok and 0 <= rt <= max_tok and 0 <= rc <= max_req
+                    and 0 <= egress <= max_egress and 0.0 <= (gpu or 0.0) <= max_gpu
+                    and (not attrs or len(attrs) <= max_attrs) and eid.isprintable())
+
+    return accept
 
 
 def dead_letter_tags(e: Mapping[str, Any], limits: Limits) -> tuple[str, str, str]:

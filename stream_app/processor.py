@@ -30,7 +30,7 @@ from spendstream.ports import Clock, DeadLetter, ReservationSettler, RowSink, Sp
 from spendstream.pricing import PriceBook, gpu_microseconds
 from spendstream.groups import GroupIndex
 from spendstream.scopes import API_KEY_ATTRIBUTE, CardinalityCap, event_optional_scopes
-from spendstream.validation import Limits, dead_letter_tags, invalid_reason
+from spendstream.validation import Limits, dead_letter_tags, invalid_reason, plain_acceptance
 from spendstream.windows import event_day, period_bounds
 
 __all__ = ["BatchProcessor", "BatchResult", "Record", "StaleBatch"]
@@ -157,17 +157,12 @@ class BatchProcessor:
         becomes dead letters carrying the ORIGINAL message bytes (plus the event's index when the message is a
         batch).
 
-        Validation is `invalid_reason`'s, with a fast acceptance in front of it: an event every check of which
-        plainly passes is valid without the field-by-field pass; anything else goes through `invalid_reason`, which
-        decides (and names the reason). The fast test only ever accepts what `invalid_reason` accepts: in
-        particular no string of a message of at most `max_string_chars` bytes can have more characters than that
-        (UTF-8: at least one byte per character), so the 19-field length scan is skipped for such messages."""
+        Validation is `invalid_reason`'s, with its fast acceptance (`validation.plain_acceptance`) in front: an
+        event every check of which plainly passes is valid without the field-by-field pass."""
         valid: list[Valid] = []
         add = valid.append
         lim = self.limits
-        cap, max_attrs, max_tok, max_req = lim.max_string_chars, lim.max_attributes, lim.max_tokens, lim.max_requests
-        max_gpu, max_egress = lim.max_gpu_seconds, lim.max_egress_bytes
-        t_lo, t_hi = now - lim.retention_ms, now + lim.max_future_ms
+        cap, accept = lim.max_string_chars, plain_acceptance(lim, now)
         fields, decode = _event_fields, self.codec.decode
         for offset, kafka_key, value in records:
             if offset <= redis_mark and offset <= ch_mark:
@@ -191,16 +186,9 @@ class BatchProcessor:
                     v = fields(e)
                 except KeyError:  # not the codec's shape (cannot happen from UsageCodec): the general path
                     v = None
-                else:
-                    eid, t, _, provider, model, _, it, ot, ci, cw, rt, rc, gpu, _, egress = v[:15]
-                    attrs = v[29]
-                    if (short and eid and provider and model and len(eid) <= 200 and t_lo <= t <= t_hi
-                            and 0 <= it <= max_tok and 0 <= ot <= max_tok and 0 <= ci <= max_tok
-                            and 0 <= cw <= max_tok and 0 <= rt <= max_tok and 0 <= rc <= max_req
-                            and 0 <= egress <= max_egress and 0.0 <= (gpu or 0.0) <= max_gpu
-                            and (not attrs or len(attrs) <= max_attrs) and eid.isprintable()):
-                        add((e, offset, i, v))
-                        continue
+                if v is not None and accept(v, short):
+                    add((e, offset, i, v))
+                    continue
                 bad = invalid_reason(e, now, lim)
                 if bad:
                     res.dead.append(DeadLetter(value, bad[0], bad[1], topic, partition, offset,

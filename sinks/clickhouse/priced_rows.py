@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Mapping, Sequence
 
+from schemas.catalog import event_fields
 from spendstream.allocation import Owner
 from spendstream.pricing import PricedCost
 
@@ -26,15 +27,9 @@ PRICED_COLUMNS = (
 )
 
 
-# the decoded UsageEvent's fields in schema order (the codec's dicts carry every one: Avro fills defaults), so
-# one itemgetter call turns an event into the values `row_from_values` (and the worker's one-pass loop) take
-EVENT_FIELDS = (
-    "event_id", "event_time", "source", "provider", "model", "operation", "input_tokens", "output_tokens",
-    "cached_input_tokens", "cache_write_tokens", "reasoning_tokens", "request_count", "gpu_seconds",
-    "accelerator_type", "egress_bytes", "status", "service_tier", "team", "cost_center", "use_case", "environment",
-    "workload_type", "project", "customer", "user_hash", "activity_type", "activity_id", "reservation_id",
-    "request_id", "attributes",
-)
+# the decoded UsageEvent's fields in schema order: one itemgetter call turns an event into the values
+# `row_from_values` (and the worker's one-pass loop) take
+EVENT_FIELDS = event_fields()
 _COUNTS = frozenset({"input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens",
                      "request_count", "egress_bytes"})
 _DEFAULTS = tuple((f, 0 if f in _COUNTS else None) for f in EVENT_FIELDS)

@@ -50,8 +50,8 @@ def _events(n: int) -> list[dict]:
             e["input_tokens"] = -1
         elif k == 8:
             e["event_time"] = NOW + 10**8
-        elif k == 9:
-            e["event_time"] = NOW - 40 * 86_400_000  # a closed month: late
+        elif k == 9:  # a closed month (late), or older than retention (expired) every other time
+            e["event_time"] = NOW - 40 * 86_400_000 if i % 2 else NOW - 10**12
         elif k == 10:
             e["team"] = "t" * 1200
         elif k == 11:
