@@ -150,11 +150,12 @@ class UsageConsumer(Service):
         intents = await self.processor.store.intents(self.topic, partitions)
         written = await asyncio.to_thread(self.writer.written_offsets, self.topic)
         for p in partitions:
-            pins = self.writer.pin(self.topic, p, json.loads(intents[p]) if p in intents else None, written)
+            intent = json.loads(intents[p]) if p in intents else None
+            pins = self.writer.pin(self.topic, p, intent, written)
             if pins:
                 log.warning("%s:%d: an INSERT recorded by epoch %s is not in ClickHouse (mark %d): the first "
-                            "INSERT of the partition repeats it exactly (%s)", self.topic, p,
-                            json.loads(intents[p]).get("epoch"), written.get(p, -1), pins)
+                            "INSERT of the partition repeats it exactly (%s)", self.topic, p, intent.get("epoch"),
+                            written.get(p, -1), pins)
         await self.processor.assign(self.topic, partitions, written)
 
     @Service.task
@@ -286,6 +287,11 @@ class UsageConsumer(Service):
         finally:
             self._no_write_in_flight.set()
 
+    def _keep_uncommitted(self, partition: int, offset: int) -> None:
+        """An offset taken for a commit that did not happen: a later flush commits it (unless newer is consumed)."""
+        if offset > self._consumed.get(partition, -1):
+            self._consumed[partition] = offset
+
     async def _flush(self) -> None:
         """Write what is buffered, flush the DLQ, commit the offsets consumed up to the take. Raises on failure
         (the block is back in the buffer, nothing committed)."""
@@ -299,9 +305,8 @@ class UsageConsumer(Service):
                     for p in await self._fenced(block):
                         consumed.pop(p, None)
                     for t, p in block.partial:  # rows of it left in the buffer: commit it at a later flush
-                        o = consumed.pop(p, None) if t == self.topic else None
-                        if o is not None and o > self._consumed.get(p, -1):
-                            self._consumed[p] = o
+                        if t == self.topic and p in consumed:
+                            self._keep_uncommitted(p, consumed.pop(p))
                     if len(block):
                         self._no_write_in_flight.clear()
                         await asyncio.to_thread(self._write_then_signal, block)
@@ -313,8 +318,8 @@ class UsageConsumer(Service):
                 if block is not None:
                     self.writer.restore(block, {(self.topic, p) for p in self._assigned})
                 for p, o in consumed.items():  # not committed: keep them for the next flush
-                    if p in self._assigned and o > self._consumed.get(p, -1):
-                        self._consumed[p] = o
+                    if p in self._assigned:
+                        self._keep_uncommitted(p, o)
                 raise
             finally:
                 self.metrics.sink_pending.set(self.writer.pending)

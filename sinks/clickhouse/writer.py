@@ -50,6 +50,11 @@ log = logging.getLogger(__name__)
 TP = tuple[str, int]
 
 
+def _token(tp: TP, first: int, last: int, rows: int) -> str:
+    """The insert_deduplication_token of one partition's INSERT: the same range and row count is the same INSERT."""
+    return f"{tp[0]}:{tp[1]}:{first}-{last}:{rows}"
+
+
 @dataclass
 class Block:
     """One flush's worth of rows, taken out of the buffer."""
@@ -75,7 +80,7 @@ class Block:
         if tp in self.pinned:
             return self.pinned[tp]
         first, last = self.firsts.get(tp, -1), self.marks.get(tp, -1)
-        return first, last, f"{tp[0]}:{tp[1]}:{first}-{last}:{len(self.rows[tp])}"
+        return first, last, _token(tp, first, last, len(self.rows[tp]))
 
     def dead_range(self, tp: TP) -> tuple[int, int, str] | None:
         """(first, last, insert_deduplication_token) of the partition's dead-letter INSERT; None: no letters."""
@@ -85,7 +90,7 @@ class Block:
         if tp in self.dead_pinned:
             return self.dead_pinned[tp]
         first, last = rows[0][DEAD_LETTER_OFFSET], rows[-1][DEAD_LETTER_OFFSET]
-        return first, last, f"{tp[0]}:{tp[1]}:{first}-{last}:{len(rows)}"
+        return first, last, _token(tp, first, last, len(rows))
 
     def intent(self, tp: TP) -> dict[str, Any]:
         """What the partition's INSERTs of this block are about to store (recorded in Redis before they are sent)."""
