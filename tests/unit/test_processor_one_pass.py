@@ -75,13 +75,13 @@ def _events(n: int) -> list[dict]:
     return out
 
 
-def _expected(values: list[bytes], cap: CardinalityCap):
-    """What the general functions say, event by event."""
+def _expected(values: list[bytes], cap: CardinalityCap, codec=CODEC):
+    """What the general functions say, event by event, of what `codec` decodes."""
     book, limits = default_price_book(), Limits()
     month_start = period_bounds("month", NOW)[0]
     rows, bookings, dead, reservations = [], [], [], []
     for offset, v in enumerate(values):
-        for e in CODEC.decode(v):
+        for e in codec.decode(v):
             bad = invalid_reason(e, NOW, limits)
             if bad:
                 dead.append((bad, offset))
@@ -135,21 +135,7 @@ async def test_a_dict_without_every_field_takes_the_general_path_with_the_same_a
     values = [CODEC.encode(e) for e in _events(400)]
     rows, bookings, dead, reservations = await _run(values, _MissingFieldsCodec())
     # the expected side from the same reduced dicts
-    codec = _MissingFieldsCodec()
-    book, limits, cap = default_price_book(), Limits(), CardinalityCap({"user": 10})
-    month_start = period_bounds("month", NOW)[0]
-    e_rows, e_bookings, e_dead = [], [], []
-    for offset, v in enumerate(values):
-        for e in codec.decode(v):
-            bad = invalid_reason(e, NOW, limits)
-            if bad:
-                e_dead.append((bad, offset))
-                continue
-            p = book.price_batch([e])[0]
-            owner = owner_of(e)
-            e_bookings.append(Booking(owner, e["provider"], e["model"], e["event_time"], p.charged_nanos, p.unpriced,
-                                      event_optional_scopes(e, cap)))
-            e_rows.append(priced_row(e, owner, p, "t", 0, offset, NOW, e["event_time"] < month_start))
+    e_rows, e_bookings, e_dead, _ = _expected(values, CardinalityCap({"user": 10}), _MissingFieldsCodec())
     assert len(rows) > 200
     assert _same_rows(rows, e_rows)
     assert bookings == e_bookings
