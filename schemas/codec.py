@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import io
 import struct
-from typing import Any, Iterable
+from operator import itemgetter
+from typing import Any, Callable, Iterable
 
 from fastavro import schemaless_reader, schemaless_writer
 
-from schemas.catalog import BATCH_SUBJECT, USAGE_SUBJECT, Catalog, parsed_usage_schemas
+from schemas.catalog import BATCH_SUBJECT, USAGE_SUBJECT, Catalog, event_fields, parsed_usage_schemas
 from schemas.errors import DecodeError, EncodeError, SchemaNotFound
 from schemas.fast_decode import build_decoder
 
@@ -54,6 +55,14 @@ class UsageCodec:
         self._fast = {sid: dec for sid, dec in (
             (self.event_schema_id, build_decoder(self._event_schema, False)),
             (self.batch_schema_id, build_decoder(self._batch_schema, True, named))) if dec is not None}
+        # the same, each event as the tuple of its values in event_fields() order (the worker's `decode_values`)
+        fields = event_fields()
+        if tuple(f["name"] for f in self._event_schema["fields"]) != fields:
+            raise ValueError("the parsed UsageEvent schema's fields are not usage_event.avsc's, in its order")
+        self._values_of: Callable[[dict[str, Any]], tuple] = itemgetter(*fields)
+        self._fast_values = {sid: dec for sid, dec in (
+            (self.event_schema_id, build_decoder(self._event_schema, False, values=True)),
+            (self.batch_schema_id, build_decoder(self._batch_schema, True, named, values=True))) if dec is not None}
 
     def encode(self, event: dict[str, Any]) -> bytes:
         """One event, framed. Missing optional fields take their Avro defaults."""
@@ -77,12 +86,22 @@ class UsageCodec:
 
     def decode(self, data: bytes | None) -> list[dict[str, Any]]:
         """The events of one message, in this version's shape."""
+        return self._decode(data, self._fast, None)
+
+    def decode_values(self, data: bytes | None) -> list[tuple]:
+        """The events of one message, each as the tuple of its field values in `schemas.catalog.event_fields()`
+        order (every field present: Avro fills defaults): what `decode` gives, without building a dict per event.
+        The same errors as `decode`."""
+        return self._decode(data, self._fast_values, self._values_of)
+
+    def _decode(self, data: bytes | None, fast_decoders: dict[int, Any],
+                convert: Callable[[dict[str, Any]], Any] | None) -> list[Any]:
         if not data or len(data) < _HEADER.size:
             raise DecodeError("truncated", f"{len(data or b'')} bytes is shorter than the 5-byte header")
         magic, schema_id = _HEADER.unpack_from(data)
         if magic != MAGIC_BYTE:
             raise DecodeError("bad_magic", f"magic byte {magic} != 0")
-        fast = self._fast.get(schema_id)
+        fast = fast_decoders.get(schema_id)
         if fast is not None:
             try:
                 events, end = fast(data, _HEADER.size)
@@ -101,7 +120,8 @@ class UsageCodec:
             raise DecodeError("corrupt_avro", f"{type(exc).__name__}: {exc}") from exc
         if buf.tell() != len(data):
             raise DecodeError("corrupt_avro", f"{len(data) - buf.tell()} trailing bytes after the record")
-        return record["events"] if is_batch else [record]
+        events = record["events"] if is_batch else [record]
+        return events if convert is None else [convert(e) for e in events]
 
     def _resolve(self, schema_id: int) -> tuple[dict, dict | None, bool]:
         if schema_id in self._unknown:

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 __all__ = ["build_decoder", "GiveUp"]
 
-Decoder = Callable[[bytes, int], tuple[list[dict[str, Any]], int]]
+Decoder = Callable[[bytes, int], tuple[list[Any], int]]  # events as dicts, or as tuples of values
 
 
 class GiveUp(Exception):
@@ -82,8 +82,9 @@ def _string_lines(var: str, indent: str) -> list[str]:
             f"{indent}pos = e"]
 
 
-def _record_source(fields: list[dict[str, Any]]) -> str | None:
-    """`def record(data, pos, end) -> (dict, pos)` for a flat record, or None when a field type is not covered."""
+def _record_source(fields: list[dict[str, Any]], values: bool) -> str | None:
+    """`def record(data, pos, end) -> (dict, pos)` for a flat record (`values`: the tuple of its field values in
+    schema order instead of a dict), or None when a field type is not covered."""
     lines = ["def record(data, pos, end):"]
     names = []
     for i, f in enumerate(fields):
@@ -122,14 +123,20 @@ def _record_source(fields: list[dict[str, Any]]) -> str | None:
                       f"        {v}, pos = _map(data, pos, end)"]
         else:
             return None
-    lines.append("    return {" + ", ".join(f"{name!r}: {v}" for name, v in names) + "}, pos")
+    if values:
+        lines.append("    return (" + ", ".join(v for _, v in names) + ",), pos")
+    else:
+        lines.append("    return {" + ", ".join(f"{name!r}: {v}" for name, v in names) + "}, pos")
     return "\n".join(lines)
 
 
-def build_decoder(schema: dict[str, Any], batch: bool, named: dict[str, Any] | None = None) -> Decoder | None:
+def build_decoder(schema: dict[str, Any], batch: bool, named: dict[str, Any] | None = None,
+                  values: bool = False) -> Decoder | None:
     """A fast decoder of one message body for a parsed (fastavro) record schema: `decode(data, pos)` -> (events,
     end position). `batch`: the schema is a record whose one field is an array of event records (`named` resolves
-    the item type when it is a name). None when the schema has a shape the fast path does not read."""
+    the item type when it is a name). `values`: each event is the tuple of its field values in schema order, not a
+    dict (the worker's hot loop: no dict built, no field looked up). None when the schema has a shape the fast
+    path does not read."""
     if batch:
         fields = schema.get("fields") or []
         if len(fields) != 1 or not isinstance(fields[0]["type"], dict) or fields[0]["type"].get("type") != "array":
@@ -144,7 +151,7 @@ def build_decoder(schema: dict[str, Any], batch: bool, named: dict[str, Any] | N
         if schema.get("type") != "record":
             return None
         event_fields = schema["fields"]
-    src = _record_source(event_fields)
+    src = _record_source(event_fields, values)
     if src is None:
         return None
     ns: dict[str, Any] = {"_long": _long, "_give_up": _give_up, "_map": _map,
@@ -153,12 +160,12 @@ def build_decoder(schema: dict[str, Any], batch: bool, named: dict[str, Any] | N
     record = ns["record"]
 
     if not batch:
-        def decode(data: bytes, pos: int) -> tuple[list[dict[str, Any]], int]:
+        def decode(data: bytes, pos: int) -> tuple[list[Any], int]:
             event, pos = record(data, pos, len(data))
             return [event], pos
         return decode
 
-    def decode_batch(data: bytes, pos: int) -> tuple[list[dict[str, Any]], int]:
+    def decode_batch(data: bytes, pos: int) -> tuple[list[Any], int]:
         end, events = len(data), []
         while True:
             count, pos = _long(data, pos)

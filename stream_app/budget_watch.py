@@ -62,7 +62,7 @@ class BudgetWatcher:
         self, store: SpendStore, publish: Publish, alerts_topic: str, decisions_topic: str, clock: Clock,
         metrics: Metrics, policy: AlertPolicy = AlertPolicy(), refresh_s: float = 2.0, ledger: Ledger | None = None,
         cap: CardinalityCap | None = None, fiscal_start_month: int = 1, groups: GroupIndex | None = None,
-        trailing_s: float = 30.0,
+        trailing_s: float = 30.0, memo_s: float = 30.0,
     ) -> None:
         self.store = store
         self.publish = publish
@@ -81,6 +81,14 @@ class BudgetWatcher:
         self._indexed: list[Budget] | None = None
         self.trailing_s = trailing_s
         self._trailing: dict[Scope, tuple[str, float, dict[str, int]]] = {}  # scope -> (hour, read at, {hour: spend})
+        # What this worker knows is already in Redis, kept `memo_s`: an alert marker seen set (a crossed threshold
+        # is a candidate again on every batch), a decision seen in force (budget id -> (window, action)). Within
+        # memo_s they are not asked of Redis again: one round trip (SET NX of every crossed threshold, HGETALL of
+        # the decisions) less per batch. Cleared when this worker lifts or clears them; after another worker's
+        # lift, this one re-asks within memo_s (the lifting worker itself holds no memo of them).
+        self.memo_s = memo_s
+        self._fired: dict[tuple[str, str, str, int], float] = {}
+        self._decided: dict[str, tuple[str, str, float]] = {}
 
     async def budgets(self) -> list[Budget]:
         cached = self._budgets.get("all")
@@ -239,8 +247,15 @@ class BudgetWatcher:
         """Publish each (alert, marker expiry epoch s) the first time its marker is set."""
         if not candidates:
             return
+        t, memo, memo_s = self.clock.monotonic(), self._fired, self.memo_s
+        candidates = [(a, exp) for a, exp in candidates if t - memo.get(a.dedupe_key, -memo_s) >= memo_s]
+        if not candidates:
+            return
         first = await self.store.mark_fired([(a.dedupe_key, exp) for a, exp in candidates])
+        if len(memo) > 100_000:  # bounded: entries older than memo_s are asked again anyway
+            self._fired = memo = {k: at for k, at in memo.items() if t - at < memo_s}
         for (a, _), new in zip(candidates, first):
+            memo[a.dedupe_key] = t
             if new:
                 self.publish(self.alerts_topic, a.budget_id, a.to_json())
                 self.metrics.alerts.labels(a.kind).inc()
@@ -248,14 +263,19 @@ class BudgetWatcher:
                 log.info("alert %s", a.message)
 
     async def _decide(self, decisions: list[DecisionRecord]) -> None:
+        t, memo_s = self.clock.monotonic(), self.memo_s
+        decisions = [d for d in decisions if (seen := self._decided.get(d.budget_id)) is None
+                     or seen[:2] != (d.window, d.action) or t - seen[2] >= memo_s]
         if not decisions:
             return
         active = await self.store.decisions()
         for d in decisions:
             cur = active.get(d.budget_id)
             if cur and cur.get("window") == d.window and cur.get("action") == d.action:
+                self._decided[d.budget_id] = (d.window, d.action, t)
                 continue
             await self.store.put_decision(d.budget_id, d.to_json())
+            self._decided[d.budget_id] = (d.window, d.action, t)
             self.publish(self.decisions_topic, d.budget_id, d.to_json())
             self.ledger("decisions", DECISION_COLUMNS, [decision_row(d)])
             self.metrics.decisions.labels(d.action).inc()
@@ -287,6 +307,7 @@ class BudgetWatcher:
                 await self._lift(budget_id, rec, reason, now)
 
     async def _lift(self, budget_id: str, rec: dict, reason: str, now: int) -> None:
+        self._decided.pop(budget_id, None)
         if not await self.store.remove_decision(budget_id):
             return  # another worker lifted it
         lifted = {**rec, "action": "lifted", "reason": f"{budget_id}: {reason}", "at_ms": now}
@@ -299,4 +320,5 @@ class BudgetWatcher:
         self.metrics.decisions.labels("lifted").inc()
         # the 100 % threshold may fire again if the budget is crossed again in the same window
         await self.store.clear_fired(budget_id, rec["window"], "threshold", 100)
+        self._fired.pop((budget_id, rec["window"], "threshold", 100), None)
 

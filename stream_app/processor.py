@@ -39,9 +39,33 @@ log = logging.getLogger(__name__)
 
 Record = tuple[int, bytes | None, bytes | None]  # (offset, key, value)
 
-# one itemgetter call turns a decoded event into its EVENT_FIELDS values, locals of the one-pass loop
+# a decoded event is the tuple of its EVENT_FIELDS values (UsageCodec.decode_values: no dict per event); a codec
+# with only `decode` (dicts) has its events turned into that tuple, or kept as the dict when one lacks a field
 _event_fields = itemgetter(*EVENT_FIELDS)
-Valid = tuple[dict[str, Any], int, int, tuple | None]  # (event, offset, index in the message, its EVENT_FIELDS)
+Event = tuple | dict[str, Any]
+Valid = tuple[Event, int, int]  # (event: its EVENT_FIELDS values, or a dict not of that shape; offset; index)
+
+
+def as_dict(v: Event) -> dict[str, Any]:
+    """The event as a dict (the general functions' shape), for the few steps that need one."""
+    return v if isinstance(v, dict) else dict(zip(EVENT_FIELDS, v))
+
+
+def _values_decoder(codec: Any) -> Any:
+    """`codec.decode_values`, or for a codec with only `decode`: each dict as its values (the dict itself when it
+    lacks a field: the general path)."""
+    if hasattr(codec, "decode_values"):
+        return codec.decode_values
+
+    def decode_values(value: bytes | None) -> list[Event]:
+        out: list[Event] = []
+        for e in codec.decode(value):
+            try:
+                out.append(_event_fields(e))
+            except KeyError:
+                out.append(e)
+        return out
+    return decode_values
 
 
 @dataclass
@@ -80,6 +104,7 @@ class BatchProcessor:
         groups: GroupIndex | None = None,
     ) -> None:
         self.codec = codec
+        self._decode_values = _values_decoder(codec)
         self.prices = prices
         self.store = store
         self.sink = sink
@@ -132,9 +157,10 @@ class BatchProcessor:
             return res
         arrival = event_day(now)  # dedupe by id whatever event_time a copy carries (markers kept by arrival)
         dups = await self.store.find_duplicates(
-            topic, [(e["event_id"], f"{partition}:{o}.{i}", arrival) for e, o, i, _ in valid])
+            topic, [(v[0] if v.__class__ is tuple else v["event_id"], f"{partition}:{o}.{i}", arrival)
+                    for v, o, i in valid])
         res.duplicates = len(dups)
-        fresh = [v for n, v in enumerate(valid) if n not in dups]
+        fresh = [v for n, v in enumerate(valid) if n not in dups] if dups else valid
         rows = self._price(topic, partition, fresh, redis_mark, ch_mark, now, res)
         res.booked = len(fresh)
         if last > redis_mark:
@@ -153,17 +179,16 @@ class BatchProcessor:
 
     def _decode(self, topic: str, partition: int, records: Sequence[Record], redis_mark: int, ch_mark: int,
                 now: int, res: BatchResult) -> list[Valid]:
-        """Decoded, valid events as (event, offset, index within the message, its EVENT_FIELDS values); bad input
-        becomes dead letters carrying the ORIGINAL message bytes (plus the event's index when the message is a
-        batch).
+        """Decoded, valid events as (event values, offset, index within the message); bad input becomes dead
+        letters carrying the ORIGINAL message bytes (plus the event's index when the message is a batch).
 
         Validation is `invalid_reason`'s, with its fast acceptance (`validation.plain_acceptance`) in front: an
-        event every check of which plainly passes is valid without the field-by-field pass."""
+        event every check of which plainly passes is valid without the field-by-field pass (or a dict)."""
         valid: list[Valid] = []
         add = valid.append
         lim = self.limits
         cap, accept = lim.max_string_chars, plain_acceptance(lim, now)
-        fields, decode = _event_fields, self.codec.decode
+        decode = self._decode_values
         for offset, kafka_key, value in records:
             if offset <= redis_mark and offset <= ch_mark:
                 res.skipped += 1
@@ -181,20 +206,17 @@ class BatchProcessor:
                 continue
             short = len(value) <= cap  # type: ignore[arg-type]  # decoded, so not None
             res.events += len(events)
-            for i, e in enumerate(events):
-                try:
-                    v = fields(e)
-                except KeyError:  # not the codec's shape (cannot happen from UsageCodec): the general path
-                    v = None
-                if v is not None and accept(v, short):
-                    add((e, offset, i, v))
+            for i, v in enumerate(events):
+                if v.__class__ is tuple and accept(v, short):
+                    add((v, offset, i))
                     continue
+                e = as_dict(v)
                 bad = invalid_reason(e, now, lim)
                 if bad:
                     res.dead.append(DeadLetter(value, bad[0], bad[1], topic, partition, offset,
                                                -1 if len(events) == 1 else i, kafka_key, *dead_letter_tags(e, lim)))
                 else:
-                    add((e, offset, i, v))
+                    add((v, offset, i))
         return valid
 
     def _price(self, topic: str, partition: int, fresh: list[Valid], redis_mark: int, ch_mark: int, now: int,
@@ -211,9 +233,9 @@ class BatchProcessor:
         price, cap, groups = self.prices.price_fields, self.cap, self.groups
         month_start = period_bounds("month", now)[0]  # before it: the event's month is closed (`late`)
         cost = 0
-        for event, offset, _, v in fresh:
-            if v is None:
-                cost += self._price_general(event, offset, topic, partition, redis_mark, ch_mark, now, month_start, res,
+        for v, offset, _ in fresh:
+            if v.__class__ is not tuple:
+                cost += self._price_general(v, offset, topic, partition, redis_mark, ch_mark, now, month_start, res,
                                             rows)
                 continue
             (eid, t, source, provider, model, op, it, ot, ci, cw, rt, rc, gpu, accel, egress, status, tier, team, cc,
@@ -223,7 +245,7 @@ class BatchProcessor:
             owner = owner_for_tags(team, cc, uc, env, wl)
             if offset > redis_mark:
                 book(Booking(owner, provider, model, t, p.charged_nanos, p.unpriced,
-                             event_optional_scopes(event, cap, groups)
+                             event_optional_scopes(as_dict(v), cap, groups)
                              if project or customer or user or (attrs and attrs.get(API_KEY_ATTRIBUTE)) else ()))
                 cost += p.charged_nanos
                 if resv:
@@ -252,14 +274,15 @@ class BatchProcessor:
     def _price_allocated(self, topic: str, partition: int, fresh: list[Valid], redis_mark: int, ch_mark: int,
                          now: int, res: BatchResult) -> list[list[Any]]:
         """Allocation rules on: each event may be split across owners (`AllocationRules.allocate`)."""
-        priced = self.prices.price_batch([e for e, _, _, _ in fresh])
+        events = [as_dict(v) for v, _, _ in fresh]
+        priced = self.prices.price_batch(events)
         rows: list[list[Any]] = []
         add_row, book = rows.append, res.bookings.append
         allocate = self.rules.allocate
         cap, groups = self.cap, self.groups
         month_start = period_bounds("month", now)[0]  # before it: the event's month is closed (`late`)
         cost = 0
-        for (event, offset, _, _), price in zip(fresh, priced):
+        for event, (_, offset, _), price in zip(events, fresh, priced):
             late = event["event_time"] < month_start
             booked = offset > redis_mark
             for e, p in allocate(event, price):

@@ -172,3 +172,53 @@ async def test_an_unpriced_model_alerts_the_platform_team_once_per_model():
     assert sorted(a["budget_id"] for a in got) == ["unpriced:acme/acme-llm-1", "unpriced:openai/gpt-9"]
     assert all(a["scope"] == "org:all" and "spendstream prices unpriced" in a["message"] for a in got)
     assert len([t for t, _ in rig.sink.ledger if t == "alerts"]) == 2
+
+
+class _CountingStore(MemorySpendStore):
+    """The in-memory store, counting the round trips a Redis store would make for markers and decisions."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.marker_calls = self.decision_reads = 0
+
+    async def mark_fired(self, markers):
+        self.marker_calls += 1
+        return await super().mark_fired(markers)
+
+    async def decisions(self):
+        self.decision_reads += 1
+        return await super().decisions()
+
+
+async def test_a_crossed_threshold_and_a_decision_in_force_are_asked_of_the_store_once_per_memo_window():
+    b = budget(mode="enforce", action="deny")
+    rig = Rig(MONTH_START + 15 * 86_400_000, b)
+    rig.store = rig.watcher.store = _CountingStore(budget_map={b.id: b})
+    await rig.spend(100)  # 100 %: three thresholds fire, one deny decision
+    calls, reads = rig.store.marker_calls, rig.store.decision_reads
+    assert (calls, reads) == (1, 1)
+    for _ in range(20):  # still over: the same thresholds and decision are due on every batch
+        await rig.spend(1)
+    assert (rig.store.marker_calls, rig.store.decision_reads) == (1, 1)
+    rig.clock.mono += rig.watcher.memo_s  # the memo window passed: asked again, nothing fires twice
+    await rig.spend(1)
+    assert (rig.store.marker_calls, rig.store.decision_reads) == (2, 2)
+    assert [a["threshold"] for a in rig.alerts("threshold")] == [50, 80, 100]
+    assert [d["action"] for d in rig.out.on("decisions")] == ["deny"]
+
+
+async def test_a_decision_another_worker_lifted_is_put_again_within_the_memo_window():
+    b = budget(mode="enforce", action="deny")
+    rig = Rig(MONTH_START + 15 * 86_400_000, b)
+    await rig.spend(100)
+    assert rig.store.decision_map["pay"]["action"] == "deny"
+    other = BudgetWatcher(rig.store, Published(), "alerts", "decisions", rig.clock, Metrics(), refresh_s=0)
+    await rig.store.put_budget(budget(limit="300", mode="enforce", action="deny"))
+    await other.tick()  # the other worker lifts it: the budget was raised
+    assert rig.store.decision_map == {}
+    await rig.store.put_budget(b)  # lowered again: 101 of 100 USD, over
+    await rig.spend(1)  # this worker saw the decision in force less than memo_s ago: not put yet
+    assert rig.store.decision_map == {}
+    rig.clock.mono += rig.watcher.memo_s
+    await rig.spend(1)
+    assert rig.store.decision_map["pay"]["action"] == "deny"

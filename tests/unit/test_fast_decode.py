@@ -1,6 +1,8 @@
 """The generated decoder (schemas/fast_decode.py) is held to fastavro: on every message it accepts it returns exactly
 what fastavro returns (values, types, key order); a message it gives up on is decoded (or refused) by fastavro, so
-UsageCodec.decode answers the same as a fastavro-only decode on valid, unusual and corrupt bodies alike."""
+UsageCodec.decode answers the same as a fastavro-only decode on valid, unusual and corrupt bodies alike; and
+UsageCodec.decode_values (the same events as tuples of their field values, the worker's shape) answers what decode
+does, on every one of those messages."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import random
 import pytest
 from fastavro import schemaless_reader, schemaless_writer
 
+from schemas.catalog import event_fields
 from schemas.codec import HEADER_SIZE, UsageCodec
 from schemas.errors import DecodeError
 from spendstream.synthetic import SyntheticStream
@@ -31,10 +34,18 @@ def _fastavro_only(codec: UsageCodec, data: bytes):
 
 
 def _answer(codec: UsageCodec, data: bytes):
+    """`decode`'s answer, after checking that `decode_values` (the worker's tuples) answers the same."""
     try:
-        return codec.decode(data)
+        answer = codec.decode(data)
     except DecodeError as exc:
-        return ("error", exc.reason, exc.detail)
+        answer = ("error", exc.reason, exc.detail)
+    codec._unknown.clear()  # an unknown schema id is cached with a shorter message: ask afresh
+    try:
+        values = [dict(zip(event_fields(), v)) for v in codec.decode_values(data)]
+    except DecodeError as exc:
+        values = ("error", exc.reason, exc.detail)
+    assert _same(values, answer), data
+    return answer
 
 
 def _same(a, b) -> bool:
@@ -84,7 +95,7 @@ def _unusual_events(n: int) -> list[dict]:
 
 def test_the_fast_decoder_returns_what_fastavro_returns_for_events_and_batches():
     codec = UsageCodec()
-    assert codec._fast, "the current schemas get a fast decoder"
+    assert codec._fast and codec._fast_values, "the current schemas get fast decoders (dicts and tuples)"
     events = _unusual_events(900)
     messages = [codec.encode(e) for e in events]
     messages += [codec.encode_batch(events[i:i + n]) for i, n in ((0, 1), (1, 7), (10, 300), (400, 0))]
