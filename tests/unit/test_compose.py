@@ -188,7 +188,7 @@ def test_settings_from_the_compose_environment_validate():
 def test_the_image_runs_as_a_user_with_a_writable_data_dir_and_no_dev_extra():
     assert re.search(r"^USER (?!root|0\b)\S+", DOCKERFILE, re.M), "the image must not run as root"
     assert "chown" in DOCKERFILE and "/data" in DOCKERFILE and "WORKDIR /data" in DOCKERFILE
-    installs = re.findall(r"^RUN .*?pip install ([^\n\\&]+)", DOCKERFILE, re.M)
+    installs = re.findall(r"^(?:RUN|\s*&&) .*?pip install ([^\n\\&]+)", DOCKERFILE, re.M)  # continuation lines too
     assert installs and all(i.strip() == "." for i in installs), installs  # no .[dev], no -e
     assert "deploy/healthcheck.py" in DOCKERFILE
     for name in ("worker", "api"):

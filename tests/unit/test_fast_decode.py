@@ -9,11 +9,13 @@ from __future__ import annotations
 import io
 import math
 import random
+import re
 
 import pytest
 from fastavro import schemaless_reader, schemaless_writer
 
 from schemas.catalog import event_fields
+from schemas import fast_decode
 from schemas.codec import HEADER_SIZE, UsageCodec
 from schemas.errors import DecodeError
 from spendstream.synthetic import SyntheticStream
@@ -147,3 +149,33 @@ def test_a_map_written_in_sized_blocks_and_negative_counts_fall_back_to_fastavro
 @pytest.mark.parametrize("data", [b"", b"\x00\x00\x00", b"\x01\x00\x00\x00\x01x", b"\x00\xff\xff\xff\xf0abc"])
 def test_header_problems_are_unchanged(data):
     assert _answer(UsageCodec(), data) == _fastavro_only(UsageCodec(), data)  # fresh: unknown ids are cached
+
+
+def test_the_tuple_decoders_are_the_compiled_reader():
+    assert fast_decode.compiled is not None, "schemas/_avro_records.c is not built (`pip install -e .` builds it)"
+    assert [d.__name__ for d in UsageCodec()._fast_values.values()] == ["decode_compiled", "decode_compiled"]
+
+
+def test_the_generated_python_tuple_decoder_answers_what_the_compiled_one_does(monkeypatch):
+    compiled = UsageCodec()
+    monkeypatch.setattr(fast_decode, "compiled", None)
+    python = UsageCodec()  # built without the compiled reader: the generated source returns the tuples
+    assert [d.__name__ for d in python._fast_values.values()] == ["decode", "decode_batch"]
+    rnd = random.Random(7)
+    events = _unusual_events(300)
+    messages = [compiled.encode(e) for e in events] + [compiled.encode_batch(events[i:i + 9]) for i in range(0, 90, 9)]
+    for m in list(messages):
+        for _ in range(20):
+            b = bytearray(m)
+            b[rnd.randrange(HEADER_SIZE, len(b))] = rnd.randrange(256)
+            messages.append(bytes(b))
+            messages.append(m[:rnd.randrange(HEADER_SIZE, len(m))])
+
+    def answer(codec: UsageCodec, data: bytes):
+        try:
+            return [dict(zip(event_fields(), v)) for v in codec.decode_values(data)]
+        except DecodeError as exc:  # fastavro's message names its BytesIO object's address
+            return ("error", exc.reason, re.sub(r" at 0x[0-9a-f]+", "", exc.detail))
+
+    for m in messages:
+        assert _same(answer(python, m), answer(compiled, m)), m

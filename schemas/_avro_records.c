@@ -1,0 +1,243 @@
+/* Compiled reader of flat Avro records for the worker's hot loop (schemas/fast_decode.py decides when it is used).
+
+   read(data, pos, kinds, batch) -> (list of tuples, end position)
+
+   `kinds` has one byte per field, in schema order: 'l' long, 'd' double, 's' string, 'n' ["null", "string"],
+   'm' map of strings. `batch`: the body is an array of such records (blocks of a positive count, ended by 0).
+   Each record comes back as the tuple of its field values.
+
+   It reads exactly what the generated Python decoder (fast_decode.py) reads and gives up - raises GiveUp - where it
+   gives up: a truncated body, a negative length or block count, a varint past 64 bits, a union index other than 0
+   or 1 in one byte, invalid UTF-8. The caller then lets fastavro decide (the same events, or the same error).
+   tests/unit/test_fast_decode.py holds both to fastavro. */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+static PyObject *GiveUp;
+
+typedef struct {
+    const unsigned char *p;
+    Py_ssize_t pos, end;
+} Reader;
+
+/* A zigzag varint of up to 64 bits (10 bytes), as fast_decode._long: -1 after raising GiveUp. */
+static int read_long(Reader *r, int64_t *out) {
+    uint64_t n = 0;
+    int shift = 0;
+    unsigned char b;
+    do {
+        if (shift > 63 || r->pos >= r->end) {
+            PyErr_SetNone(GiveUp);
+            return -1;
+        }
+        b = r->p[r->pos++];
+        uint64_t bits = (uint64_t)(b & 0x7F);
+        if (shift > 57 && (bits >> (64 - shift)) != 0) { /* n >> 64 would be non-zero */
+            PyErr_SetNone(GiveUp);
+            return -1;
+        }
+        n |= bits << shift;
+        shift += 7;
+    } while (b & 0x80);
+    *out = (int64_t)(n >> 1) ^ -(int64_t)(n & 1);
+    return 0;
+}
+
+static PyObject *read_string(Reader *r) {
+    int64_t n;
+    if (read_long(r, &n) < 0)
+        return NULL;
+    if (n < 0 || n > r->end - r->pos) {
+        PyErr_SetNone(GiveUp);
+        return NULL;
+    }
+    PyObject *s = PyUnicode_DecodeUTF8((const char *)r->p + r->pos, (Py_ssize_t)n, "strict");
+    if (s == NULL) {
+        PyErr_Clear();
+        PyErr_SetNone(GiveUp);
+        return NULL;
+    }
+    r->pos += (Py_ssize_t)n;
+    return s;
+}
+
+static PyObject *read_map(Reader *r) {
+    PyObject *out = PyDict_New();
+    if (out == NULL)
+        return NULL;
+    for (;;) {
+        int64_t count;
+        if (read_long(r, &count) < 0)
+            goto fail;
+        if (count == 0)
+            return out;
+        if (count < 0) { /* a block with a byte size: legal Avro, rare; fastavro reads it */
+            PyErr_SetNone(GiveUp);
+            goto fail;
+        }
+        for (int64_t i = 0; i < count; i++) {
+            PyObject *k = read_string(r);
+            if (k == NULL)
+                goto fail;
+            PyObject *v = read_string(r);
+            if (v == NULL) {
+                Py_DECREF(k);
+                goto fail;
+            }
+            int rc = PyDict_SetItem(out, k, v);
+            Py_DECREF(k);
+            Py_DECREF(v);
+            if (rc < 0)
+                goto fail;
+        }
+    }
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
+static PyObject *read_record(Reader *r, const char *kinds, Py_ssize_t nfields) {
+    PyObject *t = PyTuple_New(nfields);
+    if (t == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < nfields; i++) {
+        PyObject *v = NULL;
+        switch (kinds[i]) {
+        case 'l': {
+            int64_t x;
+            if (read_long(r, &x) == 0)
+                v = PyLong_FromLongLong(x);
+            break;
+        }
+        case 'd': {
+            if (r->end - r->pos < 8) {
+                PyErr_SetNone(GiveUp);
+                break;
+            }
+            v = PyFloat_FromDouble(PyFloat_Unpack8((const char *)r->p + r->pos, 1));
+            r->pos += 8;
+            break;
+        }
+        case 's':
+            v = read_string(r);
+            break;
+        case 'n': {
+            if (r->pos >= r->end) {
+                PyErr_SetNone(GiveUp);
+                break;
+            }
+            unsigned char b = r->p[r->pos++];
+            if (b == 0) {
+                v = Py_NewRef(Py_None);
+            } else if (b == 2) {
+                v = read_string(r);
+            } else {
+                PyErr_SetNone(GiveUp);
+            }
+            break;
+        }
+        case 'm':
+            v = read_map(r);
+            break;
+        default:
+            PyErr_Format(PyExc_ValueError, "unknown field kind %c", kinds[i]);
+        }
+        if (v == NULL) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, i, v);
+    }
+    return t;
+}
+
+static PyObject *records_read(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "read(data, pos, kinds, batch)");
+        return NULL;
+    }
+    if (!PyBytes_Check(args[0]) || !PyBytes_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "data and kinds must be bytes");
+        return NULL;
+    }
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    if (pos == -1 && PyErr_Occurred())
+        return NULL;
+    int batch = PyObject_IsTrue(args[3]);
+    if (batch < 0)
+        return NULL;
+    Reader r = {(const unsigned char *)PyBytes_AS_STRING(args[0]), pos, PyBytes_GET_SIZE(args[0])};
+    if (pos < 0 || pos > r.end) {
+        PyErr_SetNone(GiveUp);
+        return NULL;
+    }
+    const char *kinds = PyBytes_AS_STRING(args[2]);
+    Py_ssize_t nfields = PyBytes_GET_SIZE(args[2]);
+    PyObject *events = PyList_New(0);
+    if (events == NULL)
+        return NULL;
+    if (!batch) {
+        PyObject *t = read_record(&r, kinds, nfields);
+        if (t == NULL || PyList_Append(events, t) < 0) {
+            Py_XDECREF(t);
+            Py_DECREF(events);
+            return NULL;
+        }
+        Py_DECREF(t);
+    } else {
+        for (;;) {
+            int64_t count;
+            if (read_long(&r, &count) < 0)
+                goto fail;
+            if (count == 0)
+                break;
+            if (count < 0) {
+                PyErr_SetNone(GiveUp);
+                goto fail;
+            }
+            for (int64_t i = 0; i < count; i++) {
+                PyObject *t = read_record(&r, kinds, nfields);
+                if (t == NULL)
+                    goto fail;
+                int rc = PyList_Append(events, t);
+                Py_DECREF(t);
+                if (rc < 0)
+                    goto fail;
+            }
+        }
+    }
+    PyObject *end = PyLong_FromSsize_t(r.pos);
+    if (end == NULL)
+        goto fail;
+    PyObject *out = PyTuple_Pack(2, events, end);
+    Py_DECREF(events);
+    Py_DECREF(end);
+    return out;
+fail:
+    Py_DECREF(events);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"read", (PyCFunction)(void (*)(void))records_read, METH_FASTCALL,
+     "read(data, pos, kinds, batch) -> (records as tuples, end position); raises GiveUp on anything unusual."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_avro_records",
+                                    "Compiled reader of flat Avro records (see schemas/fast_decode.py).", -1, methods};
+
+PyMODINIT_FUNC PyInit__avro_records(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    GiveUp = PyErr_NewException("schemas._avro_records.GiveUp", NULL, NULL);
+    if (GiveUp == NULL || PyModule_AddObjectRef(m, "GiveUp", GiveUp) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
