@@ -221,7 +221,32 @@ fail:
     return NULL;
 }
 
+/* read_all(kinds, batch, pos, data) -> list: the records of a whole message body from `pos`, giving up unless they
+   end exactly at its end. Arguments in this order so functools.partial binds all but the message. */
+static PyObject *records_read_all(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "read_all(kinds, batch, pos, data)");
+        return NULL;
+    }
+    PyObject *reordered[4] = {args[3], args[2], args[0], args[1]};
+    PyObject *pair = records_read(self, reordered, 4);
+    if (pair == NULL)
+        return NULL;
+    PyObject *events = PyTuple_GET_ITEM(pair, 0);
+    Py_ssize_t end = PyLong_AsSsize_t(PyTuple_GET_ITEM(pair, 1));
+    if (end != PyBytes_GET_SIZE(args[3])) { /* trailing bytes: not a message of this schema */
+        Py_DECREF(pair);
+        PyErr_SetNone(GiveUp);
+        return NULL;
+    }
+    Py_INCREF(events);
+    Py_DECREF(pair);
+    return events;
+}
+
 static PyMethodDef methods[] = {
+    {"read_all", (PyCFunction)(void (*)(void))records_read_all, METH_FASTCALL,
+     "read_all(kinds, batch, pos, data) -> records of the whole body; raises GiveUp on anything unusual."},
     {"read", (PyCFunction)(void (*)(void))records_read, METH_FASTCALL,
      "read(data, pos, kinds, batch) -> (records as tuples, end position); raises GiveUp on anything unusual."},
     {NULL, NULL, 0, NULL},

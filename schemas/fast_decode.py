@@ -13,9 +13,10 @@ decoder (`build_decoder` returns None). tests/unit/test_fast_decode.py holds it 
 from __future__ import annotations
 
 import struct
+from functools import partial
 from typing import Any, Callable
 
-__all__ = ["build_decoder", "GiveUp", "compiled"]
+__all__ = ["build_decoder", "build_message_reader", "GiveUp", "compiled"]
 
 try:  # built at install time from schemas/_avro_records.c (pyproject.toml); the tuple decoders use it when present
     from schemas import _avro_records as compiled
@@ -70,6 +71,21 @@ def _map(data: bytes, pos: int, end: int) -> tuple[dict[str, str], int]:
             k, pos = _str(data, pos, end)
             v, pos = _str(data, pos, end)
             out[k] = v
+
+
+def build_message_reader(schema: dict[str, Any], batch: bool, pos: int,
+                         named: dict[str, Any] | None = None) -> Callable[[bytes], list[tuple]] | None:
+    """With the compiled reader: `read(data)` -> the events (tuples of values) of a whole message body starting at
+    `pos`, raising on anything unusual or on trailing bytes (one C call, no Python frame: functools.partial).
+    None without the compiled reader, or for a shape `build_decoder` does not read."""
+    fields = _event_fields_of(schema, batch, named)
+    if compiled is None or fields is None or _record_source(fields, True) is None:
+        return None
+    return partial(compiled.read_all, _kinds(fields), batch, pos)
+
+
+def _kinds(fields: list[dict[str, Any]]) -> bytes:
+    return bytes(_KINDS[_kind(f["type"])] for f in fields)
 
 
 def _kind(t: Any) -> str:
@@ -145,13 +161,8 @@ def _record_source(fields: list[dict[str, Any]], values: bool) -> str | None:
     return "\n".join(lines)
 
 
-def build_decoder(schema: dict[str, Any], batch: bool, named: dict[str, Any] | None = None,
-                  values: bool = False) -> Decoder | None:
-    """A fast decoder of one message body for a parsed (fastavro) record schema: `decode(data, pos)` -> (events,
-    end position). `batch`: the schema is a record whose one field is an array of event records (`named` resolves
-    the item type when it is a name). `values`: each event is the tuple of its field values in schema order, not a
-    dict (the worker's hot loop: no dict built, no field looked up). None when the schema has a shape the fast
-    path does not read."""
+def _event_fields_of(schema: dict[str, Any], batch: bool, named: dict[str, Any] | None) -> list | None:
+    """The event record's fields: of the schema, or of its array's items for a batch; None for another shape."""
     if batch:
         fields = schema.get("fields") or []
         if len(fields) != 1 or not isinstance(fields[0]["type"], dict) or fields[0]["type"].get("type") != "array":
@@ -161,16 +172,25 @@ def build_decoder(schema: dict[str, Any], batch: bool, named: dict[str, Any] | N
             item = (named or {}).get(item)
         if not isinstance(item, dict) or item.get("type") != "record":
             return None
-        event_fields = item["fields"]
-    else:
-        if schema.get("type") != "record":
-            return None
-        event_fields = schema["fields"]
+        return item["fields"]
+    return schema["fields"] if schema.get("type") == "record" else None
+
+
+def build_decoder(schema: dict[str, Any], batch: bool, named: dict[str, Any] | None = None,
+                  values: bool = False) -> Decoder | None:
+    """A fast decoder of one message body for a parsed (fastavro) record schema: `decode(data, pos)` -> (events,
+    end position). `batch`: the schema is a record whose one field is an array of event records (`named` resolves
+    the item type when it is a name). `values`: each event is the tuple of its field values in schema order, not a
+    dict (the worker's hot loop: no dict built, no field looked up). None when the schema has a shape the fast
+    path does not read."""
+    event_fields = _event_fields_of(schema, batch, named)
+    if event_fields is None:
+        return None
     src = _record_source(event_fields, values)
     if src is None:
         return None
     if values and compiled is not None:  # the same reader in C (schemas/_avro_records.c): same answers, ~10x less work
-        kinds = bytes(_KINDS[_kind(f["type"])] for f in event_fields)
+        kinds = _kinds(event_fields)
         read = compiled.read
 
         def decode_compiled(data: bytes, pos: int) -> tuple[list[Any], int]:

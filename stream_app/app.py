@@ -125,7 +125,7 @@ def build_worker(settings: Settings, prices: PriceBook, rules: AllocationRules |
         batch_max=settings.worker.batch_max, poll_timeout_s=settings.worker.poll_timeout_s,
         flush_interval_s=settings.clickhouse.flush_interval_s, flush_rows=settings.clickhouse.flush_rows,
         max_pending=settings.clickhouse.max_pending_rows,
-        on_batch=on_batch,
+        on_batch=on_batch, evaluate_interval_s=settings.worker.evaluate_interval_s,
         loop=None,
     )
     app.add_dependency(usage)

@@ -153,7 +153,9 @@ def test_header_problems_are_unchanged(data):
 
 def test_the_tuple_decoders_are_the_compiled_reader():
     assert fast_decode.compiled is not None, "schemas/_avro_records.c is not built (`pip install -e .` builds it)"
-    assert [d.__name__ for d in UsageCodec()._fast_values.values()] == ["decode_compiled", "decode_compiled"]
+    codec = UsageCodec()
+    assert [d.__name__ for d in codec._fast_values.values()] == ["decode_compiled", "decode_compiled"]
+    assert len(codec._whole_values) == 2  # whole messages of both ids: one read_all call each
 
 
 def test_the_generated_python_tuple_decoder_answers_what_the_compiled_one_does(monkeypatch):
@@ -161,6 +163,7 @@ def test_the_generated_python_tuple_decoder_answers_what_the_compiled_one_does(m
     monkeypatch.setattr(fast_decode, "compiled", None)
     python = UsageCodec()  # built without the compiled reader: the generated source returns the tuples
     assert [d.__name__ for d in python._fast_values.values()] == ["decode", "decode_batch"]
+    assert python._whole_values == {}
     rnd = random.Random(7)
     events = _unusual_events(300)
     messages = [compiled.encode(e) for e in events] + [compiled.encode_batch(events[i:i + 9]) for i in range(0, 90, 9)]
