@@ -87,6 +87,7 @@ class UsageConsumer(Service):
         self._no_write_in_flight.set()
         self.revoke_wait_s = 30.0
         self.on_stale: Callable[[int, int], None] | None = None  # (partition, seek offset): a test's hook
+        self.after_first_assignment: Callable[[], None] | None = None  # once, start-up over (the worker's GC freeze)
 
     # -- rebalance callbacks run inside consume(), on the loop thread: record, drop what is no longer ours ------
     def _on_assign(self, consumer, partitions) -> None:
@@ -155,6 +156,9 @@ class UsageConsumer(Service):
         self._epochs.update(await self.processor.store.claim(self.topic, partitions))
         await self._load_marks(partitions)
         self._assigned.update(partitions)
+        if self.after_first_assignment is not None:
+            hook, self.after_first_assignment = self.after_first_assignment, None
+            hook()
 
     async def _load_marks(self, partitions: list[int]) -> None:
         intents = await self.processor.store.intents(self.topic, partitions)

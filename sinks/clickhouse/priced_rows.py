@@ -36,25 +36,29 @@ _DEFAULTS = tuple((f, 0 if f in _COUNTS else None) for f in EVENT_FIELDS)
 
 
 def row_from_values(v: Sequence[Any], owner: Owner, p: PricedCost, topic: str, partition: int, offset: int,
-                    ingested_at: int | datetime, late: bool) -> list[Any]:
-    """The row of an event given as its EVENT_FIELDS values (the one place the column layout is spelled out)."""
+                    ingested_at: int | datetime, late: bool) -> tuple:
+    """The row of an event given as its EVENT_FIELDS values (the one place the column layout is spelled out).
+
+    A tuple, not a list: the collector stops tracking a tuple of atoms (and the attributes dict of strings) at the
+    first collection that sees it, so the tens of thousands of rows waiting for a flush are not traversed again by
+    every later collection (a list is tracked for life)."""
     (eid, t, source, provider, model, op, it, ot, ci, cw, rt, rc, gpu, accel, egress, status, tier, _, _, _, _, _,
      project, customer, user, atype, aid, resv, reqid, attrs) = v
     team, cc, uc, env, wl, tagged = owner
-    return [
+    return (
         eid, t, ingested_at, source or "sdk", provider, model, op or "", tier or "", status or "success",
         team, cc, uc, env, wl, int(tagged),
         project or "", customer or "", user or "", atype or "", aid or "", resv or "", reqid or "",
         it, ot, ci, cw, rt, rc, float(gpu or 0.0), accel or "", egress, *p.components, p.list_nanos,
         p.contracted_nanos, p.charged_nanos, p.price_version, p.rule, int(p.unpriced),
         int(late), dict(attrs or {}), topic, partition, offset,
-    ]
+    )
 
 
 def priced_row(
     e: Mapping[str, Any], owner: Owner, p: PricedCost, topic: str, partition: int, offset: int,
     ingested_at: int | datetime, late: bool = False,
-) -> list[Any]:
+) -> tuple:
     """`event_time` as epoch ms (the event's own); `ingested_at` epoch ms (or a datetime, as given). A field the
     event lacks counts as absent (0 for the counts)."""
     g = e.get

@@ -124,6 +124,7 @@ class ClickHouseWriter:
         self._retry: Block | None = None  # a block whose write failed: retried exactly as it was
         self._pins: dict[TP, dict[str, tuple[int, int, str]]] = {}  # see `pin`
         self._io = threading.Lock()
+        self._column_types: dict[tuple[str, tuple[str, ...]], Any] = {}  # see _insert_rows
         _resolve_client_imports()
 
     def _guard_from(self, table: str) -> str:
@@ -269,21 +270,40 @@ class ClickHouseWriter:
 
     def _insert(self, block: Block) -> None:
         for (table, columns), rows in list(block.ledger.items()):
-            self.client.insert(f"{self._database}.{table}", rows, column_names=columns, settings=self._sync or None)
+            self._insert_rows(f"{self._database}.{table}", columns, rows, self._sync or None)
             del block.ledger[(table, columns)]  # written: a retry of the block does not resend it
         for tp, rows in list(block.dead.items()):  # before the priced rows: see sinks/clickhouse/dead_letters.py
             if rows:
-                self.client.insert(self.dead_table, rows, column_names=DEAD_LETTER_COLUMNS,
-                                   settings={"insert_deduplication_token": block.dead_range(tp)[2], **self._sync})
+                self._insert_rows(self.dead_table, DEAD_LETTER_COLUMNS, rows,
+                                  {"insert_deduplication_token": block.dead_range(tp)[2], **self._sync})
             del block.dead[tp]
         for tp, rows in list(block.rows.items()):
             if rows:
                 token = block.row_range(tp)[2]
-                self.client.insert(self.table, rows, column_names=PRICED_COLUMNS,
-                                   settings={"insert_deduplication_token": token,
-                                             "deduplicate_blocks_in_dependent_materialized_views": 1,
-                                             **self._sync})
+                self._insert_rows(self.table, PRICED_COLUMNS, rows,
+                                  {"insert_deduplication_token": token,
+                                   "deduplicate_blocks_in_dependent_materialized_views": 1, **self._sync})
             del block.rows[tp]  # written: a retry of the block does not resend it
+
+    def _insert_rows(self, table: str, columns: Sequence[str], rows: list, settings: dict[str, Any] | None) -> None:
+        """One INSERT. clickhouse-connect's InsertContext refers to itself (it keeps a bound method of its own,
+        `_next_block_data`), so it is freed by the cyclic collector only, and with it the block's rows: tens of
+        thousands of rows per flush kept alive into the collector's oldest generation (measured: ~440k objects
+        per 300k events freed by full collections of ~140 ms each). So the self-reference is dropped when the INSERT
+        is done (the context is then freed at once, rows included). The column types are read from the server once
+        per table and columns, not before every INSERT."""
+        if not rows:
+            return
+        key = (table, tuple(columns))
+        types = self._column_types.get(key)
+        ctx = self.client.create_insert_context(table, list(columns), column_types=types, settings=settings,
+                                                data=rows)
+        try:
+            self.client.insert(context=ctx)
+            self._column_types.setdefault(key, ctx.column_types)
+        finally:
+            ctx.__dict__.pop("_next_block_data", None)  # the cycle (a private attribute: absent, nothing to break)
+            ctx.data = None
 
     def restore(self, block: Block, owned: set[TP] | None = None) -> None:
         """Keep a block that failed to write, to be retried unchanged by the next `take` (call on the thread that

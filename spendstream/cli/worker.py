@@ -18,7 +18,7 @@ __all__ = ["register", "run_worker"]
 GC_ENV = "SPENDSTREAM_GC"  # a measurement knob: "default" or "T0,T1,T2[,nofreeze]" (bench/memory.py, processor_cpu.py)
 
 
-def tune_gc(setting: str | None = None) -> None:
+def tune_gc(setting: str | None = None) -> bool:
     """The hot loop allocates a few containers per event (decoded dicts, rows buffered until the next ClickHouse
     flush): with the default thresholds (700 allocations) the cyclic GC ran many times per batch and its older
     generations re-scanned every buffered row (bench/processor_cpu.py: ~18-21 us/event vs ~13). So: move what
@@ -37,7 +37,7 @@ def tune_gc(setting: str | None = None) -> None:
 
     setting = (setting or os.environ.get(GC_ENV) or "10000,10,10").strip()
     if setting == "default":
-        return
+        return False
     parts = [x.strip() for x in setting.split(",")]
     freeze = parts[-1] != "nofreeze"
     thresholds = [int(x) for x in (parts if freeze else parts[:-1])]
@@ -45,6 +45,15 @@ def tune_gc(setting: str | None = None) -> None:
         gc.collect()
         gc.freeze()
     gc.set_threshold(*thresholds)
+    return freeze
+
+
+def _freeze() -> None:
+    """Collect, then move every object alive now out of the collector's sight (start-up is over)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def run_worker(price_book: Path | None = None, loglevel: str = "warning", clock: Clock | None = None) -> None:
@@ -58,7 +67,8 @@ def run_worker(price_book: Path | None = None, loglevel: str = "warning", clock:
     prices = price_book_for(price_book or s.worker.price_book)
     rules = load_allocation_rules(s.worker.allocation_rules) if s.worker.allocation_rules else None
     parts = build_worker(s, prices, rules, clock or SystemClock())
-    tune_gc()
+    if tune_gc():  # and again once Faust's services are up: the first assignment comes after them
+        parts.consumer.after_first_assignment = _freeze
     logging.basicConfig(level=loglevel.upper())
     faust.Worker(parts.app, loglevel=loglevel, quiet=True).execute_from_commandline()
 

@@ -98,3 +98,34 @@ def test_dead_letters_are_stored_once_across_a_retry_a_restart_and_a_revoke(clic
     assert c.query(f"SELECT count() FROM {db}.dead_letters FINAL").result_rows[0][0] == 8
     restarted.written_offsets("t")
     assert restarted.add_dead_letters("t", 1, letters(1, [2, 5])) == 2  # partition 1 reassigned: offset 5 only
+
+
+class _Attrs(dict):
+    """An attributes map a weak reference can follow (a plain dict cannot have one)."""
+
+
+def test_a_written_blocks_rows_are_freed_at_once_not_by_the_cyclic_collector(clickhouse):
+    """clickhouse-connect's insert context refers to itself; before the writer broke that cycle, every flushed
+    block's rows stayed alive until a full collection (the worker's RSS grew with its GC thresholds and its full
+    collections traversed them). With the collector off, the rows must be gone once the INSERT returns."""
+    import gc
+    import weakref
+
+    w = ClickHouseWriter(clickhouse.client, clickhouse.database)
+    block_rows = rows(40, 0, 0)
+    attrs_at = PRICED_COLUMNS.index("attributes")
+    block_rows = [(*r[:attrs_at], _Attrs(k="v"), *r[attrs_at + 1:]) for r in block_rows]
+    watch = [weakref.ref(r[attrs_at]) for r in block_rows]
+    w.add(block_rows, "t", 0, 39)
+    del block_rows
+    gc.collect()
+    gc.disable()
+    try:
+        w.flush()
+        assert w.written_offsets("t") == {0: 39}
+        alive = sum(ref() is not None for ref in watch)
+    finally:
+        gc.enable()
+    assert alive == 0, f"{alive} of 40 rows still alive after the INSERT (held by a reference cycle)"
+    count, = clickhouse.client.query(f"SELECT count() FROM {clickhouse.database}.priced_events").result_rows[0]
+    assert count == 40

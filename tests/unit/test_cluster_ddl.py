@@ -76,7 +76,12 @@ class Recorder:
     def command(self, sql):
         self.commands.append(sql)
 
-    def insert(self, table, rows, column_names=None, settings=None):
+    def create_insert_context(self, table, column_names=None, column_types=None, settings=None, data=None):
+        return type("Ctx", (), {"table": table, "settings": settings, "data": data, "column_types": None})()
+
+    def insert(self, table=None, rows=None, column_names=None, settings=None, context=None):
+        if context is not None:  # the writer's path: one context per INSERT
+            table, settings = context.table, context.settings
         self.inserts.append((table, settings))
 
     def query(self, sql, parameters=None):
