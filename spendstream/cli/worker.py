@@ -19,23 +19,26 @@ GC_ENV = "SPENDSTREAM_GC"  # a measurement knob: "default" or "T0,T1,T2[,nofreez
 
 
 def tune_gc(setting: str | None = None) -> bool:
-    """The hot loop allocates a few containers per event (decoded dicts, rows buffered until the next ClickHouse
-    flush): with the default thresholds (700 allocations) the cyclic GC ran many times per batch and its older
-    generations re-scanned every buffered row (bench/processor_cpu.py: ~18-21 us/event vs ~13). So: move what
-    start-up built (modules, price book, catalog) out of the collector's sight (freeze) and run gen 0 every 10,000
-    net allocations, the older generations at their default ratios (10, 10).
+    """The hot loop allocates a few containers per event (decoded values, rows buffered until the next ClickHouse
+    flush): with the default thresholds (700 allocations) the cyclic GC ran many times per batch. So: move what
+    start-up built (modules, price book, catalog; again after the first assignment, when Faust's services are up)
+    out of the collector's sight (freeze) and run gen 0 every 100,000 net allocations, the older generations at
+    their default ratios (10, 10).
 
-    Not 200,000 / 20 / 100 any more (the earlier setting): full collections then came so rarely that the worker's
-    RSS grew +12-42 % between 1M and 3M-10M events. 10,000 / 10 / 10: +1.1 % over 10M events (20,000: +9.6 %),
-    at ~0.5-1 us/event more than 200,000 / 20 / 100, ~5 less than the default collector (docs/performance.md
-    "Memory").
+    History: 200,000 / 20 / 100 made the RSS grow +12-42 % between 1M and 10M events, so 10,000 / 10 / 10 was
+    chosen (+1.1 %). The growth was not the thresholds' doing: clickhouse-connect's insert context refers to
+    itself, so every flushed block's rows waited for a full collection (sinks/clickhouse/writer.py `_insert_rows`
+    now frees them at once). With that fixed, 100,000 / 10 / 10 gave +8.5 % over 1M -> 4M events (10,000: +3.3 %,
+    both ending at ~505 MB) and the worker's collections fell from ~22 % of its CPU to ~11 % (300k-event stream:
+    28 -> 20 us of worker CPU per event) — docs/performance.md.
 
-    `setting` (else $SPENDSTREAM_GC, else "10000,10,10"): "default" leaves the collector alone; "T0,T1,T2" sets the
-    thresholds after a freeze; a trailing ",nofreeze" skips the freeze (a measurement knob)."""
+    `setting` (else $SPENDSTREAM_GC, else "100000,10,10"): "default" leaves the collector alone; "T0,T1,T2" sets
+    the thresholds after a freeze; a trailing ",nofreeze" skips the freeze (a measurement knob). Returns whether
+    it froze."""
     import gc
     import os
 
-    setting = (setting or os.environ.get(GC_ENV) or "10000,10,10").strip()
+    setting = (setting or os.environ.get(GC_ENV) or "100000,10,10").strip()
     if setting == "default":
         return False
     parts = [x.strip() for x in setting.split(",")]
