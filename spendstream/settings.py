@@ -143,7 +143,7 @@ class ReportSettings(_Section):
 class WorkerSettings(_Section):
     batch_max: int = Field(default=5000, ge=1, description="records per consume() call")
     poll_timeout_s: float = Field(default=0.005, gt=0, description="nap when no record is queued")
-    evaluate_interval_s: float = Field(default=0.2, ge=0, description="budgets are evaluated at most this often "
+    evaluate_interval_s: float = Field(default=0.5, ge=0, description="budgets are evaluated at most this often "
                                        "while records keep coming (and as soon as none is queued); 0 = every batch")
     lag_interval_s: float = Field(default=5.0, gt=0, description="how often the consumer lag gauge is refreshed")
     price_book: Path | None = None

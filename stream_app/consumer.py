@@ -59,7 +59,7 @@ class UsageConsumer(Service):
         flush_rows: int = 50_000,
         max_pending: int = 1_000_000,
         on_batch: OnBatch | None = None,
-        evaluate_interval_s: float = 0.2,
+        evaluate_interval_s: float = 0.5,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
