@@ -45,6 +45,10 @@ class PricedCost(NamedTuple):
     unpriced: bool
 
 
+# PricedCost from its seven fields, in order: what PricedCost(*fields) gives, without NamedTuple's Python __new__
+_new_tuple = tuple.__new__
+
+
 class _Resolved:
     """Everything about (provider, model, tier, environment, accelerator, day) that does not depend on the
     quantities: integer rate vectors over one common denominator, so per-event work is a few integer ops."""
@@ -221,25 +225,40 @@ class PriceBook:
         r = self._cache.get(key) or self._resolved(key)
         if r.tiers:
             r = _tier_of(r, q)
-        den, ln, cn, kn = r.den, r.list_num, r.contract_num, r.charge_num
+        den, ln = r.den, r.list_num
         comps = [0, 0, 0, 0, 0, 0, 0, 0]
-        total = c_exact = k_exact = 0
-        for i in r.active:
-            x = q[i]
-            if x:
-                v, rem = divmod(x * ln[i], den)
-                rem += rem
-                if rem > den or (rem == den and v & 1):
-                    v += 1
-                comps[i] = v
-                total += v
-                c_exact += x * cn[i]
-                k_exact += x * kn[i]
-        contracted = total if r.same_contract else round_half_even(c_exact, den)
-        charged = contracted if r.no_markup else round_half_even(k_exact, den)
-        if r.model_known and not (q[6] or q[7]):
-            return PricedCost(tuple(comps), total, contracted, charged, self.version, r.rules[0], False)
-        return PricedCost(tuple(comps), total, contracted, charged, self.version, *_rule_and_flag(r, q))
+        total = 0
+        if r.same_contract and r.no_markup:  # list = contracted = charged: no second and third sum
+            for i in r.active:
+                x = q[i]
+                if x:
+                    v, rem = divmod(x * ln[i], den)
+                    rem += rem
+                    if rem > den or (rem == den and v & 1):
+                        v += 1
+                    comps[i] = v
+                    total += v
+            contracted = charged = total
+        else:
+            cn, kn = r.contract_num, r.charge_num
+            c_exact = k_exact = 0
+            for i in r.active:
+                x = q[i]
+                if x:
+                    v, rem = divmod(x * ln[i], den)
+                    rem += rem
+                    if rem > den or (rem == den and v & 1):
+                        v += 1
+                    comps[i] = v
+                    total += v
+                    c_exact += x * cn[i]
+                    k_exact += x * kn[i]
+            contracted = total if r.same_contract else round_half_even(c_exact, den)
+            charged = contracted if r.no_markup else round_half_even(k_exact, den)
+        if r.model_known and not (q[6] or q[7]):  # tuple.__new__: no Python-level NamedTuple.__new__ per event
+            return _new_tuple(PricedCost, (tuple(comps), total, contracted, charged, self.version, r.rules[0], False))
+        return _new_tuple(PricedCost, (tuple(comps), total, contracted, charged, self.version,
+                                           *_rule_and_flag(r, q)))
 
 
 def _tier_of(r: _Resolved, q: tuple[int, ...]) -> _Resolved:
