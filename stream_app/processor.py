@@ -231,6 +231,7 @@ class BatchProcessor:
         rows: list[list[Any]] = []
         add_row, book, reserve = rows.append, res.bookings.append, res.reservations.append
         price, cap, groups = self.prices.price_fields, self.cap, self.groups
+        new_booking = tuple.__new__  # Booking from all seven fields: NamedTuple's Python __new__ skipped
         month_start = period_bounds("month", now)[0]  # before it: the event's month is closed (`late`)
         cost = 0
         for v, offset, _ in fresh:
@@ -244,9 +245,10 @@ class BatchProcessor:
                       (it, ot, ci, cw, rt, rc, gpu_microseconds(gpu) if gpu else 0, egress))
             owner = owner_for_tags(team, cc, uc, env, wl)
             if offset > redis_mark:
-                book(Booking(owner, provider, model, t, p.charged_nanos, p.unpriced,
-                             event_optional_scopes(as_dict(v), cap, groups)
-                             if project or customer or user or (attrs and attrs.get(API_KEY_ATTRIBUTE)) else ()))
+                book(new_booking(Booking, (owner, provider, model, t, p.charged_nanos, p.unpriced,
+                                           event_optional_scopes(as_dict(v), cap, groups)
+                                           if project or customer or user or (attrs and attrs.get(API_KEY_ATTRIBUTE))
+                                           else ())))
                 cost += p.charged_nanos
                 if resv:
                     reserve(resv)
