@@ -119,7 +119,7 @@ async def asgi(url: str, key: str, n: int, repeat: int, profile: bool) -> dict:
             await one(raw, False)
         prof.disable()
         buf = io.StringIO()
-        pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(30)
+        pstats.Stats(prof, stream=buf).sort_stats(os.environ.get("SORT", "tottime")).print_stats(int(os.environ.get("TOP", "30")))
         print(buf.getvalue(), file=sys.stderr)
     out["statuses"] = statuses
     await r.aclose()
