@@ -7,6 +7,13 @@ larger limits). /v1/check never answers 5xx for the store: it answers by the bud
 A body or batch over the ingestion limits -> 413, an unreadable body -> 400.
 Every endpoint needs an API key (`Authorization: Bearer <key>` or `X-API-Key: <key>`); /openapi.json is public.
 The console (/ui, HTML, not in the schema) takes the same keys from its sign-in cookie.
+
+Request path: the happy path of POST /v1/check (a key allowed to check, a valid JSON body with a Content-Length) is
+answered by the lean layer in front of the app (enforcement/fast_check.py: no dependency solving, validation
+machinery or inner middlewares, about half the CPU per check); everything else - the other routes and every /v1/check
+that is not that happy path - goes through RequestMetrics, BodyLimit and the FastAPI routes below, which stay the one
+home of the error answers and of the OpenAPI schema. The check's own work after validation (metrics, outcome row,
+answer) is CheckAnswers, the same for both.
 """
 
 
