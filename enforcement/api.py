@@ -7,6 +7,13 @@ larger limits). /v1/check never answers 5xx for the store: it answers by the bud
 A body or batch over the ingestion limits -> 413, an unreadable body -> 400.
 Every endpoint needs an API key (`Authorization: Bearer <key>` or `X-API-Key: <key>`); /openapi.json is public.
 The console (/ui, HTML, not in the schema) takes the same keys from its sign-in cookie.
+
+Request path: the happy path of POST /v1/check (a key allowed to check, a valid JSON body with a Content-Length) is
+answered by the lean layer in front of the app (enforcement/fast_check.py: no dependency solving, validation
+machinery or inner middlewares, about half the CPU per check); everything else - the other routes and every /v1/check
+that is not that happy path - goes through RequestMetrics, BodyLimit and the FastAPI routes below, which stay the one
+home of the error answers and of the OpenAPI schema. The check's own work after validation (metrics, outcome row,
+answer) is CheckAnswers, the same for both.
 """
 
 
@@ -28,7 +35,7 @@ from enforcement.auth import ApiKeys, Principal
 from enforcement.ingest import ingest_router
 from enforcement.intake import Admitted, EventIntake
 from enforcement.otlp import otlp_router
-from enforcement.outcomes import outcome_row
+from enforcement.fast_check import CheckAnswers, FastCheck
 from enforcement.checker import STORE_UNAVAILABLE, Checker, CheckRequest, CheckResponse
 from enforcement.errors import (Conflict, Forbidden, InvalidRequest, MalformedBody, NotFound, PayloadTooLarge,
                                 Unauthorized)
@@ -75,6 +82,9 @@ class Metrics:
                                          "route template", ["route"],
                                          buckets=(0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                                   1, 2.5), registry=self.registry)
+        self.fast_path_delegated = Counter("spendstream_api_fast_path_delegated", "POST /v1/check requests the "
+                                           "lean path (enforcement/fast_check.py) handed to the FastAPI app, by why "
+                                           "(errors, unusual requests)", ["reason"], registry=self.registry)
 
     def count_ingested(self, way: str, admitted: Admitted) -> None:
         self.ingested.labels(way, "accepted").inc(len(admitted.accepted))
@@ -115,7 +125,11 @@ def create_app(checker: Checker, keys: ApiKeys, *, metrics: Metrics | None = Non
                   description="Ask before calling a model: budgets, reservations, live spend.")
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     metrics = metrics or Metrics()
-    app.add_middleware(RequestMetrics, metrics=metrics)  # added last = outermost: 413s are counted too
+    app.add_middleware(RequestMetrics, metrics=metrics)  # added after BodyLimit = outside it: 413s are counted too
+    # outermost: the happy path of POST /v1/check answered without the FastAPI machinery; the rest goes on inside
+    answers = CheckAnswers(checker, metrics, outcomes)
+    app.add_middleware(FastCheck, answers=answers, keys=keys, limit=max_body_bytes,
+                       exception_handlers=app.exception_handlers)
     queries = Queries(checker)
 
     async def principal(bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -162,17 +176,9 @@ def create_app(checker: Checker, keys: ApiKeys, *, metrics: Metrics | None = Non
         """Decide allow | warn | throttle | deny | downgrade for a call about to be made; with `reserve: true`
         hold the estimate (released by the priced event carrying reservation_id, by release, or by expiry)."""
         who.require_check(req.team)
-        t0 = time.perf_counter()
-        out = await checker.check(req, who.key_id)
-        metrics.latency.observe(time.perf_counter() - t0)
-        metrics.checks.labels(out.decision).inc()
-        if out.reason.startswith(STORE_UNAVAILABLE):
-            metrics.store_unavailable.inc()
-            metrics.fail_mode.labels("closed" if out.decision == "deny" else "open").inc()
-        if outcomes is not None:
-            outcomes.record(outcome_row(req, out, who.key_id, checker.clock_ms()))
-        # the hot path: serialize once here instead of FastAPI re-validating the response model
-        return Response(out.model_dump_json(), media_type="application/json")
+        # serialized once (CheckAnswers) instead of FastAPI re-validating the response model; the happy path of
+        # this route is answered by the lean path in front (FastCheck), this one answers what it hands over
+        return Response(await answers.answer(req, who.key_id), media_type="application/json")
 
     @app.post("/v1/reservations/{reservation_id}/release", response_model=ReleaseResponse, tags=["enforcement"],
               responses=error_responses(401, 403, 422))

@@ -14,6 +14,7 @@ __all__ = ["NANOS_PER_USD", "usd_to_nanos", "nanos_to_usd", "format_usd", "round
 
 NANOS_PER_USD = 1_000_000_000
 _NANO = Decimal("0.000000001")
+_EXACT = 10**27  # below this, Decimal's 28 digits hold a nano-USD amount exactly (above, its quantize raises)
 
 
 def round_half_even(numerator: int, denominator: int) -> int:
@@ -47,6 +48,10 @@ def nanos_to_usd(nanos: int) -> Decimal:
 
 def format_usd(nanos: int, places: int = 9) -> str:
     """Decimal string of USD: format_usd(1_500_000_000, 2) == '1.50' (half-even when places < 9)."""
+    if places == 9 and type(nanos) is int and -_EXACT < nanos < _EXACT:
+        # every check answer formats a dozen amounts: integer arithmetic, the same string as the Decimal below
+        q, r = divmod(-nanos if nanos < 0 else nanos, NANOS_PER_USD)
+        return f"{'-' if nanos < 0 else ''}{q}.{r:09d}"
     d = Decimal(nanos) / NANOS_PER_USD
     return f"{d.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN):f}"
 

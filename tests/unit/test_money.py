@@ -41,3 +41,17 @@ def test_half_even_rounding_is_within_half_a_unit(n, d):
 @given(st.integers(min_value=0, max_value=10**18))
 def test_nanos_round_trip_through_decimal_strings(n):
     assert usd_to_nanos(format_usd(n)) == n
+
+
+@given(st.one_of(st.integers(min_value=-(10**30), max_value=10**30), st.integers(min_value=-(10**12), max_value=10**12)))
+def test_format_usd_at_nine_places_is_the_decimal_quantize(n):
+    """format_usd(n) takes an integer shortcut at 9 places; it must give the Decimal path's string (or raise as it)."""
+    from decimal import ROUND_HALF_EVEN, InvalidOperation
+
+    try:
+        expected = f"{(Decimal(n) / 1_000_000_000).quantize(Decimal('1e-9'), rounding=ROUND_HALF_EVEN):f}"
+    except InvalidOperation:
+        with pytest.raises(InvalidOperation):
+            format_usd(n)
+        return
+    assert format_usd(n) == expected
