@@ -112,13 +112,14 @@ def register(app: typer.Typer) -> None:
         s = settings_or_exit()
         port = port or s.api.port
         publisher = _OnFirstUse(lambda: build_publisher(s, port))
-        from spendstream.cli.worker import tune_gc
+        from spendstream.cli.worker import API_GC, tune_gc
 
         app = build_api(s, publisher)
         # start-up's objects (modules, FastAPI's routes and models, pydantic schemas) out of the collector's sight:
         # with them in view an occasional full collection paused the loop for ~50-150 ms (measured), the open-loop
-        # tail at 1,000 req/s; $SPENDSTREAM_GC=default leaves the collector alone (a measurement knob)
-        tune_gc()
+        # tail at 1,000 req/s; $SPENDSTREAM_GC=default leaves the collector alone (a measurement knob). Gen 0 every
+        # 10,000 allocations, not the worker's 100,000: a request's latency sees each young collection whole
+        tune_gc(default=API_GC)
         try:
             uvicorn.run(app, host=host or s.api.host, port=port, log_level="warning", access_log=False)
         finally:

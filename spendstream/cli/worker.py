@@ -18,7 +18,11 @@ __all__ = ["register", "run_worker"]
 GC_ENV = "SPENDSTREAM_GC"  # a measurement knob: "default" or "T0,T1,T2[,nofreeze]" (bench/memory.py, processor_cpu.py)
 
 
-def tune_gc(setting: str | None = None) -> bool:
+WORKER_GC = "100000,10,10"
+API_GC = "10000,10,10"
+
+
+def tune_gc(setting: str | None = None, default: str = WORKER_GC) -> bool:
     """The hot loop allocates a few containers per event (decoded values, rows buffered until the next ClickHouse
     flush): with the default thresholds (700 allocations) the cyclic GC ran many times per batch. So: move what
     start-up built (modules, price book, catalog; again after the first assignment, when Faust's services are up)
@@ -32,13 +36,13 @@ def tune_gc(setting: str | None = None) -> bool:
     both ending at ~505 MB) and the worker's collections fell from ~22 % of its CPU to ~11 % (300k-event stream:
     28 -> 20 us of worker CPU per event) — docs/performance.md.
 
-    `setting` (else $SPENDSTREAM_GC, else "100000,10,10"): "default" leaves the collector alone; "T0,T1,T2" sets
-    the thresholds after a freeze; a trailing ",nofreeze" skips the freeze (a measurement knob). Returns whether
-    it froze."""
+    `setting` (else $SPENDSTREAM_GC, else `default`: the worker's "100000,10,10"; the API passes "10000,10,10"):
+    "default" leaves the collector alone; "T0,T1,T2" sets the thresholds after a freeze; a trailing ",nofreeze"
+    skips the freeze (a measurement knob). Returns whether it froze."""
     import gc
     import os
 
-    setting = (setting or os.environ.get(GC_ENV) or "100000,10,10").strip()
+    setting = (setting or os.environ.get(GC_ENV) or default).strip()
     if setting == "default":
         return False
     parts = [x.strip() for x in setting.split(",")]
