@@ -41,7 +41,7 @@ def write_month(clickhouse) -> list[list]:
              "input_tokens": rng.randrange(100, 5000), "output_tokens": rng.randrange(10, 800), "request_count": 1,
              "team": rng.choice(["payments", "search"]), "cost_center": "cc", "use_case": rng.choice(["chat", "rag"]),
              "environment": "production", "workload_type": "inference"}
-        row = priced_row(e, owner_of(e), book.price(e), "usage", i % 4, i, datetime.now(UTC))
+        row = list(priced_row(e, owner_of(e), book.price(e), "usage", i % 4, i, datetime.now(UTC)))  # a tuple
         row[COL["event_time"]] = t  # the row carries epoch ms; the expectations below group datetimes
         rows.append(row)
     w = ClickHouseWriter(clickhouse.client, clickhouse.database)
