@@ -1,6 +1,6 @@
 /* Compiled reader of flat Avro records for the worker's hot loop (schemas/fast_decode.py decides when it is used).
 
-   read(data, pos, kinds, batch) -> (list of tuples, end position)
+   read_all(kinds, batch, pos, data) -> list of tuples (the records of a whole message body)
 
    `kinds` has one byte per field, in schema order: 'l' long, 'd' double, 's' string, 'n' ["null", "string"],
    'm' map of strings. `batch`: the body is an array of such records (blocks of a positive count, ended by 0).
@@ -247,8 +247,6 @@ static PyObject *records_read_all(PyObject *self, PyObject *const *args, Py_ssiz
 static PyMethodDef methods[] = {
     {"read_all", (PyCFunction)(void (*)(void))records_read_all, METH_FASTCALL,
      "read_all(kinds, batch, pos, data) -> records of the whole body; raises GiveUp on anything unusual."},
-    {"read", (PyCFunction)(void (*)(void))records_read, METH_FASTCALL,
-     "read(data, pos, kinds, batch) -> (records as tuples, end position); raises GiveUp on anything unusual."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -65,7 +65,9 @@ class UsageCodec:
             (self.event_schema_id, build_message_reader(self._event_schema, False, _HEADER.size)),
             (self.batch_schema_id, build_message_reader(self._batch_schema, True, _HEADER.size, named)))
             if read is not None}
-        self._fast_values = {sid: dec for sid, dec in (
+        # without the compiled reader: the generated Python decoders of the same tuples (with it, a message it gave
+        # up on goes straight to fastavro: the Python decoder reads the same shapes and would give up too)
+        self._fast_values = {} if self._whole_values else {sid: dec for sid, dec in (
             (self.event_schema_id, build_decoder(self._event_schema, False, values=True)),
             (self.batch_schema_id, build_decoder(self._batch_schema, True, named, values=True))) if dec is not None}
 

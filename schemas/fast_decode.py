@@ -189,13 +189,6 @@ def build_decoder(schema: dict[str, Any], batch: bool, named: dict[str, Any] | N
     src = _record_source(event_fields, values)
     if src is None:
         return None
-    if values and compiled is not None:  # the same reader in C (schemas/_avro_records.c): same answers, ~10x less work
-        kinds = _kinds(event_fields)
-        read = compiled.read
-
-        def decode_compiled(data: bytes, pos: int) -> tuple[list[Any], int]:
-            return read(data, pos, kinds, batch)
-        return decode_compiled
     ns: dict[str, Any] = {"_long": _long, "_give_up": _give_up, "_map": _map,
                           "_double": struct.Struct("<d").unpack_from}
     exec(compile(src, f"<fast decoder for {schema.get('name')}>", "exec"), ns)  # noqa: S102 - our own schema

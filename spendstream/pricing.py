@@ -225,36 +225,24 @@ class PriceBook:
         r = self._cache.get(key) or self._resolved(key)
         if r.tiers:
             r = _tier_of(r, q)
-        den, ln = r.den, r.list_num
+        den, ln, cn, kn = r.den, r.list_num, r.contract_num, r.charge_num
+        plain = r.same_contract and r.no_markup  # list = contracted = charged: no second and third sum
         comps = [0, 0, 0, 0, 0, 0, 0, 0]
-        total = 0
-        if r.same_contract and r.no_markup:  # list = contracted = charged: no second and third sum
-            for i in r.active:
-                x = q[i]
-                if x:
-                    v, rem = divmod(x * ln[i], den)
-                    rem += rem
-                    if rem > den or (rem == den and v & 1):
-                        v += 1
-                    comps[i] = v
-                    total += v
-            contracted = charged = total
-        else:
-            cn, kn = r.contract_num, r.charge_num
-            c_exact = k_exact = 0
-            for i in r.active:
-                x = q[i]
-                if x:
-                    v, rem = divmod(x * ln[i], den)
-                    rem += rem
-                    if rem > den or (rem == den and v & 1):
-                        v += 1
-                    comps[i] = v
-                    total += v
+        total = c_exact = k_exact = 0
+        for i in r.active:
+            x = q[i]
+            if x:
+                v, rem = divmod(x * ln[i], den)
+                rem += rem
+                if rem > den or (rem == den and v & 1):
+                    v += 1
+                comps[i] = v
+                total += v
+                if not plain:
                     c_exact += x * cn[i]
                     k_exact += x * kn[i]
-            contracted = total if r.same_contract else round_half_even(c_exact, den)
-            charged = contracted if r.no_markup else round_half_even(k_exact, den)
+        contracted = total if r.same_contract else round_half_even(c_exact, den)
+        charged = contracted if r.no_markup else round_half_even(k_exact, den)
         if r.model_known and not (q[6] or q[7]):  # tuple.__new__: no Python-level NamedTuple.__new__ per event
             return _new_tuple(PricedCost, (tuple(comps), total, contracted, charged, self.version, r.rules[0], False))
         return _new_tuple(PricedCost, (tuple(comps), total, contracted, charged, self.version,
