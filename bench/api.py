@@ -1,5 +1,7 @@
 """Enforcement latency: Redis round trip (baseline), in-process client, and HTTP /v1/check at 1,000 req/s — open loop
-(bench/openloop.py: latency from each request's scheduled send time, the generator's own lateness reported) and,
+(bench/openloop.c, built here with `cc -O2`, or bench/openloop.py without a compiler: latency from each request's
+scheduled send time, the generator's own lateness reported; the check is driven once more by the Python generator
+for comparison) and,
 for comparison with earlier runs, closed loop with wrk.
 
     python bench/api.py [--seconds 15] [--rate 1000] [--connections 20]
@@ -179,12 +181,34 @@ def paced(port: int, key: str, body: dict, rate: int, seconds: int, connections:
     return {**result, "target_rate_per_s": rate, "connections": connections, "mean_delay_ms": mean}
 
 
-def open_loop(port: int, key: str, body: dict, rate: int, seconds: int) -> dict:
-    """bench/openloop.py in its own process: latency from each request's scheduled send time."""
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "openloop.py"), "--port", str(port), "--key", key,
-                          "--body", json.dumps(body), "--rate", str(rate), "--seconds", str(seconds)],
-                         capture_output=True, text=True, timeout=seconds + 120)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+_GENERATOR: list[str] = []  # the built C generator (once per run), or empty: the Python one
+
+
+def _generator() -> list[str]:
+    """bench/openloop.c built with the system's C compiler into a temporary directory (once); without a compiler,
+    bench/openloop.py (same arguments, same JSON; its asyncio loop shares these two cores with the API)."""
+    if not _GENERATOR:
+        cc = shutil.which("cc") or shutil.which("gcc")
+        exe = Path(tempfile.mkdtemp(prefix="bench-openloop-")) / "openloop"
+        if cc and subprocess.run([cc, "-O2", "-o", str(exe), str(ROOT / "bench" / "openloop.c")]).returncode == 0:
+            _GENERATOR.append(str(exe))
+        else:
+            _GENERATOR.append("")
+    return [_GENERATOR[0]] if _GENERATOR[0] else []
+
+
+def open_loop(port: int, key: str, body: dict, rate: int, seconds: int, python: bool = False) -> dict:
+    """The open-loop generator in its own process: latency from each request's scheduled send time. The C one
+    (bench/openloop.c) unless `python` or no compiler: bench/openloop.py."""
+    c = [] if python else _generator()
+    if c:
+        cmd = [*c, str(port), "/v1/check", key, json.dumps(body), str(rate), str(seconds), "32"]
+    else:
+        cmd = [sys.executable, str(ROOT / "bench" / "openloop.py"), "--port", str(port), "--key", key,
+               "--body", json.dumps(body), "--rate", str(rate), "--seconds", str(seconds)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return {**result, "generator": "c" if c else "python"}
 
 
 def main() -> None:
@@ -214,6 +238,10 @@ def main() -> None:
         figures["http_check_open_loop_first_3s"] = open_loop(api_port, key, BODY, args.rate, 3)
         for name, body in (("http_check_open_loop", BODY), ("http_reserve_open_loop", {**BODY, "reserve": True})):
             figures[name] = open_loop(api_port, key, body, args.rate, args.seconds)
+        # the same check load from the Python generator (bench/openloop.py), for comparison: its own CPU shares the
+        # two cores with the API, which the C generator's hardly does
+        figures["http_check_open_loop_python_generator"] = open_loop(api_port, key, BODY, args.rate, args.seconds,
+                                                                     python=True)
         # the same load with per-key, rolling, per-user and quarter budgets added (the API re-reads budgets within 1 s)
         figures["keyed_rolling_budgets"] = asyncio.run(add_keyed_and_rolling(url, key))
         figures.update(asyncio.run(in_process_checks(url, args.n, KEYED_BODY, "_keyed_rolling")))

@@ -37,8 +37,9 @@ Scope = tuple[str, str]
 
 
 def merge_totals(parts: Iterable[Totals]) -> Totals:
-    """The totals of several applied batches (in the order they were applied) as one: a window's spend is the one
-    read last, the freshest."""
+    """The totals of several applied batches as one: a window's spend is the highest read. A window's spend after a
+    batch only grows (no cost is negative), so the highest is the freshest whatever order the batches were applied
+    in (the worker applies its partitions' batches concurrently, so their replies may come in any order)."""
     out: Totals = {}
     for totals in parts:
         for scope, cells in totals.items():
@@ -46,7 +47,9 @@ def merge_totals(parts: Iterable[Totals]) -> Totals:
             if have is None:
                 out[scope] = dict(cells)
             else:
-                have.update(cells)
+                for window, spend in cells.items():
+                    if spend > have.get(window, -1):
+                        have[window] = spend
     return out
 
 

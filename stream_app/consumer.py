@@ -42,8 +42,9 @@ OnBatch = Callable[[list[BatchResult]], Awaitable[None]]
 
 
 class UsageConsumer(Service):
-    """Consumes the usage topic in batches. `on_batch` (budgets, alerts) runs once per consumed batch, after every
-    partition's part of it is applied, with their results in processing order."""
+    """Consumes the usage topic in batches; a batch's partitions are processed concurrently (`_handle`). `on_batch`
+    (budgets, alerts) runs with the results of the batches applied since the last evaluation (stream_app/
+    evaluation.py); their totals merge by the highest spend read (`merge_totals`), whatever order they came in."""
 
     def __init__(
         self,
@@ -218,18 +219,31 @@ class UsageConsumer(Service):
                     log.warning("consumer error: %s", err)
                 continue
             by_partition[m.partition()].append((m.offset(), m.key(), m.value()))
+        # The partitions' batches are processed concurrently: one partition's CPU work (decode, price, rows) runs
+        # while another's Redis calls are in flight, instead of the loop idling through every round trip (Redis's
+        # own time per batch was all on the loop's critical path). One partition's batches never overlap (the next
+        # consume waits for this one), so its offsets are booked in order.
+        parts = list(by_partition.items())
+        outcomes = await asyncio.gather(*(self.processor.process(self.topic, p, records) for p, records in parts),
+                                        return_exceptions=True)
         results: list[BatchResult] = []
-        for partition, records in by_partition.items():
-            try:
-                res = await self.processor.process(self.topic, partition, records)
-            except StaleBatch as exc:
-                await self._rewind(partition, exc)  # this batch is dropped; its records come again after the seek
+        failure: BaseException | None = None
+        for (partition, records), res in zip(parts, outcomes):
+            if isinstance(res, StaleBatch):
+                await self._rewind(partition, res)  # this batch is dropped; its records come again after the seek
+                continue
+            if isinstance(res, BaseException):  # the others are booked: record them, then retry (marks skip them)
+                failure = failure or res
                 continue
             if res.dead:
                 self.dlq.send(res.dead)
             self._consumed[partition] = records[-1][0]
             self.metrics.record_batch(res, partition, records[-1][0])
             results.append(res)
+        if failure is not None:
+            if results and self.on_batch is not None:
+                self._unevaluated.add(results)  # evaluated with the retried batch
+            raise failure
         # budgets once per `evaluate_interval_s` (stream_app/evaluation.py), not per batch or partition: one
         # evaluation from the freshest totals (merged in processing order: a later apply read a later total)
         if self.on_batch is not None and self._unevaluated.add(results):
