@@ -1,14 +1,14 @@
 """Enforcement latency: Redis round trip (baseline), in-process client, and HTTP /v1/check at 1,000 req/s — open loop
 (bench/openloop.c, built here with `cc -O2`, or bench/openloop.py without a compiler: latency from each request's
 scheduled send time, the generator's own lateness reported; the check is driven once more by the Python generator
-for comparison) and,
-for comparison with earlier runs, closed loop with wrk.
+for comparison) and, for comparison with earlier runs, closed loop with wrk.
 
     python bench/api.py [--seconds 15] [--rate 1000] [--connections 20]
 
-Starts its own redis-server and `spendstream api` (uvicorn) on free loopback ports; the HTTP load comes from
-Debian's `wrk` in a separate process, paced with its Lua `delay()` hook (closed loop per connection, random
-delays so the connections do not move in lock-step; a short calibration run sets the mean delay so the
+Starts its own redis-server, ClickHouse (the dev server: the API records every answered check in check_outcomes, as
+in production; the row count is reported) and `spendstream api` (uvicorn) on free loopback ports. The closed-loop
+load comes from Debian's `wrk` in a separate process, paced with its Lua `delay()` hook (closed loop per connection,
+random delays so the connections do not move in lock-step; a short calibration run sets the mean delay so the
 achieved rate is ~the target). Prints one JSON object; latencies in ms.
 """
 
@@ -31,6 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 from enforcement.auth import ApiKeys  # noqa: E402
 from enforcement.client import EnforcementClient  # noqa: E402
+from sinks.clickhouse.schema import connect, migrate  # noqa: E402
+from spendstream.cli.launcher import Launcher  # noqa: E402
 from sinks.redis.client import make_redis  # noqa: E402
 from sinks.redis.spend_store import RedisSpendStore  # noqa: E402
 from schemas.models import Budget, BudgetScope  # noqa: E402
@@ -226,12 +228,21 @@ def main() -> None:
     procs = [subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(redis_port), "--bind",
                                "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    # the API records every answered check in ClickHouse (check_outcomes), as in production: its own ClickHouse
+    # (the dev server, on a free port), never whatever a developer's `services up` left on the default port
+    ch_port = free_port()
+    launcher = Launcher(tmp / "services", free_port(), redis_port, tied=True, clickhouse_port=ch_port)
+    launcher.start_clickhouse()
+    ch_dsn = f"http://default:@127.0.0.1:{ch_port}"
     try:
         time.sleep(0.5)
+        ch = connect(ch_dsn)
+        migrate(ch, "bench_api")
         key = asyncio.run(setup(url))
         figures = asyncio.run(in_process(url, args.n))
         env = {**os.environ, "SPENDSTREAM_REDIS__URL": url, "SPENDSTREAM_REDIS__PREFIX": PREFIX,
-               "SPENDSTREAM_API__PORT": str(api_port)}
+               "SPENDSTREAM_API__PORT": str(api_port), "SPENDSTREAM_CLICKHOUSE__DSN": ch_dsn,
+               "SPENDSTREAM_CLICKHOUSE__DATABASE": "bench_api"}
         procs.append(start_api(env, api_port, tmp / "api.log"))
         # the API's first seconds (budgets read, scripts loaded, connections opened on first use), reported on
         # their own, not folded into the steady-state figures below and not hidden
@@ -252,10 +263,17 @@ def main() -> None:
         figures["http_check"] = paced(api_port, key, BODY, args.rate, args.seconds, args.connections)
         figures["http_reserve"] = paced(api_port, key, {**BODY, "reserve": True}, args.rate, args.seconds,
                                         args.connections)
+        for p in reversed(procs[1:]):  # the API first: its last outcomes are flushed as it stops
+            p.terminate()
+            p.wait(10)
+        del procs[1:]
+        figures["check_outcome_rows_in_clickhouse"] = int(
+            ch.query("SELECT count() FROM bench_api.check_outcomes").result_rows[0][0])
     finally:
         for p in reversed(procs):
             p.terminate()
             p.wait(10)
+        launcher.stop("clickhouse")
         shutil.rmtree(tmp, ignore_errors=True)
     ping99 = figures["redis_ping"]["p99_ms"]
     figures["ratios"] = {
