@@ -66,6 +66,28 @@ def _first_effective(entries: list[DatedRates] | None, day: int) -> DatedRates |
     return found
 
 
+def _vector_fields(rates: Mapping[str, Fraction | None], mult: Fraction, gpu: Fraction, egress: Fraction,
+                   discount: Discount | None, markup: Fraction) -> tuple:
+    """(den, list_num, contract_num, charge_num, active, same_contract, no_markup): the rates as integer numerators
+    over one common denominator."""
+    inp, out = rates.get("input") or 0, rates.get("output") or 0
+    base = [inp, out, rates.get("cached_input", inp) or inp, rates.get("cache_write", inp) or inp,
+            rates.get("reasoning", out) or out]
+    lst = [Fraction(x) * mult for x in base] + [Fraction(rates.get("request") or 0), gpu, egress]
+    con = list(lst)
+    if discount is not None:
+        for i, name in enumerate(COMPONENTS[:6]):
+            if name in discount.override:
+                con[i] = discount.override[name] * (mult if i < 5 else 1)
+        con = [c * (1 - discount.percent / 100) for c in con]
+    factor = 1 + markup / 100
+    chg = [c * factor for c in con]
+    den = math.lcm(*(f.denominator for f in lst + con + chg))
+    list_num, contract_num, charge_num = (tuple(int(f * den) for f in v) for v in (lst, con, chg))
+    return (den, list_num, contract_num, charge_num, tuple(i for i in range(8) if lst[i] or con[i]), con == lst,
+            factor == 1)
+
+
 def _gpu_us(seconds: Any) -> int:
     """GPU-seconds (double) -> whole microseconds, half-even on the double's exact binary value."""
     try:
@@ -93,6 +115,10 @@ class PriceBook:
         self.catalog = catalog if spec.extends_catalog else None
         self.version = spec.version + (f"+{self.catalog.id}" if self.catalog is not None else "")
         self._cache: dict[tuple, _Resolved] = {}
+        # the integer vectors of each distinct (rates, tier multiplier, GPU and egress rates, discount, markup): many
+        # days and keys share them, and building them is the Fraction arithmetic that made a resolution cost ~80 µs
+        # (a worker's first minutes and every new UTC day resolve a thousand keys or more)
+        self._vector_memo: dict[tuple, tuple] = {}
 
     # -- resolution (cached; the slow path) ------------------------------------------------------------------
     def _model_rates(self, provider: str, model: str, day: int) -> tuple[ModelRates, str, bool, dict]:
@@ -120,26 +146,19 @@ class PriceBook:
 
     def _vectors(self, rates: Mapping[str, Fraction | None], mult: Fraction, gpu: Fraction, egress: Fraction,
                  discount: Discount | None, markup: Fraction) -> _Resolved:
-        inp, out = rates.get("input") or 0, rates.get("output") or 0
-        base = [inp, out, rates.get("cached_input", inp) or inp, rates.get("cache_write", inp) or inp,
-                rates.get("reasoning", out) or out]
-        lst = [Fraction(x) * mult for x in base] + [Fraction(rates.get("request") or 0), gpu, egress]
-        con = list(lst)
-        if discount is not None:
-            for i, name in enumerate(COMPONENTS[:6]):
-                if name in discount.override:
-                    con[i] = discount.override[name] * (mult if i < 5 else 1)
-            con = [c * (1 - discount.percent / 100) for c in con]
-        factor = 1 + markup / 100
-        chg = [c * factor for c in con]
-        den = math.lcm(*(f.denominator for f in lst + con + chg))
+        """A fresh _Resolved holding the vectors (memoized by value: the discount is keyed by identity and kept
+        alive by the memo, so its id cannot be reused while the entry exists)."""
+        key = (tuple(rates.items()), mult, gpu, egress, id(discount), markup)
+        hit = self._vector_memo.get(key)
+        if hit is None:
+            if len(self._vector_memo) >= _CACHE_LIMIT:
+                self._vector_memo.clear()
+            hit = self._vector_memo[key] = (discount, _vector_fields(rates, mult, gpu, egress, discount, markup))
         r = _Resolved()
-        r.den = den
-        r.list_num, r.contract_num, r.charge_num = (tuple(int(f * den) for f in v) for v in (lst, con, chg))
-        r.active = tuple(i for i in range(8) if lst[i] or con[i])
-        r.same_contract, r.no_markup = con == lst, factor == 1
+        (r.den, r.list_num, r.contract_num, r.charge_num, r.active, r.same_contract, r.no_markup) = hit[1]
         r.tiers = ()
         return r
+
 
     def _resolve(self, provider: Any, model: Any, tier: Any, env: Any, accel: Any, day: int) -> _Resolved:
         spec = self.spec

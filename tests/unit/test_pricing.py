@@ -191,3 +191,26 @@ def test_price_batch_equals_price_per_event():
     b = book(discounts=[{"provider": "acme", "percent": "3.3"}], markup={"environments": {"production": "15"}})
     events = [INFERENCE, TRAINING_RUN, event(provider="acme", model="zzz", input_tokens=7)]
     assert b.price_batch(events) == [b.price(e) for e in events]
+
+
+def test_resolutions_sharing_rates_do_not_share_a_discount_a_tier_or_a_markup():
+    """Resolutions are memoized by their inputs' values across days and keys: the same rates on the day before a
+    discount starts, on its first day, on the batch tier and in another environment each price as a fresh book
+    prices them alone (exact figures worked by hand: 1M input at $3 + 1M output at $12 per 1M)."""
+    spec = dict(discounts=[{"provider": "acme", "percent": "10", "effective_from": "2026-11-11"}],
+                markup={"default": "0", "environments": {"production": "15"}})
+    shared = book(**spec)
+    tokens = dict(provider="acme", model="chat-large", input_tokens=1_000_000, output_tokens=1_000_000)
+    cases = [  # (event, list, contracted, charged) in USD
+        (event(event_time=NOV_2026 + 9 * DAY, **tokens), "15", "15", "17.25"),
+        (event(event_time=NOV_2026 + 10 * DAY, **tokens), "15", "13.5", "15.525"),
+        (event(event_time=NOV_2026 + 10 * DAY, service_tier="batch", **tokens), "7.5", "6.75", "7.7625"),
+        (event(event_time=NOV_2026 + 10 * DAY, environment="research", **tokens), "15", "13.5", "13.5"),
+        (event(event_time=NOV_2026 + 9 * DAY, environment="research", **tokens), "15", "15", "15"),
+    ]
+    for e, list_usd, contracted_usd, charged_usd in cases * 2:  # twice: the second pass from the memo
+        got = shared.price(e)
+        assert (got.list_nanos, got.contracted_nanos, got.charged_nanos) == (
+            usd_to_nanos(list_usd), usd_to_nanos(contracted_usd), usd_to_nanos(charged_usd)), e
+        alone = book(**spec).price(e)
+        assert got == alone
