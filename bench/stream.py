@@ -222,7 +222,7 @@ class Run:
         spy = None
         if profile is not None:
             spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(proc.pid), "--rate", "250", "--format", "raw",
-                                    "--nonblocking", "-o", str(profile)], stdout=subprocess.DEVNULL,
+                                    "--nonblocking", *(["--threads", "--gil"] if os.environ.get("BENCH_SPY_THREADS") else []), "-o", str(profile)], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 1800
@@ -395,7 +395,8 @@ def main() -> None:
     ap.add_argument("--skip-plain", action="store_true", help="skip the (slow) plain Faust baseline")
     ap.add_argument("--skip-batched", action="store_true")
     ap.add_argument("--skip-freshness", action="store_true")
-    ap.add_argument("--profile", type=Path, help="py-spy record each pipeline run into DIR (raw collapsed stacks)")
+    ap.add_argument("--profile", type=Path, help="py-spy record each pipeline run into DIR (raw collapsed stacks; with "
+                    "BENCH_SPY_THREADS=1 set, per thread and only samples holding the GIL)")
     a = ap.parse_args()
     if a.profile is not None:
         a.profile.mkdir(parents=True, exist_ok=True)
