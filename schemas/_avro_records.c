@@ -3,8 +3,9 @@
    read_all(kinds, batch, pos, data) -> list of tuples (the records of a whole message body)
 
    `kinds` has one byte per field, in schema order: 'l' long, 'd' double, 's' string, 'n' ["null", "string"],
-   'm' map of strings. `batch`: the body is an array of such records (blocks of a positive count, ended by 0).
-   Each record comes back as the tuple of its field values.
+   'm' map of strings; 'S' and 'N' are 's' and 'n' for fields whose values repeat (read_shared_string). `batch`:
+   the body is an array of such records (blocks of a positive count, ended by 0). Each record comes back as the
+   tuple of its field values.
 
    It reads exactly what the generated Python decoder (fast_decode.py) reads and gives up - raises GiveUp - where it
    gives up: a truncated body, a negative length or block count, a varint past 64 bits, a union index other than 0
@@ -60,6 +61,57 @@ static PyObject *read_string(Reader *r) {
         PyErr_SetNone(GiveUp);
         return NULL;
     }
+    r->pos += (Py_ssize_t)n;
+    return s;
+}
+
+/* Fields whose values repeat from event to event (kinds 'S' and 'N': tags, provider, model...) share one str object
+   per value: a direct-mapped table of recent short ASCII strings, looked up by content. The decoder allocates and
+   decodes nothing for a value it has seen, and everything downstream that hashes, compares, counts or frees these
+   values (the rows' LowCardinality dictionaries, the row tuples' deallocation) touches one object instead of one
+   per event. The value is the same str either way; anything else (non-ASCII, longer) is decoded as read_string
+   does. The table lives while the module does (at most SHARED_SLOTS strings of SHARED_MAX_LEN characters). */
+#define SHARED_SLOTS 4096
+#define SHARED_MAX_LEN 64
+static PyObject *shared[SHARED_SLOTS];
+
+static PyObject *read_shared_string(Reader *r) {
+    Py_ssize_t start = r->pos;
+    int64_t n;
+    if (read_long(r, &n) < 0)
+        return NULL;
+    if (n < 0 || n > r->end - r->pos) {
+        PyErr_SetNone(GiveUp);
+        return NULL;
+    }
+    if (n > SHARED_MAX_LEN) {
+        r->pos = start;
+        return read_string(r);
+    }
+    const unsigned char *p = r->p + r->pos;
+    uint32_t h = 2166136261u ^ (uint32_t)n;
+    unsigned char high = 0;
+    for (int64_t i = 0; i < n; i++) {
+        h = (h ^ p[i]) * 16777619u;
+        high |= p[i];
+    }
+    if (high & 0x80) { /* not ASCII: decoded (and judged) as any string */
+        r->pos = start;
+        return read_string(r);
+    }
+    PyObject **slot = &shared[h & (SHARED_SLOTS - 1)];
+    PyObject *s = *slot;
+    if (s != NULL && PyUnicode_GET_LENGTH(s) == (Py_ssize_t)n && memcmp(PyUnicode_1BYTE_DATA(s), p, (size_t)n) == 0) {
+        r->pos += (Py_ssize_t)n;
+        return Py_NewRef(s);
+    }
+    s = PyUnicode_New((Py_ssize_t)n, 127);
+    if (s == NULL)
+        return NULL;
+    memcpy(PyUnicode_1BYTE_DATA(s), p, (size_t)n);
+    PyObject *old = *slot;
+    *slot = Py_NewRef(s);
+    Py_XDECREF(old);
     r->pos += (Py_ssize_t)n;
     return s;
 }
@@ -124,7 +176,11 @@ static PyObject *read_record(Reader *r, const char *kinds, Py_ssize_t nfields) {
         case 's':
             v = read_string(r);
             break;
-        case 'n': {
+        case 'S':
+            v = read_shared_string(r);
+            break;
+        case 'n':
+        case 'N': {
             if (r->pos >= r->end) {
                 PyErr_SetNone(GiveUp);
                 break;
@@ -133,7 +189,7 @@ static PyObject *read_record(Reader *r, const char *kinds, Py_ssize_t nfields) {
             if (b == 0) {
                 v = Py_NewRef(Py_None);
             } else if (b == 2) {
-                v = read_string(r);
+                v = kinds[i] == 'N' ? read_shared_string(r) : read_string(r);
             } else {
                 PyErr_SetNone(GiveUp);
             }

@@ -84,8 +84,16 @@ def build_message_reader(schema: dict[str, Any], batch: bool, pos: int,
     return partial(compiled.read_all, _kinds(fields), batch, pos)
 
 
+# fields whose values repeat from event to event: the compiled reader hands out one shared str per value (kinds
+# 'S' / 'N', schemas/_avro_records.c read_shared_string); ids, hashes and free text are read as they come
+REPEATING = frozenset({"source", "provider", "model", "operation", "status", "service_tier", "team", "cost_center",
+                       "use_case", "environment", "workload_type", "accelerator_type", "project", "customer",
+                       "activity_type"})
+
+
 def _kinds(fields: list[dict[str, Any]]) -> bytes:
-    return bytes(_KINDS[_kind(f["type"])] for f in fields)
+    kinds = bytes(_KINDS[_kind(f["type"])] for f in fields)
+    return bytes(k - 32 if f["name"] in REPEATING and k in b"sn" else k for f, k in zip(fields, kinds))
 
 
 def _kind(t: Any) -> str:

@@ -158,6 +158,32 @@ def test_the_tuple_decoders_are_the_compiled_reader():
     assert codec._fast_values == {}  # what it gives up on goes to fastavro, not to a second reader
 
 
+def test_repeating_fields_share_one_str_per_value_and_every_value_still_reads_right():
+    """The compiled reader hands out one str per value of a repeating field (tags, model: fast_decode.REPEATING) from
+    a table of 4,096 slots. Many distinct values (slot collisions and replacements), empty, 64 / 65 characters and
+    non-ASCII values all come back as fastavro reads them; an id is never shared."""
+    if fast_decode.compiled is None:
+        pytest.skip("the compiled reader is not built (test_the_tuple_decoders_are_the_compiled_reader fails)")
+    codec = UsageCodec()
+    fields = event_fields()
+    team, model, eid = fields.index("team"), fields.index("model"), fields.index("event_id")
+    odd = ["", "t" * 64, "t" * 65, "équipe", "チーム", "a\x00b"]
+    events = []
+    for i, e in enumerate(SyntheticStream(seed=8).events(9000, NOW)):
+        e = dict(e)
+        e["team"] = odd[i % len(odd)] if i % 7 == 0 else f"team-{i % 6000}"
+        events.append(e)
+    messages = [codec.encode(e) for e in events] + [codec.encode_batch(events[i:i + 50]) for i in range(0, 500, 50)]
+    for m in messages:
+        expected = [tuple(e[f] for f in fields) for e in _fastavro_only(codec, m)]
+        assert _same([dict(zip(fields, v)) for v in codec.decode_values(m)], [dict(zip(fields, v)) for v in expected])
+    first, again = codec.decode_values(messages[1])[0], codec.decode_values(messages[1])[0]
+    assert first[team] is again[team] and first[model] is again[model]  # one str per value
+    assert first[eid] == again[eid] and first[eid] is not again[eid]  # ids are read as they come
+    wide = codec.decode_values(codec.encode({**events[1], "team": "t" * 65}))[0]
+    assert wide[team] == "t" * 65
+
+
 def test_the_generated_python_tuple_decoder_answers_what_the_compiled_one_does(monkeypatch):
     compiled = UsageCodec()
     monkeypatch.setattr(fast_decode, "compiled", None)
