@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from clickhouse_connect.driver.client import Client
 
+from sinks.clickhouse.inserts import insert_rows
 from spendstream.budget_history import SNAPSHOT_COLUMNS, BudgetChange, change_row, close_row, in_effect
 from spendstream.claims import claim_once
 from spendstream.errors import StoreUnavailable
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 
 def insert_snapshots(client: Client, db: str, rows: list[list[Any]]) -> int:
     if rows:
-        client.insert(f"{db}.budget_snapshots", rows, column_names=SNAPSHOT_COLUMNS)
+        insert_rows(client, f"{db}.budget_snapshots", SNAPSHOT_COLUMNS, rows)
     return len(rows)
 
 

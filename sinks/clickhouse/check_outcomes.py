@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 from clickhouse_connect.driver.client import Client
 
+from sinks.clickhouse.inserts import insert_rows
+
 __all__ = ["ClickHouseCheckOutcomes", "OUTCOME_COLUMNS"]
 
 # the columns of migration 0007, in the order enforcement/outcomes.py builds each row
@@ -35,6 +37,7 @@ class ClickHouseCheckOutcomes:
         self.flush_every_s, self.max_rows, self._on_drop = flush_every_s, max_rows, on_drop
         self._rows: deque[list[Any]] = deque(maxlen=max_rows)  # O(1) append, the oldest falls out at the cap
         self._task: asyncio.Task | None = None
+        self._types: dict = {}  # column types, read from the server once
 
     def record(self, row: list[Any]) -> None:
         if len(self._rows) == self.max_rows:
@@ -80,7 +83,7 @@ class ClickHouseCheckOutcomes:
         if self._client is None:
             self._client = self._connect()
         data = [[datetime.fromtimestamp(r[0] / 1000, UTC), *r[1:]] for r in rows]
-        self._client.insert(f"{self._db}.check_outcomes", data, column_names=OUTCOME_COLUMNS)
+        insert_rows(self._client, f"{self._db}.check_outcomes", OUTCOME_COLUMNS, data, types=self._types)
 
     async def close(self) -> None:
         if self._task is not None:

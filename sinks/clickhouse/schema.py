@@ -19,6 +19,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from sinks.clickhouse.cluster_ddl import ClusterDDL, replicated_tables
+from sinks.clickhouse.inserts import insert_rows
 from spendstream.errors import ConfigError
 
 __all__ = ["connect", "migrate", "MIGRATIONS_DIR", "pending_migrations", "render", "cluster_ddl", "ensure_migrations_table",
@@ -92,7 +93,7 @@ def migrate(client: Client, database: str, cluster: str | None = None) -> list[s
     for path in pending_migrations(client, database):
         for stmt in render(path.read_text(), database, ddl):
             client.command(stmt)
-        client.insert(f"{database}.schema_migrations", [[path.stem]], column_names=["version"],
-                      settings=SYNC_INSERT if ddl is not None else None)
+        insert_rows(client, f"{database}.schema_migrations", ["version"], [[path.stem]],
+                    SYNC_INSERT if ddl is not None else None)
         applied.append(path.stem)
     return applied

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import typer
 
+from sinks.clickhouse.inserts import insert_rows
 from spendstream.cli._common import clickhouse_client, console
 from spendstream.errors import ConfigError
 from spendstream.windows import month_bounds
@@ -37,8 +38,8 @@ def close(
     if done:
         console.print(f"{label} was closed at {done[0][0]:%Y-%m-%d %H:%M} UTC by {done[0][1]}; nothing changed")
         raise typer.Exit(1)
-    client.insert(f"{db}.month_closes", [[start.date(), now, by or getpass.getuser(), note]],
-                  column_names=["month", "closed_at", "closed_by", "note"])
+    insert_rows(client, f"{db}.month_closes", ["month", "closed_at", "closed_by", "note"],
+                [[start.date(), now, by or getpass.getuser(), note]])
     console.print(f"{label} closed at {now:%Y-%m-%d %H:%M:%S} UTC: late events now export as corrections")
 
 
