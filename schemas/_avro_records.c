@@ -47,14 +47,19 @@ static int read_long(Reader *r, int64_t *out) {
     return 0;
 }
 
-static PyObject *read_string(Reader *r) {
-    int64_t n;
-    if (read_long(r, &n) < 0)
-        return NULL;
-    if (n < 0 || n > r->end - r->pos) {
+/* A string's byte length, checked against what is left of the body: -1 after raising GiveUp. */
+static int read_length(Reader *r, int64_t *n) {
+    if (read_long(r, n) < 0)
+        return -1;
+    if (*n < 0 || *n > r->end - r->pos) {
         PyErr_SetNone(GiveUp);
-        return NULL;
+        return -1;
     }
+    return 0;
+}
+
+/* The next `n` bytes as a str (strict UTF-8, else GiveUp). */
+static PyObject *decode_string(Reader *r, int64_t n) {
     PyObject *s = PyUnicode_DecodeUTF8((const char *)r->p + r->pos, (Py_ssize_t)n, "strict");
     if (s == NULL) {
         PyErr_Clear();
@@ -63,6 +68,13 @@ static PyObject *read_string(Reader *r) {
     }
     r->pos += (Py_ssize_t)n;
     return s;
+}
+
+static PyObject *read_string(Reader *r) {
+    int64_t n;
+    if (read_length(r, &n) < 0)
+        return NULL;
+    return decode_string(r, n);
 }
 
 /* Fields whose values repeat from event to event (kinds 'S' and 'N': tags, provider, model...) share one str object
@@ -76,18 +88,11 @@ static PyObject *read_string(Reader *r) {
 static PyObject *shared[SHARED_SLOTS];
 
 static PyObject *read_shared_string(Reader *r) {
-    Py_ssize_t start = r->pos;
     int64_t n;
-    if (read_long(r, &n) < 0)
+    if (read_length(r, &n) < 0)
         return NULL;
-    if (n < 0 || n > r->end - r->pos) {
-        PyErr_SetNone(GiveUp);
-        return NULL;
-    }
-    if (n > SHARED_MAX_LEN) {
-        r->pos = start;
-        return read_string(r);
-    }
+    if (n > SHARED_MAX_LEN)
+        return decode_string(r, n);
     const unsigned char *p = r->p + r->pos;
     uint32_t h = 2166136261u ^ (uint32_t)n;
     unsigned char high = 0;
@@ -95,10 +100,8 @@ static PyObject *read_shared_string(Reader *r) {
         h = (h ^ p[i]) * 16777619u;
         high |= p[i];
     }
-    if (high & 0x80) { /* not ASCII: decoded (and judged) as any string */
-        r->pos = start;
-        return read_string(r);
-    }
+    if (high & 0x80) /* not ASCII: decoded (and judged) as any string */
+        return decode_string(r, n);
     PyObject **slot = &shared[h & (SHARED_SLOTS - 1)];
     PyObject *s = *slot;
     if (s != NULL && PyUnicode_GET_LENGTH(s) == (Py_ssize_t)n && memcmp(PyUnicode_1BYTE_DATA(s), p, (size_t)n) == 0) {
