@@ -1,9 +1,9 @@
 """CPU per event of the worker's own hot loop, without servers: `BatchProcessor.process` (decode, validate, dedupe,
 price, allocate, aggregate, book, rows) over tests/inmemory.py adapters, one Avro event per record, in batches as the
 consumer hands them over. Process CPU time, so a neighbour's load moves it far less than a wall-clock rate; the
-worker's GC settings (spendstream.cli.worker.tune_gc) on and off, in the same run. Prints one JSON object.
+worker's GC settings (spendstream.cli.gc_tuning.tune_gc) on and off, in the same run. Prints one JSON object.
 
-`--gc SETTING` (repeatable; spendstream.cli.worker.tune_gc's syntax, e.g. "50000,10,10") adds other GC settings,
+`--gc SETTING` (repeatable; spendstream.cli.gc_tuning.tune_gc's syntax, e.g. "50000,10,10") adds other GC settings,
 `--repeat N` runs every setting N times, interleaved, and reports each run.
 
 Usage: python bench/processor_cpu.py [--events 60000] [--batch 2000] [--gc SETTING ...] [--repeat 1] [--profile]
@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from schemas.codec import UsageCodec  # noqa: E402
-from spendstream.cli.worker import tune_gc  # noqa: E402
+from spendstream.cli.gc_tuning import tune_gc  # noqa: E402
 from spendstream.pricing import default_price_book  # noqa: E402
 from spendstream.synthetic import SyntheticStream  # noqa: E402
 from stream_app.processor import BatchProcessor  # noqa: E402

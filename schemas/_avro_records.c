@@ -213,42 +213,37 @@ static PyObject *read_record(Reader *r, const char *kinds, Py_ssize_t nfields) {
     return t;
 }
 
-static PyObject *records_read(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+/* read_all(kinds, batch, pos, data) -> list: the records of a whole message body from `pos`, giving up unless they
+   end exactly at its end. Arguments in this order so functools.partial binds all but the message. */
+static PyObject *records_read_all(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
     if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "read(data, pos, kinds, batch)");
+        PyErr_SetString(PyExc_TypeError, "read_all(kinds, batch, pos, data)");
         return NULL;
     }
-    if (!PyBytes_Check(args[0]) || !PyBytes_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "data and kinds must be bytes");
+    if (!PyBytes_Check(args[0]) || !PyBytes_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "kinds and data must be bytes");
         return NULL;
     }
-    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
-    if (pos == -1 && PyErr_Occurred())
-        return NULL;
-    int batch = PyObject_IsTrue(args[3]);
+    int batch = PyObject_IsTrue(args[1]);
     if (batch < 0)
         return NULL;
-    Reader r = {(const unsigned char *)PyBytes_AS_STRING(args[0]), pos, PyBytes_GET_SIZE(args[0])};
+    Py_ssize_t pos = PyLong_AsSsize_t(args[2]);
+    if (pos == -1 && PyErr_Occurred())
+        return NULL;
+    Reader r = {(const unsigned char *)PyBytes_AS_STRING(args[3]), pos, PyBytes_GET_SIZE(args[3])};
     if (pos < 0 || pos > r.end) {
         PyErr_SetNone(GiveUp);
         return NULL;
     }
-    const char *kinds = PyBytes_AS_STRING(args[2]);
-    Py_ssize_t nfields = PyBytes_GET_SIZE(args[2]);
+    const char *kinds = PyBytes_AS_STRING(args[0]);
+    Py_ssize_t nfields = PyBytes_GET_SIZE(args[0]);
     PyObject *events = PyList_New(0);
     if (events == NULL)
         return NULL;
-    if (!batch) {
-        PyObject *t = read_record(&r, kinds, nfields);
-        if (t == NULL || PyList_Append(events, t) < 0) {
-            Py_XDECREF(t);
-            Py_DECREF(events);
-            return NULL;
-        }
-        Py_DECREF(t);
-    } else {
-        for (;;) {
-            int64_t count;
+    int64_t count = 1; /* one record, or blocks of `count` records ended by a 0 count */
+    for (;;) {
+        if (batch) {
             if (read_long(&r, &count) < 0)
                 goto fail;
             if (count == 0)
@@ -257,50 +252,27 @@ static PyObject *records_read(PyObject *self, PyObject *const *args, Py_ssize_t 
                 PyErr_SetNone(GiveUp);
                 goto fail;
             }
-            for (int64_t i = 0; i < count; i++) {
-                PyObject *t = read_record(&r, kinds, nfields);
-                if (t == NULL)
-                    goto fail;
-                int rc = PyList_Append(events, t);
-                Py_DECREF(t);
-                if (rc < 0)
-                    goto fail;
-            }
         }
+        for (int64_t i = 0; i < count; i++) {
+            PyObject *t = read_record(&r, kinds, nfields);
+            if (t == NULL)
+                goto fail;
+            int rc = PyList_Append(events, t);
+            Py_DECREF(t);
+            if (rc < 0)
+                goto fail;
+        }
+        if (!batch)
+            break;
     }
-    PyObject *end = PyLong_FromSsize_t(r.pos);
-    if (end == NULL)
+    if (r.pos != r.end) { /* trailing bytes: not a message of this schema */
+        PyErr_SetNone(GiveUp);
         goto fail;
-    PyObject *out = PyTuple_Pack(2, events, end);
-    Py_DECREF(events);
-    Py_DECREF(end);
-    return out;
+    }
+    return events;
 fail:
     Py_DECREF(events);
     return NULL;
-}
-
-/* read_all(kinds, batch, pos, data) -> list: the records of a whole message body from `pos`, giving up unless they
-   end exactly at its end. Arguments in this order so functools.partial binds all but the message. */
-static PyObject *records_read_all(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "read_all(kinds, batch, pos, data)");
-        return NULL;
-    }
-    PyObject *reordered[4] = {args[3], args[2], args[0], args[1]};
-    PyObject *pair = records_read(self, reordered, 4);
-    if (pair == NULL)
-        return NULL;
-    PyObject *events = PyTuple_GET_ITEM(pair, 0);
-    Py_ssize_t end = PyLong_AsSsize_t(PyTuple_GET_ITEM(pair, 1));
-    if (end != PyBytes_GET_SIZE(args[3])) { /* trailing bytes: not a message of this schema */
-        Py_DECREF(pair);
-        PyErr_SetNone(GiveUp);
-        return NULL;
-    }
-    Py_INCREF(events);
-    Py_DECREF(pair);
-    return events;
 }
 
 static PyMethodDef methods[] = {

@@ -92,8 +92,9 @@ REPEATING = frozenset({"source", "provider", "model", "operation", "status", "se
 
 
 def _kinds(fields: list[dict[str, Any]]) -> bytes:
-    kinds = bytes(_KINDS[_kind(f["type"])] for f in fields)
-    return bytes(k - 32 if f["name"] in REPEATING and k in b"sn" else k for f, k in zip(fields, kinds))
+    """One letter per field (schemas/_avro_records.c); a repeating string field's letter in capitals."""
+    kinds = (_KINDS[_kind(f["type"])] for f in fields)
+    return "".join(k.upper() if k in "sn" and f["name"] in REPEATING else k for f, k in zip(fields, kinds)).encode()
 
 
 def _kind(t: Any) -> str:
@@ -103,7 +104,7 @@ def _kind(t: Any) -> str:
     return "nullable" if t == ["null", "string"] else "map"
 
 
-_KINDS = {"long": ord("l"), "double": ord("d"), "string": ord("s"), "nullable": ord("n"), "map": ord("m")}
+_KINDS = {"long": "l", "double": "d", "string": "s", "nullable": "n", "map": "m"}
 
 
 def _string_lines(var: str, indent: str) -> list[str]:

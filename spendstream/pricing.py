@@ -159,7 +159,6 @@ class PriceBook:
         r.tiers = ()
         return r
 
-
     def _resolve(self, provider: Any, model: Any, tier: Any, env: Any, accel: Any, day: int) -> _Resolved:
         spec = self.spec
         p = str(provider or "").lower()

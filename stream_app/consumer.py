@@ -240,13 +240,13 @@ class UsageConsumer(Service):
             self._consumed[partition] = records[-1][0]
             self.metrics.record_batch(res, partition, records[-1][0])
             results.append(res)
-        if failure is not None:
-            if results and self.on_batch is not None:
-                self._unevaluated.add(results)  # evaluated with the retried batch
-            raise failure
         # budgets once per `evaluate_interval_s` (stream_app/evaluation.py), not per batch or partition: one
-        # evaluation from the freshest totals (merged in processing order: a later apply read a later total)
-        if self.on_batch is not None and self._unevaluated.add(results):
+        # evaluation from the freshest totals (`merge_totals`); the booked partitions' results are held even when
+        # another partition failed (evaluated with the retried batch)
+        due = self.on_batch is not None and self._unevaluated.add(results)
+        if failure is not None:
+            raise failure
+        if due:
             await self._evaluate()
         self.metrics.batch_seconds.observe(time.perf_counter() - t0)
 

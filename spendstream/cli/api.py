@@ -112,7 +112,7 @@ def register(app: typer.Typer) -> None:
         s = settings_or_exit()
         port = port or s.api.port
         publisher = _OnFirstUse(lambda: build_publisher(s, port))
-        from spendstream.cli.worker import API_GC, tune_gc
+        from spendstream.cli.gc_tuning import API_GC, tune_gc
 
         app = build_api(s, publisher)
         # start-up's objects (modules, FastAPI's routes and models, pydantic schemas) out of the collector's sight:
